@@ -1,0 +1,2 @@
+"""connreq"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""cwmp"""
+__all__: list[str] = []

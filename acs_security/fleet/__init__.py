@@ -1,0 +1,2 @@
+"""fleet"""
+__all__: list[str] = []

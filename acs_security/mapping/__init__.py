@@ -1,0 +1,2 @@
+"""mapping"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""policy"""
+__all__: list[str] = []

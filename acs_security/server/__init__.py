@@ -1,0 +1,2 @@
+"""server"""
+__all__: list[str] = []

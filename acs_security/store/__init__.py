@@ -1,0 +1,2 @@
+"""store"""
+__all__: list[str] = []
