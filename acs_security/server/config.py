@@ -1,0 +1,235 @@
+"""Server configuration: one frozen dataclass, read from a TOML file, the environment and flags.
+
+Precedence, lowest first: built-in defaults, the TOML file (``--config``), environment
+variables (``ACS_<FIELD>`` in upper case, e.g. ``ACS_DB``), command-line flags. Every field
+is documented once, in :data:`FIELDS`, which also drives ``acs-security serve --help`` and
+``docs/configuration.md``, so the three never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = [
+    "ConfigError",
+    "ServerConfig",
+    "Endpoint",
+    "FIELDS",
+    "parse_endpoint",
+    "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(text: str, *, setting: str, default_port: int | None = None) -> Endpoint:
+    """Parse ``HOST:PORT`` (``[v6]:PORT``, ``:PORT`` for all interfaces).
+
+    Raises ConfigError naming ``setting`` when the text is not of that form.
+    """
+    text = text.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        if default_port is None:
+            raise ConfigError(f"{setting}: {text!r} is not HOST:PORT")
+        host, port_text = text, str(default_port)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{setting}: port {port_text!r} in {text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{setting}: port {port} in {text!r} is outside 0-65535")
+    return Endpoint(host or "0.0.0.0", port)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    db: str = "sqlite:///var/acs.db"
+    cwmp_listen: Endpoint | None = Endpoint("0.0.0.0", 7547)
+    https_listen: Endpoint | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    client_cert_match: str = "serial"
+    api_listen: Endpoint | None = Endpoint("127.0.0.1", 7557)
+    public_url: str | None = None
+    cpe_auth: bool = True
+    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    allow_basic: bool = True
+    allow_insecure_basic: bool = False
+    realm: str = "acs-security"
+    session_timeout: float = 30.0
+    max_sessions: int = 2000
+    retry_after: int = 10
+    max_body_bytes: int = 1024 * 1024
+    log_json: bool = False
+    log_level: str = "info"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.client_cert_match not in ("serial", "cn", "either"):
+            raise ConfigError(
+                f"client_cert_match: {self.client_cert_match!r} is not one of serial, cn, either"
+            )
+        if self.https_listen is not None and (self.tls_cert is None or self.tls_key is None):
+            raise ConfigError("https_listen needs tls_cert and tls_key")
+        if self.client_ca is not None and self.https_listen is None:
+            raise ConfigError("client_ca only applies with https_listen")
+        for algo in self.digest_algorithms:
+            if algo not in ("SHA-256", "MD5"):
+                raise ConfigError(f"digest_algorithms: {algo!r} is not SHA-256 or MD5")
+        if self.session_timeout <= 0:
+            raise ConfigError("session_timeout must be positive")
+        if self.max_sessions < 1:
+            raise ConfigError("max_sessions must be at least 1")
+        if self.max_body_bytes < 4096:
+            raise ConfigError("max_body_bytes must be at least 4096")
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"public_url: {self.public_url!r} is not an http(s) URL")
+        if self.cwmp_listen is None and self.https_listen is None and self.api_listen is None:
+            raise ConfigError("nothing to listen on: give cwmp_listen, https_listen or api_listen")
+
+    @property
+    def public_host(self) -> str | None:
+        return urlsplit(self.public_url).hostname if self.public_url else None
+
+
+# name -> (kind, help). Kinds: str, int, float, bool, path, endpoint, list.
+FIELDS: dict[str, tuple[str, str]] = {
+    "db": ("str", "database URL: sqlite:///path/acs.db (default, embedded) or postgresql://user@host/db"),
+    "cwmp_listen": ("endpoint", "HOST:PORT for CWMP over plain HTTP (default 0.0.0.0:7547; 'off' to disable)"),
+    "https_listen": ("endpoint", "HOST:PORT for CWMP over HTTPS (needs tls_cert and tls_key)"),
+    "tls_cert": ("path", "PEM certificate (chain) of the HTTPS endpoint"),
+    "tls_key": ("path", "PEM private key of the HTTPS endpoint"),
+    "client_ca": ("path", "PEM CA bundle: when set, phones must present a client certificate chaining to it"),
+    "client_cert_match": ("str", "how a client certificate is tied to the Inform's device: serial, cn or either"),
+    "api_listen": ("endpoint", "HOST:PORT of the management API (default 127.0.0.1:7557; 'off' to disable)"),
+    "public_url": ("str", "URL phones use to reach this ACS (ACS_URL); guardrails check it"),
+    "cpe_auth": ("bool", "authenticate phones (HTTP digest, basic over TLS, client certificates)"),
+    "digest_algorithms": ("list", "digest algorithms offered, strongest first (SHA-256, MD5)"),
+    "allow_basic": ("bool", "accept HTTP basic authentication over TLS"),
+    "allow_insecure_basic": ("bool", "accept HTTP basic authentication over plain HTTP (not recommended)"),
+    "realm": ("str", "HTTP authentication realm"),
+    "session_timeout": ("float", "seconds of silence after which a CWMP session is dropped"),
+    "max_sessions": ("int", "concurrent CWMP sessions; beyond it new sessions get 503 + Retry-After"),
+    "retry_after": ("int", "Retry-After seconds sent with 503"),
+    "max_body_bytes": ("int", "largest CWMP request body accepted (after decompression)"),
+    "log_json": ("bool", "write logs as JSON lines"),
+    "log_level": ("str", "debug, info, warn or error"),
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = FIELDS[name][0]
+    if value is None:
+        return None
+    try:
+        if kind == "str":
+            return str(value)
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind == "path":
+            return Path(str(value)).expanduser()
+        if kind == "endpoint":
+            if isinstance(value, Endpoint):
+                return value
+            if str(value).strip().lower() in ("", "off", "none"):
+                return None
+            return parse_endpoint(str(value), setting=name)
+        if kind == "list":
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            return tuple(str(v) for v in value)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {value!r} is not a valid {kind}") from None
+    raise AssertionError(kind)
+
+
+def load_config(
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ServerConfig:
+    """Merge defaults, the TOML file, ``ACS_*`` environment variables and flag overrides.
+
+    ``overrides`` holds only the flags the user gave (None values are ignored).
+    Raises ConfigError for unknown keys, malformed values or an unreadable file.
+    """
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            with open(config_file, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file}: {exc}") from None
+        server = data.get("server", data)
+        for key, value in server.items():
+            key = key.replace("-", "_")
+            if isinstance(value, dict):
+                continue  # other sections belong to other components
+            if key not in FIELDS:
+                raise ConfigError(f"config file {config_file}: unknown setting {key!r}")
+            values[key] = _coerce(key, value)
+    env = os.environ if environ is None else environ
+    for key in FIELDS:
+        env_value = env.get(f"ACS_{key.upper()}")
+        if env_value is not None:
+            values[key] = _coerce(key, env_value)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value)
+    try:
+        return ServerConfig(**values)
+    except TypeError as exc:  # pragma: no cover - FIELDS and the dataclass agree
+        raise ConfigError(str(exc)) from None
+
+
+def describe(config: ServerConfig) -> dict[str, Any]:
+    """The configuration as plain data for a startup log line (nothing secret is held here)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        if f.name == "extra":
+            continue
+        value = getattr(config, f.name)
+        out[f.name] = str(value) if isinstance(value, (Path, Endpoint)) else value
+    return out
