@@ -1,0 +1,214 @@
+"""The Twisted side of the store: Store calls in a thread pool, as Deferreds.
+
+Informs are group-committed: while one record_informs() transaction runs, the
+informs that arrive queue up and go in the next transaction together. A
+CWMP session answers InformResponse only after its inform is durable: the
+InformResponse acknowledges the Inform (TR-069 A.3.3.1), after which the CPE
+does not report those events again, so the ACS must not lose them. Commit
+latency is thus on every session's path; group commit keeps the number of
+commits (fsyncs) per second flat as sessions grow.
+
+Thread pool sizing (make_threadpool): SQLite has one writer at a time, and
+writes from several threads only contend for the file lock, so use 1 thread;
+PostgreSQL takes concurrent transactions, so 4 (the 2-core target machine).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from acs_security.store.errors import InvalidArgument, StoreClosed, StoreError, StoreUnavailable, UnknownStoreMethod
+from acs_security.store.records import InformRecord
+from acs_security.store.sql import Store
+
+__all__ = ["DeferredStore", "make_threadpool"]
+
+# Public Store methods reachable through DeferredStore.call() (close has its own).
+_CALLABLE: frozenset[str] = frozenset(
+    name for name in dir(Store)
+    if not name.startswith("_") and callable(getattr(Store, name)) and name != "close"
+)
+
+
+def make_threadpool(store: Store) -> ThreadPool:
+    """A thread pool sized for the store's backend: 1 thread for SQLite, 4 for
+    PostgreSQL. The caller starts it and stops it (e.g. at reactor shutdown)."""
+    size = 1 if store.backend == "sqlite" else 4
+    return ThreadPool(minthreads=1, maxthreads=size, name=f"acs-store-{store.backend}")
+
+
+def _commit(store: Store, records: Sequence[InformRecord]) -> list[BaseException | None]:
+    """Runs in the pool: one transaction for the batch. If the batch fails for
+    a reason other than an unreachable database, retry record by record so that
+    one bad record fails alone instead of failing every caller."""
+    try:
+        store.record_informs(records)
+        return [None] * len(records)
+    except StoreUnavailable:
+        raise
+    except StoreError:
+        if len(records) == 1:
+            raise
+    results: list[BaseException | None] = []
+    for record in records:
+        try:
+            store.record_informs([record])
+            results.append(None)
+        except StoreError as exc:
+            results.append(exc)
+    return results
+
+
+class DeferredStore:
+    """Runs a Store's calls in a thread pool and returns Deferreds; informs are group-committed."""
+
+    def __init__(
+        self,
+        store: Store,
+        reactor: Any,
+        threadpool: Any,
+        *,
+        max_batch: int = 500,
+        call_from_thread: Callable[..., None] | None = None,
+    ) -> None:
+        """``threadpool`` needs ``callInThreadWithCallback`` (a started
+        ThreadPool). Results come back to the reactor thread through
+        ``call_from_thread`` (default ``reactor.callFromThread``; tests inject
+        one because MemoryReactor does not provide it).
+        Raises InvalidArgument if max_batch < 1."""
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise InvalidArgument(f"max_batch must be a positive integer, got {max_batch!r}")
+        self._store = store
+        self._threadpool = threadpool
+        self._call_from_thread: Callable[..., None] = (
+            call_from_thread if call_from_thread is not None else reactor.callFromThread
+        )
+        self._max_batch = max_batch
+        self._queue: deque[tuple[InformRecord, Deferred[None]]] = deque()
+        self._flushing = False
+        self._calls_running = 0
+        self._closing = False
+        self._store_closing = False
+        self._closed_done = False
+        self._close_waiters: list[Deferred[None]] = []
+        self._close_failure: Failure | None = None
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def queued(self) -> int:
+        """Informs waiting for the next flush (a gauge for metrics)."""
+        return len(self._queue)
+
+    def _run(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+
+        def on_result(success: bool, result: Any) -> None:
+            # Called in the worker thread: hop back to the reactor thread.
+            self._call_from_thread(d.callback if success else d.errback, result)
+
+        self._threadpool.callInThreadWithCallback(on_result, f, *args, **kwargs)
+        return d
+
+    # -- informs ----------------------------------------------------------
+
+    def record_inform(self, record: InformRecord) -> Deferred[None]:
+        """Queue an inform; the Deferred fires (None) once THIS record is
+        committed, or errbacks with the StoreError that prevented it
+        (StoreClosed after close(), InvalidArgument for a non-InformRecord)."""
+        if self._closing:
+            return fail(StoreClosed("cannot record an inform: the store is closing"))
+        if not isinstance(record, InformRecord):
+            return fail(InvalidArgument(f"record_inform takes an InformRecord, not {type(record).__name__}"))
+        d: Deferred[None] = Deferred()
+        self._queue.append((record, d))
+        self._flush()
+        return d
+
+    def _flush(self) -> None:
+        if self._flushing:
+            return  # the running flush picks the queue up when it finishes
+        if not self._queue:
+            self._maybe_finish_close()
+            return
+        batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
+        self._flushing = True
+        self._run(_commit, self._store, [record for record, _ in batch]).addBoth(self._flushed, batch)
+
+    def _flushed(self, result: list[BaseException | None] | Failure,
+                 batch: list[tuple[InformRecord, Deferred[None]]]) -> None:
+        try:
+            if isinstance(result, Failure):
+                for _, d in batch:
+                    d.errback(result)
+            else:
+                for (_, d), outcome in zip(batch, result, strict=True):
+                    if outcome is None:
+                        d.callback(None)
+                    else:
+                        d.errback(outcome)
+        finally:
+            # Informs queued meanwhile (even by the callbacks above) go now.
+            self._flushing = False
+            self._flush()
+
+    # -- other calls ------------------------------------------------------
+
+    def call(self, method_name: str, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        """Run ``Store.<method_name>(*args, **kwargs)`` in the pool. The
+        Deferred fires with its result or errbacks with its error;
+        UnknownStoreMethod for a name that is not a public Store method,
+        StoreClosed after close()."""
+        if method_name not in _CALLABLE:
+            return fail(UnknownStoreMethod(f"Store has no public method {method_name!r}"))
+        if self._closing:
+            return fail(StoreClosed(f"cannot call {method_name}: the store is closing"))
+        self._calls_running += 1
+        d = self._run(getattr(self._store, method_name), *args, **kwargs)
+
+        def done(result: Any) -> Any:
+            self._calls_running -= 1
+            self._maybe_finish_close()
+            return result
+
+        return d.addBoth(done)
+
+    # -- lifecycle --------------------------------------------------------
+
+    def close(self) -> Deferred[None]:
+        """Refuse new work, let queued informs and running calls finish, then
+        close the Store in the pool. Fires when closed (errbacks if
+        Store.close failed); may be called more than once."""
+        self._closing = True
+        if self._closed_done:
+            return fail(self._close_failure) if self._close_failure is not None else succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._close_waiters.append(waiter)
+        self._maybe_finish_close()
+        return waiter
+
+    def _maybe_finish_close(self) -> None:
+        if not self._closing or self._store_closing:
+            return
+        if self._flushing or self._queue or self._calls_running:
+            return
+        self._store_closing = True
+        self._run(self._store.close).addBoth(self._closed)
+
+    def _closed(self, result: Any) -> None:
+        self._closed_done = True
+        self._close_failure = result if isinstance(result, Failure) else None
+        waiters, self._close_waiters = self._close_waiters, []
+        for waiter in waiters:
+            if self._close_failure is not None:
+                waiter.errback(self._close_failure)
+            else:
+                waiter.callback(None)

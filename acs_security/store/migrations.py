@@ -1,0 +1,185 @@
+"""Schema migrations: an ordered list of steps and a ``schema_version`` table.
+
+Chosen over Alembic (docs/decisions/0003-store.md): the store has a handful of
+tables, the steps run in-process at open, and a list of functions is easy to
+read and to test on both backends. Rules for a new step:
+
+- append ``Migration(N + 1, "what", _vN_plus_1)``; never edit a released step;
+- a step defines the tables it creates in its own MetaData (a frozen copy), so
+  that later changes to ``schema.py`` do not change what an old step does;
+- update ``schema.py`` to the new HEAD (a test compares the two).
+
+All pending steps and their ``schema_version`` rows run in ONE transaction:
+PostgreSQL and SQLite both have transactional DDL (SQLite's needs SQLAlchemy
+to emit BEGIN, see engine.py), so a failing step leaves the database as it
+was. Two ACS nodes starting at once serialise on a PostgreSQL advisory lock
+(SQLite: the ``BEGIN IMMEDIATE`` write lock), and the second sees the first's
+work and applies nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from acs_security.store.engine import WRITE_OPTION
+from acs_security.store.errors import SchemaVersionError
+from acs_security.store.schema import EventList, UTCDateTime
+
+__all__ = ["HEAD", "MIGRATIONS", "Migration", "check_version", "migrate", "read_version"]
+
+# Arbitrary constant key for pg_advisory_xact_lock: "acs-security store migrations".
+_PG_LOCK_KEY = 0x0AC5_5EC0_0003
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _version_table(md: sa.MetaData) -> sa.Table:
+    # The bookkeeping table itself never changes shape.
+    return sa.Table(
+        "schema_version",
+        md,
+        sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("description", sa.Text, nullable=False),
+        sa.Column("applied_at", UTCDateTime, nullable=False),
+    )
+
+
+_VERSION = _version_table(sa.MetaData())
+
+
+def _v1(conn: Connection) -> None:
+    """Devices, reported parameters, tags, CPE and connection-request
+    credentials, TransferComplete records (the CWMP endpoint issue)."""
+    md = sa.MetaData()
+    sa.Table(
+        "devices", md,
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("oui", sa.Text, nullable=False),
+        sa.Column("product_class", sa.Text, nullable=False),
+        sa.Column("serial_number", sa.Text, nullable=False),
+        sa.Column("manufacturer", sa.Text, nullable=False),
+        sa.Column("software_version", sa.Text),
+        sa.Column("connection_request_url", sa.Text),
+        sa.Column("udp_connection_request_address", sa.Text),
+        sa.Column("parameter_key", sa.Text),
+        sa.Column("last_events", EventList, nullable=False),
+        sa.Column("first_seen", UTCDateTime, nullable=False),
+        sa.Column("last_inform", UTCDateTime, nullable=False),
+        sa.Column("remote_address", sa.Text),
+        sa.Index("ix_devices_product_class", "product_class"),
+        sa.Index("ix_devices_software_version", "software_version"),
+        sa.Index("ix_devices_serial_number", "serial_number"),
+    )
+    sa.Table(
+        "device_tags", md,
+        sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("tag", sa.Text, primary_key=True),
+        sa.Index("ix_device_tags_tag", "tag"),
+    )
+    sa.Table(
+        "device_parameters", md,
+        sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("name", sa.Text, primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+    sa.Table(
+        "cpe_credentials", md,
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("username", sa.Text, nullable=False),
+        sa.Column("password", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    sa.Table(
+        "connection_request_credentials", md,
+        sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("username", sa.Text, nullable=False),
+        sa.Column("password", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    sa.Table(
+        "transfer_completes", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("command_key", sa.Text, nullable=False),
+        sa.Column("fault_code", sa.Integer, nullable=False),
+        sa.Column("fault_string", sa.Text, nullable=False),
+        sa.Column("start_time", UTCDateTime),
+        sa.Column("complete_time", UTCDateTime),
+        sa.Index("ix_transfer_completes_device_id", "device_id"),
+    )
+    md.create_all(conn, checkfirst=False)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "devices, device_parameters, device_tags, credentials, transfer_completes", _v1),
+)
+HEAD: int = MIGRATIONS[-1].version
+
+
+def read_version(conn: Connection) -> int:
+    """The schema version of the database on ``conn`` (0 for an empty database)."""
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    return conn.execute(sa.select(sa.func.max(_VERSION.c.version))).scalar_one() or 0
+
+
+def _refuse_newer(version: int, head: int = HEAD) -> None:
+    if version > head:
+        raise SchemaVersionError(
+            f"the database schema is at version {version}, newer than this code's {head}: "
+            "upgrade acs-security (downgrades are not supported)"
+        )
+
+
+def migrate(engine: Engine, *, now: datetime, steps: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """Bring the database to the last of ``steps`` in one transaction; return
+    the version reached. ``now`` (aware) is recorded as each step's applied_at.
+
+    Raises SchemaVersionError if the database is newer than the code; lets
+    SQLAlchemy errors propagate (the Store wraps them).
+    """
+    head = steps[-1].version
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            _VERSION.create(conn, checkfirst=True)
+            current = read_version(conn)
+            _refuse_newer(current, head)
+            for step in steps:
+                if step.version <= current:
+                    continue
+                step.apply(conn)
+                conn.execute(
+                    sa.insert(_VERSION),
+                    {"version": step.version, "description": step.description, "applied_at": now},
+                )
+    return head
+
+
+def check_version(engine: Engine) -> int:
+    """Return the database's version if it is HEAD.
+
+    Raises SchemaVersionError if it is older (migrate with create=True) or newer.
+    """
+    with engine.connect() as conn:
+        version = read_version(conn)
+    _refuse_newer(version)
+    if version < HEAD:
+        raise SchemaVersionError(
+            f"the database schema is at version {version}, this code needs {HEAD}: open the store with create=True to migrate"
+        )
+    return version

@@ -1,0 +1,151 @@
+"""The current database schema (SQLAlchemy Core tables the queries use).
+
+This module describes the schema at HEAD. The migration steps in
+``migrations.py`` carry their own frozen copies of the tables as they were
+created; a test reflects a freshly migrated database and compares it with these
+tables, so the two cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "EventList",
+    "UTCDateTime",
+    "connection_request_credentials",
+    "cpe_credentials",
+    "device_parameters",
+    "device_tags",
+    "devices",
+    "metadata",
+    "schema_version",
+    "transfer_completes",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores an aware datetime as naive UTC, returns it UTC-aware.
+
+    Both backends then hold the same value and compare/sort it the same way
+    (SQLite has no time zone type; a naive value would silently mix zones).
+    """
+
+    impl = sa.DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+class EventList(TypeDecorator[tuple[str, ...]]):
+    """A short list of strings kept as a JSON array in a text column (the last
+    Inform's event codes: read with the device, never searched)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(list(value), ensure_ascii=False, separators=(",", ":"))
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        return tuple(json.loads(value))
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+devices = sa.Table(
+    "devices",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("oui", sa.Text, nullable=False),
+    sa.Column("product_class", sa.Text, nullable=False),
+    sa.Column("serial_number", sa.Text, nullable=False),
+    sa.Column("manufacturer", sa.Text, nullable=False),
+    sa.Column("software_version", sa.Text),
+    sa.Column("connection_request_url", sa.Text),
+    sa.Column("udp_connection_request_address", sa.Text),
+    sa.Column("parameter_key", sa.Text),
+    sa.Column("last_events", EventList, nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_inform", UTCDateTime, nullable=False),
+    sa.Column("remote_address", sa.Text),
+    sa.Index("ix_devices_product_class", "product_class"),
+    sa.Index("ix_devices_software_version", "software_version"),
+    sa.Index("ix_devices_serial_number", "serial_number"),
+)
+
+device_tags = sa.Table(
+    "device_tags",
+    metadata,
+    sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tag", sa.Text, primary_key=True),
+    sa.Index("ix_device_tags_tag", "tag"),
+)
+
+device_parameters = sa.Table(
+    "device_parameters",
+    metadata,
+    sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+cpe_credentials = sa.Table(
+    "cpe_credentials",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("password", sa.Text, nullable=False),  # SecretCodec-encoded
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+connection_request_credentials = sa.Table(
+    "connection_request_credentials",
+    metadata,
+    sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("password", sa.Text, nullable=False),  # SecretCodec-encoded
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+transfer_completes = sa.Table(
+    "transfer_completes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("command_key", sa.Text, nullable=False),
+    sa.Column("fault_code", sa.Integer, nullable=False),
+    sa.Column("fault_string", sa.Text, nullable=False),
+    sa.Column("start_time", UTCDateTime),
+    sa.Column("complete_time", UTCDateTime),
+    sa.Index("ix_transfer_completes_device_id", "device_id"),
+)
