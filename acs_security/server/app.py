@@ -1,0 +1,199 @@
+"""Assembles a running ACS from a ServerConfig: store, endpoints, API. Used by ``serve`` and tests.
+
+Everything is built from collaborators passed in (the reactor above all), so end-to-end
+tests run the real server on 127.0.0.1 with OS-chosen ports and stop it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import crypto
+from twisted.internet import ssl
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from acs_security.httpauth.digest import DigestVerifier
+from acs_security.server.api import ApiResource
+from acs_security.server.config import ConfigError, Endpoint, ServerConfig
+from acs_security.server.cpe_auth import CpeAuthenticator
+from acs_security.server.cwmp_resource import CwmpResource
+from acs_security.server.http import make_site
+from acs_security.server.provisioning import Provisioner
+from acs_security.service import FleetService
+from acs_security.store import open_store
+from acs_security.store.deferred import DeferredStore, make_threadpool
+
+__all__ = ["AcsServer", "tls_options"]
+
+log = Logger(namespace="acs_security.server")
+
+
+def tls_options(
+    cert_file: Path, key_file: Path, client_ca: Path | None = None
+) -> ssl.CertificateOptions:
+    """TLS settings of the HTTPS endpoint; with ``client_ca`` the handshake needs a client
+    certificate that chains to it (TR-069 Amendment 6 section 3.3: the ACS may authenticate
+    the CPE by its certificate). Raises ConfigError naming the file that is unusable."""
+
+    def read(path: Path, what: str) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{what} {path}: {exc.strerror}") from None
+
+    try:
+        chain = x509.load_pem_x509_certificates(read(cert_file, "tls_cert"))
+    except ValueError as exc:
+        raise ConfigError(f"tls_cert {cert_file}: not a PEM certificate ({exc})") from None
+    try:
+        key = serialization.load_pem_private_key(read(key_file, "tls_key"), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"tls_key {key_file}: not an unencrypted PEM key ({exc})") from None
+    kwargs: dict[str, Any] = {}
+    if client_ca is not None:
+        try:
+            cas = x509.load_pem_x509_certificates(read(client_ca, "client_ca"))
+        except ValueError as exc:
+            raise ConfigError(f"client_ca {client_ca}: not a PEM bundle ({exc})") from None
+        kwargs = {
+            "verify": True,
+            "caCerts": [crypto.X509.from_cryptography(c) for c in cas],
+            "requireCertificate": True,
+        }
+    return ssl.CertificateOptions(
+        privateKey=crypto.PKey.from_cryptography_key(key),  # type: ignore[arg-type]
+        certificate=crypto.X509.from_cryptography(chain[0]),
+        extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
+        raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        **kwargs,
+    )
+
+
+@dataclass
+class AcsServer:
+    """One ACS process: ``start()`` opens the store and listens, ``stop()`` undoes it."""
+
+    config: ServerConfig
+    reactor: Any
+    provisioner: Provisioner | None = None
+    random_bytes: Callable[[int], bytes] = os.urandom
+    session_observer: Callable[[dict[str, Any]], None] | None = None
+    ports: dict[str, IListeningPort] = field(default_factory=dict)
+    store: Any = None
+    deferred_store: DeferredStore | None = None
+    cwmp: CwmpResource | None = None
+    api: ApiResource | None = None
+    service: FleetService | None = None
+    _threadpool: Any = None
+
+    def start(self) -> None:
+        """Open the store and listen. Raises ConfigError / StoreError / CannotListenError."""
+        cfg = self.config
+        self.store = open_store(cfg.db)
+        self._threadpool = make_threadpool(self.store)
+        self._threadpool.start()
+        self.deferred_store = DeferredStore(self.store, self.reactor, self._threadpool)
+        authenticator = None
+        if cfg.cpe_auth:
+            ds = self.deferred_store
+            authenticator = CpeAuthenticator(
+                find_credential=lambda **kw: ds.call("find_cpe_credential", **kw),
+                verifier=DigestVerifier(
+                    cfg.realm, self.random_bytes(32), algorithms=cfg.digest_algorithms
+                ),
+                clock=self.reactor,
+                random_bytes=self.random_bytes,
+                allow_basic=cfg.allow_basic,
+                allow_insecure_basic=cfg.allow_insecure_basic,
+                client_cert_match=cfg.client_cert_match,
+                realm=cfg.realm,
+            )
+        self.cwmp = CwmpResource(
+            clock=self.reactor,
+            store=self.deferred_store,
+            authenticator=authenticator,
+            provisioner=self.provisioner,
+            session_timeout=cfg.session_timeout,
+            max_sessions=cfg.max_sessions,
+            retry_after=cfg.retry_after,
+            max_body_bytes=cfg.max_body_bytes,
+            session_observer=self.session_observer,
+        )
+        self.service = FleetService(self.deferred_store)
+        self.api = ApiResource(self.service, health=lambda: self.deferred_store.call("count_devices"))
+        # The CWMP resource is a leaf at the root: it answers at every path, since phones'
+        # ACS URLs end in many ways.
+        cwmp_site = make_site(
+            self.cwmp, max_body_bytes=cfg.max_body_bytes, reactor=self.reactor,
+            channel_lost=self.cwmp.channel_lost,
+        )
+        if cfg.cwmp_listen is not None:
+            self.ports["cwmp"] = self.reactor.listenTCP(
+                cfg.cwmp_listen.port, cwmp_site, interface=cfg.cwmp_listen.host
+            )
+        if cfg.https_listen is not None:
+            assert cfg.tls_cert is not None and cfg.tls_key is not None
+            opts = tls_options(cfg.tls_cert, cfg.tls_key, cfg.client_ca)
+            # Not reactor.listenSSL: it builds the TLS wrapper without a clock, and the
+            # wrapper then schedules its write flushes on the global reactor.
+            tls_factory = TLSMemoryBIOFactory(opts, False, cwmp_site, clock=self.reactor)
+            self.ports["cwmps"] = self.reactor.listenTCP(
+                cfg.https_listen.port, tls_factory, interface=cfg.https_listen.host
+            )
+        if cfg.api_listen is not None:
+            api_site = make_site(self.api, max_body_bytes=cfg.max_body_bytes, reactor=self.reactor)
+            self.ports["api"] = self.reactor.listenTCP(
+                cfg.api_listen.port, api_site, interface=cfg.api_listen.host
+            )
+        for name, port in self.ports.items():
+            addr = port.getHost()
+            log.info("listening {name} on {host}:{port}", name=name, host=addr.host, port=addr.port)
+
+    def address(self, name: str) -> Endpoint:
+        addr = self.ports[name].getHost()
+        return Endpoint(addr.host, addr.port)
+
+    def url(self, name: str = "cwmp") -> str:
+        scheme = "https" if name == "cwmps" else "http"
+        ep = self.address(name)
+        return f"{scheme}://{ep.host}:{ep.port}/"
+
+    def stop(self) -> Deferred[Any]:
+        """Stop listening, drop open sessions, close the store."""
+        ds = [Deferred.fromCoroutine(_noop())]
+        for port in self.ports.values():
+            d = port.stopListening()
+            if d is not None:
+                ds.append(d)
+        self.ports = {}
+        if self.cwmp is not None:
+            self.cwmp.sessions.close_all("shutdown")
+
+        def close(_: Any) -> Any:
+            d = self.deferred_store.close() if self.deferred_store else None
+
+            def finish(_: Any) -> None:
+                if self._threadpool is not None:
+                    self._threadpool.stop()
+                if self.store is not None:
+                    self.store.close()
+
+            if d is None:
+                finish(None)
+                return None
+            return d.addCallback(finish)
+
+        return DeferredList(ds).addCallback(close)
+
+
+async def _noop() -> None:
+    return None

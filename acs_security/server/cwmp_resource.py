@@ -1,0 +1,376 @@
+"""The CWMP endpoint: the twisted.web resource phones POST to.
+
+Each POST is handed to the session's sans-IO state machine (``acs_security.cwmp.session``);
+this module only does what needs I/O: find the session (cookie, else connection), bound
+and decode the body, authenticate the first request, record the Inform durably before
+answering it, ask the provisioner what to send next, and log one line per session.
+
+Answers:
+- 200 + envelope while the session goes on; 204 to end it (TR-069 section 3.7.2.4);
+- 401/403 for authentication (no session is kept for an unauthenticated Inform);
+- 503 + Retry-After when the server is at its session limit or the device is already in a
+  session (TR-069 section 3.7.1.5 lets the ACS refuse; CPEs retry after Retry-After);
+- 400/413/415 or a CWMP fault 8003 for malformed or out-of-order input, which also ends
+  the session; never a traceback.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from collections.abc import Callable
+from typing import Any
+
+from cryptography import x509
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+
+from acs_security.cwmp import messages as m
+from acs_security.cwmp.session import (
+    CpeEmptyPost,
+    CpeFault,
+    CpeRequest,
+    CpeResponse,
+    InformReceived,
+    Outgoing,
+    ProtocolViolation,
+    Session,
+)
+from acs_security.cwmp.soap import Limits
+from acs_security.server.cpe_auth import CpeAuthenticator
+from acs_security.server.http import BodyError, decode_body
+from acs_security.server.provisioning import NullProvisioner, Provisioner
+from acs_security.server.registry import inform_record
+from acs_security.store.errors import InvalidArgument
+from acs_security.server.sessions import CapacityExceeded, SessionContext, SessionRegistry
+
+__all__ = ["CwmpResource", "COOKIE_NAME"]
+
+COOKIE_NAME = b"acs_session"
+log = Logger(namespace="acs_security.cwmp")
+
+
+class CwmpResource(Resource):
+    """POST-only resource that runs CWMP sessions. Collaborators are constructor arguments."""
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        *,
+        clock: IReactorTime,
+        store: Any,
+        registry: SessionRegistry | None = None,
+        authenticator: CpeAuthenticator | None = None,
+        provisioner: Provisioner | None = None,
+        limits: Limits | None = None,
+        session_timeout: float = 30.0,
+        max_sessions: int = 2000,
+        retry_after: int = 10,
+        max_body_bytes: int = 1024 * 1024,
+        token_source: Callable[[], str] = lambda: secrets.token_urlsafe(18),
+        session_observer: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._clock = clock
+        self._store = store
+        self._auth = authenticator
+        self._provisioner: Provisioner = provisioner or NullProvisioner()
+        self._limits = limits or Limits(max_bytes=max_body_bytes)
+        self._retry_after = retry_after
+        self._max_body = max_body_bytes
+        self._token = token_source
+        self._observer = session_observer
+        self.sessions = registry or SessionRegistry(
+            clock, timeout=session_timeout, max_sessions=max_sessions, on_expire=self._expired
+        )
+
+    # -- twisted.web entry points -------------------------------------------------------
+
+    def render_GET(self, request: IRequest) -> bytes:
+        request.setResponseCode(405)
+        request.setHeader(b"Allow", b"POST")
+        return b"CWMP endpoint: POST SOAP envelopes here\n"
+
+    def render_POST(self, request: IRequest) -> Any:
+        d = Deferred.fromCoroutine(self._handle(request))
+        d.addErrback(self._crashed, request)
+        return server.NOT_DONE_YET
+
+    def channel_lost(self, channel: Any) -> None:
+        self.sessions.drop_channel(channel)
+
+    # -- the work -----------------------------------------------------------------------
+
+    async def _handle(self, request: IRequest) -> None:
+        token = _cookie(request)
+        channel = getattr(request, "channel", None)
+        ctx = self.sessions.find(token, channel)
+        if ctx is not None and ctx.busy:
+            # A CPE sends one message at a time (no pipelining, TR-069 section 3.4.3).
+            self._plain(request, 400, "a request of this session is still being handled")
+            return
+        try:
+            body = decode_body(
+                request.content.read(),
+                _header(request, b"content-encoding"),
+                self._max_body,
+            )
+        except BodyError as exc:
+            if ctx is not None:
+                self._end(ctx, "error", f"body: {exc}")
+            self._plain(request, exc.status, str(exc))
+            return
+
+        if ctx is None:
+            await self._new_session(request, body, channel)
+            return
+        ctx.busy = True
+        try:
+            self.sessions.touch(ctx)
+            event = ctx.session.receive(body)
+            await self._continue(request, ctx, event)
+        finally:
+            ctx.busy = False
+
+    async def _new_session(self, request: IRequest, body: bytes, channel: Any) -> None:
+        session = Session(limits=self._limits)
+        event = session.receive(body)
+        if isinstance(event, ProtocolViolation):
+            # Nothing was established; answer and keep nothing.
+            self._send(request, event.reply)
+            self._log_refusal(request, None, f"protocol: {event.error}")
+            return
+        if not isinstance(event, InformReceived):  # pragma: no cover - the machine forbids it
+            self._plain(request, 400, "a session starts with an Inform")
+            return
+        try:
+            record = inform_record(event.inform, now=self._clock.seconds(), remote=_remote(request))
+        except InvalidArgument as exc:
+            # Values the store cannot hold (NUL characters ...): the Inform is unusable.
+            self._send(request, session.fail(m.Fault(8003, f"Inform: {exc}"[:256])))
+            self._log_refusal(request, None, f"inform: {exc}")
+            return
+        is_tls = request.isSecure()
+        ctx = SessionContext(
+            token=self._token(),
+            session=session,
+            started=self._clock.seconds(),
+            remote=_remote(request),
+            channel=channel,
+            is_tls=is_tls,
+        )
+        if self._auth is not None:
+            decision = await self._auth.authenticate(
+                method="POST",
+                uri=request.uri.decode("latin-1"),
+                authorization=[
+                    v.decode("latin-1")
+                    for v in request.requestHeaders.getRawHeaders(b"authorization", [])
+                ],
+                is_tls=is_tls,
+                peer_certificate=_peer_certificate(request),
+                device_id=record.device_id,
+                serial_number=record.serial_number,
+            )
+            if not decision.ok:
+                for name, value in decision.headers:
+                    request.responseHeaders.addRawHeader(name.encode(), value.encode())
+                self._plain(request, decision.status, "authentication required"
+                            if decision.status == 401 else "forbidden")
+                self._log_refusal(request, record.device_id, f"auth: {decision.reason}",
+                                  level="info" if decision.reason == "no credentials" else "warn")
+                return
+            ctx.authenticated_as = decision.scheme
+        try:
+            self.sessions.open(ctx)
+        except CapacityExceeded:
+            self._busy(request)
+            self._log_refusal(request, record.device_id, "busy: session limit reached")
+            return
+        if not self.sessions.claim_device(ctx, record.device_id):
+            self.sessions.close(ctx, "refused")
+            self._busy(request)
+            self._log_refusal(request, record.device_id, "busy: device already in a session")
+            return
+        ctx.busy = True
+        try:
+            try:
+                await self._store.record_inform(record)
+            except Exception as exc:  # noqa: BLE001 - a store outage must not crash the session
+                # TR-069 A.5: 8002 Internal error; the CPE retries the session later.
+                self._end(ctx, "error", f"store: {exc}")
+                self._send(request, session.fail(m.Fault(8002)))
+                return
+            await self._provisioner.session_started(ctx)
+            request.addCookie(COOKIE_NAME, ctx.token.encode(), path=b"/", httpOnly=True,
+                              secure=is_tls)
+            self._send(request, session.respond(m.InformResponse(max_envelopes=1)))
+        finally:
+            ctx.busy = False
+
+    async def _continue(self, request: IRequest, ctx: SessionContext, event: Any) -> None:
+        if isinstance(event, ProtocolViolation):
+            self._send(request, event.reply)
+            self._end(ctx, "error", f"protocol: {event.error}")
+            return
+        if isinstance(event, InformReceived):  # pragma: no cover - the machine forbids it
+            self._plain(request, 400, "second Inform in one session")
+            self._end(ctx, "error", "second Inform")
+            return
+        if isinstance(event, CpeRequest):
+            await self._cpe_request(ctx, event.message)
+            self._send(request, ctx.session.answer_default(event.message))
+            return
+        if isinstance(event, CpeResponse):
+            await self._provisioner.handle_response(ctx, event.request, event.response)
+        elif isinstance(event, CpeFault):
+            ctx.faults.append(event.fault.code)
+            await self._provisioner.handle_response(ctx, event.request, event.fault)
+        elif not isinstance(event, CpeEmptyPost):  # pragma: no cover
+            raise AssertionError(f"unexpected session event {event!r}")
+        nxt = await self._provisioner.next_request(ctx) if ctx.session.can_send_request else None
+        if nxt is None:
+            self._send(request, ctx.session.finish())
+            self._end(ctx, "done", None)
+            return
+        ctx.rpcs.append(type(nxt).__name__)
+        self._send(request, ctx.session.send_request(nxt))
+
+    async def _cpe_request(self, ctx: SessionContext, message: Any) -> None:
+        ctx.rpcs.append(type(message).__name__)
+        if isinstance(message, (m.TransferComplete, m.AutonomousTransferComplete)):
+            # TR-069 A.3.3.2: record the outcome; "0001-01-01T00:00:00Z" (unknown) stays None.
+            fault = message.fault
+            await self._store.call(
+                "record_transfer_complete",
+                ctx.device_id,
+                getattr(message, "command_key", ""),
+                fault.code,
+                fault.string,
+                _aware(getattr(message, "start_time", None)),
+                _aware(getattr(message, "complete_time", None)),
+            )
+
+    # -- endings and answers ------------------------------------------------------------
+
+    def _end(self, ctx: SessionContext, outcome: str, detail: str | None) -> None:
+        if not self.sessions.close(ctx, outcome):
+            return
+        self._log_session(ctx, detail)
+        d = Deferred.fromCoroutine(self._provisioner.session_ended(ctx, ctx.outcome or outcome))
+        d.addErrback(lambda f: log.failure("provisioner session_ended failed", f))
+
+    def _expired(self, ctx: SessionContext) -> None:
+        self._log_session(ctx, "idle timeout")
+        d = Deferred.fromCoroutine(self._provisioner.session_ended(ctx, "timeout"))
+        d.addErrback(lambda f: log.failure("provisioner session_ended failed", f))
+
+    def _log_session(self, ctx: SessionContext, detail: str | None) -> None:
+        inform = ctx.inform
+        entry = {
+            "device": ctx.device_id,
+            "remote": ctx.remote,
+            "events": list(inform.event_codes) if inform is not None else [],
+            "rpcs": list(ctx.rpcs),
+            "faults": list(ctx.faults),
+            "outcome": ctx.outcome,
+            "auth": ctx.authenticated_as,
+            "duration_ms": round((self._clock.seconds() - ctx.started) * 1000, 1),
+        }
+        if detail:
+            entry["detail"] = detail
+        log.info(
+            "session {device} {outcome} events={events} rpcs={rpcs} {duration_ms}ms",
+            session=entry,
+            **entry,
+        )
+        if self._observer is not None:
+            self._observer(entry)
+
+    def _log_refusal(self, request: IRequest, device_id: str | None, reason: str,
+                     level: str = "warn") -> None:
+        emit = log.warn if level == "warn" else log.info
+        emit("refused {device} from {remote}: {reason}", device=device_id,
+             remote=_remote(request), reason=reason)
+        if self._observer is not None:
+            self._observer({"device": device_id, "remote": _remote(request),
+                            "outcome": "refused", "detail": reason})
+
+    def _send(self, request: IRequest, out: Outgoing) -> None:
+        if _finished(request):
+            return
+        request.setResponseCode(out.status)
+        for name, value in out.headers:
+            request.setHeader(name.encode(), value.encode())
+        if out.body:
+            request.write(out.body)
+        else:
+            request.setHeader(b"Content-Length", b"0")
+        request.finish()
+
+    def _plain(self, request: IRequest, status: int, text: str) -> None:
+        if _finished(request):
+            return
+        request.setResponseCode(status)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.write(text.encode() + b"\n")
+        request.finish()
+
+    def _busy(self, request: IRequest) -> None:
+        request.setHeader(b"Retry-After", str(self._retry_after).encode())
+        self._plain(request, 503, "busy, retry later")
+
+    def _crashed(self, failure: Failure, request: IRequest) -> None:
+        log.failure("CWMP request failed", failure)
+        ctx = self.sessions.find(_cookie(request), getattr(request, "channel", None))
+        if ctx is not None:
+            self._end(ctx, "error", "internal error")
+        if not _finished(request):
+            self._plain(request, 500, "internal error")
+
+
+def _aware(value: Any) -> datetime | None:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    return None
+
+
+def _cookie(request: IRequest) -> str | None:
+    raw = request.getCookie(COOKIE_NAME)
+    return raw.decode("latin-1") if raw else None
+
+
+def _header(request: IRequest, name: bytes) -> str | None:
+    raw = request.getHeader(name)
+    return raw.decode("latin-1") if raw else None
+
+
+def _remote(request: IRequest) -> str | None:
+    peer = request.getClientAddress()
+    host = getattr(peer, "host", None)
+    return str(host) if host is not None else None
+
+
+def _finished(request: IRequest) -> bool:
+    return bool(getattr(request, "finished", False) or getattr(request, "_disconnected", False))
+
+
+def _peer_certificate(request: IRequest) -> x509.Certificate | None:
+    transport = getattr(getattr(request, "channel", None), "transport", None)
+    get = getattr(transport, "getPeerCertificate", None)
+    if get is None:
+        return None
+    try:
+        cert = get()
+    except Exception:  # noqa: BLE001 - no TLS or no certificate
+        return None
+    if cert is None:
+        return None
+    return cert.to_cryptography()
+
