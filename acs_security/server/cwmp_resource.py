@@ -210,7 +210,10 @@ class CwmpResource(Resource):
             await self._provisioner.session_started(ctx)
             request.addCookie(COOKIE_NAME, ctx.token.encode(), path=b"/", httpOnly=True,
                               secure=is_tls)
-            self._send(request, session.respond(m.InformResponse(max_envelopes=1)))
+            self._send(request, session.respond(
+                m.InformResponse(max_envelopes=1),
+                use_version=_use_version(event.envelope.supported_versions),
+            ))
         finally:
             ctx.busy = False
 
@@ -333,6 +336,19 @@ class CwmpResource(Resource):
             self._end(ctx, "error", "internal error")
         if not _finished(request):
             self._plain(request, 500, "internal error")
+
+
+# CWMP versions this ACS speaks (TR-069 Amendment 5, section 3.4.2.x: the ACS answers a
+# 1.4 CPE's SupportedCWMPVersions with the UseCWMPVersion it picks).
+ACS_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4")
+
+
+def _use_version(supported: str | None) -> str | None:
+    if not supported:
+        return None
+    offered = {v.strip() for v in supported.split(",")}
+    common = [v for v in ACS_VERSIONS if v in offered]
+    return common[-1] if common else None
 
 
 def _aware(value: Any) -> datetime | None:

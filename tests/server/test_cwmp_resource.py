@@ -343,3 +343,15 @@ def test_store_failure_answers_8002_and_keeps_no_session(h):
 
     run(h, go())
     assert len(h.resource.sessions) == 0
+
+
+def test_cwmp_14_version_negotiation(h):
+    msg = parse_envelope(inform(namespace=CWMP_1_4)).message
+    body = build_envelope(msg, namespace=CWMP_1_4, cwmp_id="9", supported_versions="1.0,1.2,1.4")
+
+    async def go():
+        _, _, content = await h.post(body)
+        env = parse_envelope(content)
+        assert env.use_version == "1.4" and env.namespace == CWMP_1_4
+
+    run(h, go())
