@@ -19,6 +19,7 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 COMMAND_MODULES: tuple[str, ...] = (
     "serve",
     "devices",
+    "jobs",
     "credentials",
     "simulate",
     "cfgxml",

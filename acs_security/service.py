@@ -8,12 +8,15 @@ the caller asked wrongly.
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["ServiceError", "FleetService", "device_json"]
+__all__ = ["ServiceError", "FleetService", "device_json", "parse_duration"]
 
 MAX_PAGE = 1000
 
@@ -40,11 +43,35 @@ def device_json(device: Any) -> dict[str, Any]:
     return {k: _jsonable(v) for k, v in asdict(device).items()}
 
 
-class FleetService:
-    """Fleet operations over a DeferredStore (every method is a coroutine)."""
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
-    def __init__(self, store: Any, *, secret_names: Sequence[str] = ()) -> None:
+
+def parse_duration(text: str | float | int) -> timedelta:
+    """``90``, ``90s``, ``30m``, ``2h``, ``1d``. Raises ServiceError(400)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(str(text))
+        if match is None:
+            raise ServiceError(400, "invalid duration", f"{text!r} is not a duration such as 90s, 30m, 2h, 1d")
+        seconds = float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    if not 0 < seconds <= 90 * 86400:
+        raise ServiceError(400, "invalid duration", f"{text!r} must be between 1 second and 90 days")
+    return timedelta(seconds=seconds)
+
+
+REPORT_COLUMNS = ("device_id", "state", "wave", "attempts", "sent", "fault_code", "fault_string",
+                  "faults", "detail", "finished_at")
+
+
+class FleetService:
+    """Fleet operations over a DeferredStore and the job engine (every method is a coroutine)."""
+
+    def __init__(self, store: Any, *, engine: Any = None, clock: Any = None,
+                 secret_names: Sequence[str] = ()) -> None:
         self._store = store
+        self._engine = engine
+        self._clock = clock
         # Parameter names whose values are secrets (passwords): masked in every output.
         self._secret_suffixes = tuple(secret_names) or ("Password", "Passphrase", "Secret")
 
@@ -93,3 +120,194 @@ class FleetService:
         if any(name.endswith(suffix) for suffix in self._secret_suffixes):
             return "********" if value else ""
         return value
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def _need_engine(self) -> Any:
+        if self._engine is None:
+            raise ServiceError(503, "no job engine", "this node does not run the job engine")
+        return self._engine
+
+    async def submit_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a policy and targets, then create the job (or only plan it: dry_run).
+
+        ``request``: policy (TOML or cfg.xml text), select, canary ("10" or "5%"), wave,
+        max_fault_rate, deadline ("2h"), dry_run, force_all, readback, max_in_progress.
+        Raises ServiceError(400) with every problem of the policy."""
+        from acs_security.fleet.live import JobOptions
+        from acs_security.fleet.selector import SelectorError, parse_selector
+        from acs_security.fleet.waves import WaveOptions, parse_canary
+        from acs_security.policy.document import PolicyError, parse_policy
+
+        engine = self._need_engine()
+        allowed = {"policy", "policy_name", "select", "canary", "wave", "max_fault_rate", "deadline",
+                   "dry_run", "force_all", "readback", "max_in_progress"}
+        unknown = set(request) - allowed
+        if unknown:
+            raise ServiceError(400, "unknown field", f"unknown field(s) {sorted(unknown)}")
+        text = request.get("policy")
+        if not isinstance(text, str) or not text.strip():
+            raise ServiceError(400, "no policy", "give the policy document (TOML or cfg.xml) as text")
+        try:
+            policy = parse_policy(text.encode("utf-8"), source=str(request.get("policy_name") or "policy"))
+        except PolicyError as exc:
+            raise ServiceError(400, "invalid policy", "; ".join(exc.errors)) from None
+        try:
+            selector = parse_selector(str(request.get("select", "")))
+            canary = parse_canary(str(request.get("canary", "0")))
+            wave = request.get("wave")
+            options = JobOptions(
+                canary=canary, wave_size=int(wave) if wave not in (None, "", 0) else None,
+                max_fault_rate=float(request.get("max_fault_rate", 0.2)),
+                force_all=bool(request.get("force_all", False)),
+                readback=bool(request.get("readback", False)),
+                max_in_progress=int(request.get("max_in_progress", 1000)),
+            )
+            WaveOptions(options.canary, options.wave_size, options.max_fault_rate)
+        except SelectorError as exc:
+            raise ServiceError(400, "invalid selector", str(exc)) from None
+        except (TypeError, ValueError) as exc:
+            raise ServiceError(400, "invalid option", str(exc)) from None
+        deadline = parse_duration(request.get("deadline", "24h"))
+        targets = await engine.targets(selector)
+        if not targets:
+            raise ServiceError(400, "no target", f"no registered device matches {selector.text!r}")
+        if request.get("dry_run"):
+            return await self._dry_run(engine, policy, options, targets)
+        job = await engine.submit(policy, selector, options, deadline=deadline, targets=targets)
+        return await self.job_summary(job.id)
+
+    async def _dry_run(self, engine: Any, policy: Any, options: Any, targets: Sequence[Any]) -> dict[str, Any]:
+        devices = []
+        totals = {"change": 0, "compliant": 0, "skipped": 0, "error": 0}
+        for device in targets:
+            known = None
+            if not options.force_all:
+                params = await self._store.call("device_parameters", device.device_id)
+                known = {name: value for name, (value, _t) in params.items()}
+            plan = engine.plan_for(policy, device, known, force_all=options.force_all)
+            verdict = ("error" if plan.error else "change" if plan.params
+                       else "skipped" if plan.skipped and not plan.unchanged else "compliant")
+            totals[verdict] += 1
+            devices.append({
+                "device_id": device.device_id,
+                "product_class": device.product_class,
+                "verdict": verdict,
+                "changes": [{"path": p, "known": self.mask(p, k) if k is not None else None,
+                             "new": self.mask(p, n)} for p, k, n in plan.changes],
+                "skipped": [{"setting": key, "reason": why} for key, why in plan.skipped],
+                "error": plan.error,
+            })
+        return {"dry_run": True, "policy": policy.name, "targets": len(targets), "totals": totals,
+                "devices": devices}
+
+    def _live(self, job_id: int) -> Any:
+        return self._engine.jobs.get(job_id) if self._engine is not None else None
+
+    async def _job_record(self, job_id: int) -> Any:
+        rec = await self._store.call("get_job", job_id)
+        if rec is None:
+            raise ServiceError(404, "no such job", f"job {job_id} does not exist")
+        return rec
+
+    async def job_summary(self, job_id: int) -> dict[str, Any]:
+        rec = await self._job_record(job_id)
+        live = self._live(job_id)
+        now = self._clock.seconds() if self._clock is not None else datetime.now(UTC).timestamp()
+        if live is not None:
+            stats = live.summary(now)
+            state, wave, reason = live.state, live.current_wave, live.reason
+        else:
+            from acs_security.fleet.tasks import TaskState
+
+            counts = await self._store.call("task_counts", job_id)
+            stats = {"counts": {s.value: counts.get(s.value, 0) for s in TaskState},
+                     "total": rec.total, "rate_per_s": None, "eta_s": None}
+            state, wave, reason = rec.state, rec.current_wave, rec.reason
+        out = {
+            "id": rec.id, "name": rec.name, "state": state, "selector": rec.selector,
+            "parameter_key": rec.parameter_key, "options": rec.options,
+            "current_wave": wave, "wave_count": rec.wave_count, "reason": reason,
+            "created_at": _jsonable(rec.created_at), "deadline": _jsonable(rec.deadline),
+            "finished_at": _jsonable(rec.finished_at),
+        }
+        out.update(stats)
+        # Counts under the state names at the top level too ("applied": 498, ...).
+        out.update(stats["counts"])
+        return out
+
+    async def list_jobs(self, *, limit: int = 50, offset: int = 0, state: str | None = None) -> dict[str, Any]:
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise ServiceError(400, "invalid page", f"limit must be 1-{MAX_PAGE} and offset >= 0")
+        states = [state] if state else None
+        records = await self._store.call("list_jobs", limit=limit, offset=offset, states=states)
+        total = await self._store.call("count_jobs", states=states)
+        return {"total": total, "limit": limit, "offset": offset,
+                "jobs": [await self.job_summary(r.id) for r in records]}
+
+    async def job_devices(self, job_id: int, *, state: str | None = None, limit: int = 100,
+                          offset: int = 0) -> dict[str, Any]:
+        from acs_security.fleet.tasks import TaskState
+
+        await self._job_record(job_id)
+        if state is not None and state not in {s.value for s in TaskState}:
+            raise ServiceError(400, "invalid state", f"{state!r} is not one of {[s.value for s in TaskState]}")
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise ServiceError(400, "invalid page", f"limit must be 1-{MAX_PAGE} and offset >= 0")
+        await self._flush_engine()
+        states = [state] if state else None
+        tasks = await self._store.call("list_tasks", job_id, states=states, limit=limit, offset=offset)
+        total = await self._store.call("count_tasks", job_id, states=states)
+        live = self._live(job_id)
+        rows = []
+        for t in tasks:
+            row = {k: _jsonable(v) for k, v in asdict(t).items() if k not in ("job_id", "position", "updated_at")}
+            lt = live.tasks.get(t.device_id) if live is not None else None
+            if lt is not None:  # the engine's copy is newer than the last batch written
+                row.update(state=lt.state.value, attempts=lt.attempts, sent=lt.sent, detail=lt.detail)
+            rows.append(row)
+        return {"total": total, "limit": limit, "offset": offset, "devices": rows}
+
+    async def _flush_engine(self) -> None:
+        if self._engine is not None:
+            await self._engine.flush()
+
+    async def cancel_job(self, job_id: int) -> dict[str, Any]:
+        await self._job_record(job_id)
+        live = self._live(job_id)
+        if live is None or live.state in ("completed", "cancelled"):
+            raise ServiceError(409, "job is over", f"job {job_id} is not running")
+        await self._engine.cancel(live)
+        return await self.job_summary(job_id)
+
+    async def resume_job(self, job_id: int) -> dict[str, Any]:
+        await self._job_record(job_id)
+        live = self._live(job_id)
+        if live is None or live.state != "halted":
+            raise ServiceError(409, "job is not halted", f"job {job_id} is not halted")
+        await self._engine.resume(live)
+        return await self.job_summary(job_id)
+
+    async def job_report(self, job_id: int, *, fmt: str = "json") -> dict[str, Any] | bytes:
+        """Every device's outcome: JSON (summary + devices) or CSV (one row per device)."""
+        if fmt not in ("json", "csv"):
+            raise ServiceError(400, "invalid format", "format must be json or csv")
+        summary = await self.job_summary(job_id)
+        devices: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = await self.job_devices(job_id, limit=MAX_PAGE, offset=offset)
+            devices.extend(page["devices"])
+            offset += MAX_PAGE
+            if offset >= page["total"]:
+                break
+        if fmt == "json":
+            return {"job": summary, "devices": devices}
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for d in devices:
+            row = dict(d)
+            row["faults"] = ";".join(f"{f['name']}={f['code']}" for f in d.get("faults") or [])
+            writer.writerow(row)
+        return buf.getvalue().encode("utf-8")

@@ -77,6 +77,13 @@ class ApiResource(Resource):
             Route("GET", r"/healthz", self._healthz),
             Route("GET", r"/api/v1/devices", self._list_devices),
             Route("GET", r"/api/v1/devices/(?P<device_id>[^/]+)", self._show_device),
+            Route("POST", r"/api/v1/jobs", self._submit_job, status=201),
+            Route("GET", r"/api/v1/jobs", self._list_jobs),
+            Route("GET", r"/api/v1/jobs/(?P<job_id>[0-9]+)", self._show_job),
+            Route("GET", r"/api/v1/jobs/(?P<job_id>[0-9]+)/devices", self._job_devices),
+            Route("POST", r"/api/v1/jobs/(?P<job_id>[0-9]+)/cancel", self._cancel_job),
+            Route("POST", r"/api/v1/jobs/(?P<job_id>[0-9]+)/resume", self._resume_job),
+            Route("GET", r"/api/v1/jobs/(?P<job_id>[0-9]+)/report", self._job_report),
         ]
 
     def add_routes(self, routes: list[Route]) -> None:
@@ -113,12 +120,13 @@ class ApiResource(Resource):
             return
         if request.finished or getattr(request, "_disconnected", False):
             return
+        status = getattr(request, "acs_status", route.status)
         if isinstance(result, RawBody):
-            request.setResponseCode(route.status)
+            request.setResponseCode(status)
             request.setHeader(b"Content-Type", result.content_type.encode())
             request.write(result.body)
         else:
-            request.setResponseCode(route.status)
+            request.setResponseCode(status)
             request.setHeader(b"Content-Type", b"application/json")
             request.write(json.dumps(result, indent=None, separators=(",", ":")).encode() + b"\n")
         request.finish()
@@ -161,6 +169,41 @@ class ApiResource(Resource):
 
     async def _show_device(self, request: IRequest, params: dict[str, str]) -> Any:
         return await self.service.get_device(params["device_id"])
+
+    async def _submit_job(self, request: IRequest, params: dict[str, str]) -> Any:
+        body = read_json(request)
+        if not isinstance(body, dict):
+            raise ServiceError(400, "invalid body", "the body must be a JSON object")
+        result = await self.service.submit_job(body)
+        if result.get("dry_run"):
+            request.acs_status = 200  # a plan, nothing created
+        return result
+
+    async def _list_jobs(self, request: IRequest, params: dict[str, str]) -> Any:
+        return await self.service.list_jobs(limit=query_int(request, "limit", 50),
+                                            offset=query_int(request, "offset", 0),
+                                            state=query_str(request, "state"))
+
+    async def _show_job(self, request: IRequest, params: dict[str, str]) -> Any:
+        return await self.service.job_summary(int(params["job_id"]))
+
+    async def _job_devices(self, request: IRequest, params: dict[str, str]) -> Any:
+        return await self.service.job_devices(int(params["job_id"]), state=query_str(request, "state"),
+                                              limit=query_int(request, "limit", 100),
+                                              offset=query_int(request, "offset", 0))
+
+    async def _cancel_job(self, request: IRequest, params: dict[str, str]) -> Any:
+        return await self.service.cancel_job(int(params["job_id"]))
+
+    async def _resume_job(self, request: IRequest, params: dict[str, str]) -> Any:
+        return await self.service.resume_job(int(params["job_id"]))
+
+    async def _job_report(self, request: IRequest, params: dict[str, str]) -> Any:
+        fmt = query_str(request, "format") or "json"
+        report = await self.service.job_report(int(params["job_id"]), fmt=fmt)
+        if isinstance(report, bytes):
+            return RawBody(report, "text/csv; charset=utf-8")
+        return report
 
 
 class RawBody:

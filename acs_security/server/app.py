@@ -21,6 +21,12 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
+from twisted.internet.protocol import DatagramProtocol
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from acs_security.connreq.http_client import HttpConnectionRequester
+from acs_security.connreq.udp_client import UdpConnectionRequester
+from acs_security.fleet.engine import EngineLimits, FleetEngine
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.server.api import ApiResource
 from acs_security.server.config import ConfigError, Endpoint, ServerConfig
@@ -93,7 +99,43 @@ class AcsServer:
     cwmp: CwmpResource | None = None
     api: ApiResource | None = None
     service: FleetService | None = None
+    engine: FleetEngine | None = None
     _threadpool: Any = None
+    _udp_port: Any = None
+
+    def _make_engine(self) -> FleetEngine:
+        """The job engine, with its connection-request clients (HTTP digest and UDP)."""
+        cfg = self.config
+        agent = Agent(self.reactor, pool=HTTPConnectionPool(self.reactor, persistent=False),
+                      connectTimeout=cfg.cr_timeout)
+        http = HttpConnectionRequester(agent, self.reactor, nonce_source=self.random_bytes,
+                                       timeout=cfg.cr_timeout)
+        self._udp_port = self.reactor.listenUDP(0, DatagramProtocol(), interface="0.0.0.0")
+        udp = UdpConnectionRequester(
+            self._udp_port, self.reactor,
+            first_id=int.from_bytes(self.random_bytes(4), "big"),
+            nonce_source=self.random_bytes,
+        )
+        default = None
+        if cfg.cr_username is not None and cfg.cr_password_file is not None:
+            try:
+                password = cfg.cr_password_file.read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"cr_password_file {cfg.cr_password_file}: {exc.strerror}") from None
+            default = (cfg.cr_username, password)
+        ds = self.deferred_store
+        return FleetEngine(
+            store=ds, clock=self.reactor, http_requester=http, udp_requester=udp,
+            cr_credentials=lambda device_id: ds.call("get_connection_request_credential", device_id),
+            default_cr_credential=default,
+            limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
+                                cr_session_wait=cfg.cr_session_wait),
+        )
+
+    async def start_engine(self) -> None:
+        """Resume unfinished jobs and start the tick (after start())."""
+        if self.engine is not None:
+            await self.engine.start()
 
     def start(self) -> None:
         """Open the store and listen. Raises ConfigError / StoreError / CannotListenError."""
@@ -117,6 +159,9 @@ class AcsServer:
                 client_cert_match=cfg.client_cert_match,
                 realm=cfg.realm,
             )
+        if self.provisioner is None:
+            self.engine = self._make_engine()
+            self.provisioner = self.engine
         self.cwmp = CwmpResource(
             clock=self.reactor,
             store=self.deferred_store,
@@ -128,7 +173,7 @@ class AcsServer:
             max_body_bytes=cfg.max_body_bytes,
             session_observer=self.session_observer,
         )
-        self.service = FleetService(self.deferred_store)
+        self.service = FleetService(self.deferred_store, engine=self.engine, clock=self.reactor)
         self.api = ApiResource(self.service, health=lambda: self.deferred_store.call("count_devices"))
         # The CWMP resource is a leaf at the root: it answers at every path, since phones'
         # ACS URLs end in many ways.
@@ -177,6 +222,13 @@ class AcsServer:
         self.ports = {}
         if self.cwmp is not None:
             self.cwmp.sessions.close_all("shutdown")
+        if self._udp_port is not None:
+            d = self._udp_port.stopListening()
+            if d is not None:
+                ds.append(d)
+            self._udp_port = None
+        if self.engine is not None:
+            ds.append(Deferred.fromCoroutine(self.engine.stop()))
 
         def close(_: Any) -> Any:
             d = self.deferred_store.close() if self.deferred_store else None

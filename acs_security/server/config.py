@@ -84,6 +84,11 @@ class ServerConfig:
     max_body_bytes: int = 1024 * 1024
     log_json: bool = False
     log_level: str = "info"
+    cr_username: str | None = None
+    cr_password_file: Path | None = None
+    cr_timeout: float = 10.0
+    max_cr_in_flight: int = 200
+    cr_session_wait: float = 45.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -108,6 +113,10 @@ class ServerConfig:
             parts = urlsplit(self.public_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(f"public_url: {self.public_url!r} is not an http(s) URL")
+        if (self.cr_username is None) != (self.cr_password_file is None):
+            raise ConfigError("cr_username and cr_password_file go together")
+        if self.cr_timeout <= 0 or self.cr_session_wait <= 0 or self.max_cr_in_flight < 1:
+            raise ConfigError("cr_timeout and cr_session_wait must be positive, max_cr_in_flight >= 1")
         if self.cwmp_listen is None and self.https_listen is None and self.api_listen is None:
             raise ConfigError("nothing to listen on: give cwmp_listen, https_listen or api_listen")
 
@@ -138,6 +147,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "max_body_bytes": ("int", "largest CWMP request body accepted (after decompression)"),
     "log_json": ("bool", "write logs as JSON lines"),
     "log_level": ("str", "debug, info, warn or error"),
+    "cr_username": ("str", "connection-request username used for devices without their own credential"),
+    "cr_password_file": ("path", "file holding the connection-request password that goes with cr_username"),
+    "cr_timeout": ("float", "seconds a connection request may take"),
+    "max_cr_in_flight": ("int", "connection requests in flight at once, over all jobs"),
+    "cr_session_wait": ("float", "seconds a device that accepted a connection request has to call in"),
 }
 
 

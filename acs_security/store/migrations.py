@@ -122,8 +122,56 @@ def _v1(conn: Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+def _v2(conn: Connection) -> None:
+    """Fleet jobs and their per-device tasks (the fleet push issue)."""
+    md = sa.MetaData()
+    sa.Table("devices", md, sa.Column("id", sa.Text, primary_key=True))  # FK target only
+    sa.Table(
+        "jobs", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("policy", sa.Text, nullable=False),
+        sa.Column("selector", sa.Text, nullable=False),
+        sa.Column("options", sa.Text, nullable=False),
+        sa.Column("parameter_key", sa.Text, nullable=False),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("current_wave", sa.Integer, nullable=False),
+        sa.Column("wave_count", sa.Integer, nullable=False),
+        sa.Column("total", sa.Integer, nullable=False),
+        sa.Column("reason", sa.Text),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("deadline", UTCDateTime, nullable=False),
+        sa.Column("finished_at", UTCDateTime),
+        sa.Index("ix_jobs_state", "state"),
+        sa.Index("ix_jobs_parameter_key", "parameter_key", unique=True),
+    )
+    sa.Table(
+        "tasks", md,
+        sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("wave", sa.Integer, nullable=False),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("sent", sa.Integer, nullable=False),
+        sa.Column("cr_exhausted", sa.Boolean, nullable=False),
+        sa.Column("fault_code", sa.Integer),
+        sa.Column("fault_string", sa.Text),
+        sa.Column("faults", sa.Text),
+        sa.Column("detail", sa.Text),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("finished_at", UTCDateTime),
+        sa.Index("ix_tasks_device_id", "device_id"),
+        sa.Index("ix_tasks_job_state", "job_id", "state"),
+    )
+    md.tables["jobs"].create(conn, checkfirst=False)
+    md.tables["tasks"].create(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, device_parameters, device_tags, credentials, transfer_completes", _v1),
+    Migration(2, "jobs, tasks", _v2),
 )
 HEAD: int = MIGRATIONS[-1].version
 

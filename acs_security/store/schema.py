@@ -23,8 +23,10 @@ __all__ = [
     "device_parameters",
     "device_tags",
     "devices",
+    "jobs",
     "metadata",
     "schema_version",
+    "tasks",
     "transfer_completes",
 ]
 
@@ -148,4 +150,47 @@ transfer_completes = sa.Table(
     sa.Column("start_time", UTCDateTime),
     sa.Column("complete_time", UTCDateTime),
     sa.Index("ix_transfer_completes_device_id", "device_id"),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("policy", sa.Text, nullable=False),  # JSON
+    sa.Column("selector", sa.Text, nullable=False),
+    sa.Column("options", sa.Text, nullable=False),  # JSON
+    sa.Column("parameter_key", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("current_wave", sa.Integer, nullable=False),
+    sa.Column("wave_count", sa.Integer, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("deadline", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Index("ix_jobs_state", "state"),
+    sa.Index("ix_jobs_parameter_key", "parameter_key", unique=True),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("wave", sa.Integer, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("sent", sa.Integer, nullable=False),
+    sa.Column("cr_exhausted", sa.Boolean, nullable=False),
+    sa.Column("fault_code", sa.Integer),
+    sa.Column("fault_string", sa.Text),
+    sa.Column("faults", sa.Text),  # JSON list of {name, code, string}
+    sa.Column("detail", sa.Text),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Index("ix_tasks_device_id", "device_id"),
+    sa.Index("ix_tasks_job_state", "job_id", "state"),
 )

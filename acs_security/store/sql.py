@@ -20,6 +20,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from acs_security.store import schema as t
+from acs_security.store.jobs import JobsMixin
 from acs_security.store.batch import device_row, merge_informs
 from acs_security.store.codec import IdentityCodec, SecretCodec
 from acs_security.store.engine import WRITE_OPTION, is_sqlite_memory, make_engine, parse_store_url, safe_url
@@ -56,7 +57,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class Store:
+class Store(JobsMixin):
     """Storage behind a narrow interface. Build one with open_store()."""
 
     def __init__(

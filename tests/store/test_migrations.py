@@ -115,18 +115,18 @@ def test_a_later_step_is_applied_once(store_url: str) -> None:
     open_store(store_url).close()
     calls: list[int] = []
 
-    def add_jobs(conn: sa.Connection) -> None:
+    def add_later(conn: sa.Connection) -> None:
         calls.append(1)
-        conn.execute(sa.text("CREATE TABLE jobs (id INTEGER PRIMARY KEY)"))
+        conn.execute(sa.text("CREATE TABLE later_table (id INTEGER PRIMARY KEY)"))
 
-    steps = (*MIGRATIONS, Migration(SCHEMA_HEAD + 1, "jobs", add_jobs))
+    steps = (*MIGRATIONS, Migration(SCHEMA_HEAD + 1, "later", add_later))
     engine = make_engine(parse_store_url(store_url))
     try:
         assert migrate(engine, now=T0, steps=steps) == SCHEMA_HEAD + 1
         assert migrate(engine, now=T0, steps=steps) == SCHEMA_HEAD + 1
         with engine.connect() as conn:
             assert read_version(conn) == SCHEMA_HEAD + 1
-            assert sa.inspect(conn).has_table("jobs")
+            assert sa.inspect(conn).has_table("later_table")
     finally:
         engine.dispose()
     assert calls == [1]

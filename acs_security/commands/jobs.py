@@ -1,0 +1,287 @@
+"""``acs-security push`` and ``acs-security jobs ...``: fleet jobs through the management API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from acs_security.commands import UsageError
+from acs_security.commands._client import ApiClient, add_server_argument
+
+__all__ = ["register", "register_push", "render_summary"]
+
+STATE_ORDER = ("pending", "requested", "in_session", "applied", "applied_pending_reboot",
+               "faulted", "unreachable", "skipped", "cancelled")
+FINAL_JOB_STATES = ("completed", "cancelled")
+
+
+def register_push(sub: Any) -> None:
+    p = sub.add_parser("push", help="push a security policy to the devices a selector names")
+    p.add_argument("policy", type=Path, help="policy file: TOML (see datamodel/examples) or cfg.xml")
+    p.add_argument("--select", required=True,
+                   help="target devices: all | product_class=CP-8851-3PCC; firmware>=11.3(7); serial=@FILE; tag=T")
+    p.add_argument("--canary", default="0", help="canary group first: a count or a percentage (5%%)")
+    p.add_argument("--wave", type=int, help="devices per wave after the canary")
+    p.add_argument("--max-fault-rate", type=float, default=0.2, help="halt a wave above this fault rate (0-1)")
+    p.add_argument("--deadline", default="24h", help="give up on unreachable devices after this (30m, 2h, 1d)")
+    p.add_argument("--force-all", action="store_true", help="send every setting, not only the ones that differ")
+    p.add_argument("--readback", action="store_true", help="confirm with GetParameterValues after applying")
+    p.add_argument("--dry-run", action="store_true", help="show per device what would change; create nothing")
+    p.add_argument("--wait", action="store_true", help="follow the job with a progress bar until it ends")
+    add_server_argument(p)
+    p.set_defaults(func=push)
+
+
+def register(sub: Any) -> None:
+    register_push(sub)
+    p = sub.add_parser("jobs", help="list, show, cancel, resume fleet jobs and get their reports")
+    jsub = p.add_subparsers(dest="jobs_command", metavar="ACTION")
+    jsub.required = True
+    lst = jsub.add_parser("list", help="list jobs, newest first")
+    lst.add_argument("--state", choices=("running", "halted", "cancelled", "completed"))
+    lst.add_argument("--limit", type=int, default=50)
+    add_server_argument(lst)
+    lst.set_defaults(func=list_jobs)
+    for name, helptext in (("show", "a job's counts per state, rate and estimated end"),
+                           ("cancel", "stop a job: devices not yet in a session are cancelled"),
+                           ("resume", "resume a job halted by its fault brake")):
+        c = jsub.add_parser(name, help=helptext)
+        c.add_argument("job_id", type=int)
+        add_server_argument(c)
+        if name == "show":
+            c.add_argument("--devices", metavar="STATE", nargs="?", const="",
+                           help="also list the devices (optionally only those in STATE)")
+        c.set_defaults(func=globals()[f"{name}_job"])
+    rep = jsub.add_parser("report", help="every device's outcome (JSON or CSV)")
+    rep.add_argument("job_id", type=int)
+    rep.add_argument("--format", choices=("json", "csv", "table"), default="table")
+    rep.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    add_server_argument(rep)
+    rep.set_defaults(func=report_job)
+
+
+def _policy_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from None
+    if len(data) > 256 * 1024:
+        raise UsageError(f"{path}: larger than 256 KiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text") from None
+
+
+def _selector(text: str) -> str:
+    # serial=@FILE: one serial number per line (blank lines and # comments ignored).
+    parts = []
+    for part in text.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() in ("serial", "serials") and value.strip().startswith("@"):
+            path = Path(value.strip()[1:])
+            try:
+                lines = path.read_text().splitlines()
+            except OSError as exc:
+                raise UsageError(f"--select {part.strip()}: {exc.strerror}") from None
+            serials = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+            if not serials:
+                raise UsageError(f"--select {part.strip()}: the file holds no serial number")
+            part = f"serial={','.join(serials)}"
+        parts.append(part)
+    return ";".join(parts)
+
+
+def push(args: Any) -> int:
+    body = {
+        "policy": _policy_text(args.policy), "policy_name": args.policy.name,
+        "select": _selector(args.select), "canary": args.canary, "wave": args.wave,
+        "max_fault_rate": args.max_fault_rate, "deadline": args.deadline,
+        "force_all": args.force_all, "readback": args.readback, "dry_run": args.dry_run,
+    }
+    client = ApiClient(args.server)
+    result = client.request("POST", "/api/v1/jobs", body=body)
+    if args.dry_run:
+        return _print_dry_run(result, as_json=args.json)
+    if not args.wait:
+        if args.json:
+            _dump(result)
+        else:
+            print(f"job {result['id']} submitted: {result['total']} device(s), "
+                  f"ParameterKey {result['parameter_key']}")
+        return 0
+    final = follow(client, result["id"], quiet=args.json)
+    if args.json:
+        _dump(final)
+    else:
+        render_summary(final, Console())
+    return 0 if final["state"] == "completed" and not final.get("faulted") else 1
+
+
+def follow(client: ApiClient, job_id: int, *, quiet: bool = False, interval: float = 0.5,
+           console: Console | None = None) -> dict[str, Any]:
+    """Poll a job until it ends (or halts), with a live bar and counts per state."""
+    console = console or Console(stderr=True)
+    summary = client.get(f"/api/v1/jobs/{job_id}")
+    progress = Progress(TextColumn("job {task.fields[job]}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+                        console=console, disable=quiet, transient=False)
+    with progress:
+        bar = progress.add_task("push", total=summary["total"], job=job_id, counts="")
+        while True:
+            counts = " ".join(f"{s}={summary['counts'][s]}" for s in STATE_ORDER if summary["counts"].get(s))
+            progress.update(bar, completed=summary["done"] + summary["counts"].get("cancelled", 0),
+                            counts=f"{summary['state']} {counts}")
+            if summary["state"] in FINAL_JOB_STATES or summary["state"] == "halted":
+                return summary
+            time.sleep(interval)
+            summary = client.get(f"/api/v1/jobs/{job_id}")
+
+
+def render_summary(s: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"job {s['id']} {s['name']}: {s['state']}"
+                  + (f" ({s['reason']})" if s.get("reason") else ""))
+    table.add_column("state")
+    table.add_column("devices", justify="right")
+    for state in STATE_ORDER:
+        table.add_row(state, str(s["counts"].get(state, 0)))
+    table.add_row("total", str(s["total"]), style="bold")
+    console.print(table)
+    extra = [f"wave {s['current_wave'] + 1}/{s['wave_count']}", f"ParameterKey {s['parameter_key']}"]
+    if s.get("rate_per_s"):
+        extra.append(f"{s['rate_per_s']} devices/s")
+    if s.get("p50_s") is not None:
+        extra.append(f"p50 {s['p50_s']}s p99 {s['p99_s']}s")
+    if s.get("eta_s"):
+        extra.append(f"about {s['eta_s']}s left")
+    console.print("  ".join(extra))
+
+
+def _print_dry_run(result: dict[str, Any], *, as_json: bool) -> int:
+    if as_json:
+        _dump(result)
+        return 0
+    console = Console()
+    totals = result["totals"]
+    console.print(f"dry run of {result['policy']!r} on {result['targets']} device(s): "
+                  + ", ".join(f"{k} {v}" for k, v in totals.items()))
+    table = Table()
+    for col in ("device", "verdict", "setting", "known -> new / reason"):
+        table.add_column(col)
+    for d in result["devices"][:200]:
+        first = True
+        for c in d["changes"]:
+            table.add_row(d["device_id"] if first else "", d["verdict"] if first else "", c["path"],
+                          f"{c['known'] if c['known'] is not None else '(unknown)'} -> {c['new']}")
+            first = False
+        for sk in d["skipped"]:
+            table.add_row(d["device_id"] if first else "", d["verdict"] if first else "",
+                          sk["setting"], f"skipped: {sk['reason']}")
+            first = False
+        if d["error"]:
+            table.add_row(d["device_id"], "error", "", d["error"])
+        elif first:
+            table.add_row(d["device_id"], d["verdict"], "", "")
+    console.print(table)
+    if len(result["devices"]) > 200:
+        console.print(f"... {len(result['devices']) - 200} more device(s); use --json for all")
+    return 0
+
+
+def _dump(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    print()
+
+
+def list_jobs(args: Any) -> int:
+    data = ApiClient(args.server).get("/api/v1/jobs", limit=args.limit, state=args.state)
+    if args.json:
+        _dump(data)
+        return 0
+    table = Table(title=f"{data['total']} job(s)")
+    for col in ("id", "name", "state", "total", "applied", "faulted", "pending", "created"):
+        table.add_column(col)
+    for j in data["jobs"]:
+        applied = j["counts"]["applied"] + j["counts"]["applied_pending_reboot"]
+        table.add_row(str(j["id"]), j["name"], j["state"], str(j["total"]), str(applied),
+                      str(j["counts"]["faulted"]), str(j["counts"]["pending"]), j["created_at"])
+    Console().print(table)
+    return 0
+
+
+def show_job(args: Any) -> int:
+    client = ApiClient(args.server)
+    data = client.get(f"/api/v1/jobs/{args.job_id}")
+    devices = None
+    if args.devices is not None:
+        devices = client.get(f"/api/v1/jobs/{args.job_id}/devices", state=args.devices or None, limit=1000)
+    if args.json:
+        _dump({**data, "devices": devices["devices"]} if devices else data)
+        return 0
+    console = Console()
+    render_summary(data, console)
+    if devices:
+        _device_table(devices["devices"], console)
+    return 0
+
+
+def _device_table(rows: list[dict[str, Any]], console: Console) -> None:
+    table = Table()
+    for col in ("device", "state", "attempts", "fault", "detail"):
+        table.add_column(col)
+    for d in rows:
+        fault = ""
+        if d.get("fault_code"):
+            fault = str(d["fault_code"]) + "".join(f" {f['name']}={f['code']}" for f in d.get("faults") or [])
+        table.add_row(d["device_id"], d["state"], str(d["attempts"]), fault, d.get("detail") or "")
+    console.print(table)
+
+
+def cancel_job(args: Any) -> int:
+    data = ApiClient(args.server).request("POST", f"/api/v1/jobs/{args.job_id}/cancel", body={})
+    if args.json:
+        _dump(data)
+    else:
+        render_summary(data, Console())
+    return 0
+
+
+def resume_job(args: Any) -> int:
+    data = ApiClient(args.server).request("POST", f"/api/v1/jobs/{args.job_id}/resume", body={})
+    if args.json:
+        _dump(data)
+    else:
+        render_summary(data, Console())
+    return 0
+
+
+def report_job(args: Any) -> int:
+    client = ApiClient(args.server)
+    fmt = "json" if args.format in ("json", "table") else "csv"
+    if fmt == "csv":
+        data: Any = client.request("GET", f"/api/v1/jobs/{args.job_id}/report",
+                                   query={"format": "csv"}, raw=True)
+        text = data.decode("utf-8")
+    else:
+        data = client.get(f"/api/v1/jobs/{args.job_id}/report", format="json")
+        text = json.dumps(data, indent=2) + "\n"
+    if args.output is not None:
+        args.output.write_text(text)
+        return 0
+    if args.format == "table" and not args.json:
+        console = Console()
+        render_summary(data["job"], console)
+        interesting = [d for d in data["devices"] if d["state"] not in ("applied",)]
+        if interesting:
+            console.print(f"{len(interesting)} device(s) not plainly applied:")
+            _device_table(interesting, console)
+        return 0
+    sys.stdout.write(text)
+    return 0

@@ -1,0 +1,496 @@
+"""The fleet job engine: connection requests, waves and outcomes, and the sessions' provisioner.
+
+Two halves meet here:
+- a tick (every ``tick`` seconds on the clock) that, for each running job, opens waves,
+  halts on the fault brake, sends connection requests within the limits, notices devices
+  that accepted a request but never called, and ends the job at its deadline;
+- the :class:`~acs_security.server.provisioning.Provisioner` of the CWMP endpoint: when a
+  targeted device is in a session, it gets its SetParameterValues (one, atomic, with the
+  job's ParameterKey), and the response or fault becomes the task's outcome, committed
+  before the session goes on.
+
+A device that already carries the job's ParameterKey in its Inform is done: that is how a
+restarted server resumes without applying anything twice.
+"""
+
+from __future__ import annotations
+
+import random as random_module
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from acs_security.connreq.policy import BackoffPolicy
+from acs_security.cwmp import messages as m
+from acs_security.fleet.live import JobOptions, LiveJob, LiveTask
+from acs_security.fleet.selector import Selector
+from acs_security.fleet.tasks import TaskEvent, TaskState
+from acs_security.fleet.waves import WaveOptions, assign_waves, wave_verdict
+from acs_security.fleet.writes import TaskWriter
+from acs_security.mapping import Catalogue, load_catalogue
+from acs_security.policy.document import Policy
+from acs_security.policy.plan import DevicePlan, plan_device
+from acs_security.server.sessions import SessionContext
+from acs_security.store.jobs import TargetDevice
+
+__all__ = ["FleetEngine", "EngineLimits", "PARAMETER_KEY_PREFIX"]
+
+log = Logger(namespace="acs_security.fleet")
+PARAMETER_KEY_PREFIX = "acs-sec-job-"
+
+
+class EngineLimits:
+    """Server-wide limits and timings of connection requests (per job limits are JobOptions)."""
+
+    def __init__(self, *, max_cr_in_flight: int = 200, cr_session_wait: float = 45.0,
+                 max_cr_attempts: int = 3, tick: float = 0.2,
+                 backoff: BackoffPolicy | None = None) -> None:
+        self.max_cr_in_flight = max_cr_in_flight
+        self.cr_session_wait = cr_session_wait
+        self.max_cr_attempts = max_cr_attempts
+        self.tick = tick
+        self.backoff = backoff or BackoffPolicy(base=5.0, cap=120.0)
+
+
+class _Work:
+    """What a session does for one task: plan, SetParameterValues, optional read-back."""
+
+    __slots__ = ("task", "plan", "stage")
+
+    def __init__(self, task: LiveTask) -> None:
+        self.task = task
+        self.plan: DevicePlan | None = None
+        self.stage = "plan"
+
+
+class FleetEngine:
+    def __init__(
+        self,
+        *,
+        store: Any,
+        clock: IReactorTime,
+        http_requester: Any = None,
+        udp_requester: Any = None,
+        cr_credentials: Callable[[str], Deferred[Any]] | None = None,
+        default_cr_credential: tuple[str, str] | None = None,
+        catalogue: Catalogue | None = None,
+        limits: EngineLimits | None = None,
+        random: Callable[[], float] | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._http = http_requester
+        self._udp = udp_requester
+        self._cr_credentials = cr_credentials
+        self._default_cr = default_cr_credential
+        self._catalogue = catalogue or load_catalogue()
+        self.limits = limits or EngineLimits()
+        self._random = random or random_module.Random().random
+        self.jobs: dict[int, LiveJob] = {}
+        self.devices: dict[str, TargetDevice] = {}
+        self._by_device: dict[str, list[LiveTask]] = {}
+        self._writer = TaskWriter(store)
+        self._cr_in_flight = 0
+        self._loop: LoopingCall | None = None
+        self._ticking = False
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load unfinished jobs from the store and start ticking."""
+        records = await self._store.call("list_jobs", limit=10_000, states=["running", "halted"])
+        if records:
+            targets = {d.device_id: d for d in await self._store.call("target_devices")}
+            tasks = await self._store.call("active_tasks")
+            for rec in records:
+                self.jobs[rec.id] = LiveJob.from_record(rec)
+            for task_rec in tasks:
+                job = self.jobs.get(task_rec.job_id)
+                if job is None:
+                    continue
+                task = job.add(task_rec)
+                self._index(task)
+                if task.device_id in targets:
+                    self.devices[task.device_id] = targets[task.device_id]
+            # Counts of tasks already final come from the store.
+            for job in self.jobs.values():
+                counts = await self._store.call("task_counts", job.id, by_wave=True)
+                for (wave, state), n in counts.items():
+                    st = TaskState(state)
+                    if st in (TaskState.PENDING, TaskState.REQUESTED, TaskState.IN_SESSION):
+                        continue
+                    job.counts[st] += n
+                    job.wave_counts.setdefault(wave, type(job.counts)())[st] += n
+            log.info("resumed {n} job(s) with {t} unfinished task(s)", n=len(self.jobs), t=len(tasks))
+        self._loop = LoopingCall(self._tick)
+        self._loop.clock = self._clock
+        self._loop.start(self.limits.tick, now=False)
+
+    async def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        await self._writer.flush()
+
+    def flush(self) -> Deferred[None]:
+        """Fires once every task change so far is in the store."""
+        return self._writer.flush()
+
+    def _index(self, task: LiveTask) -> None:
+        self._by_device.setdefault(task.device_id, []).append(task)
+
+    # -- submitting ---------------------------------------------------------------------
+
+    async def targets(self, selector: Selector) -> list[TargetDevice]:
+        devices = await self._store.call("target_devices")
+        return [d for d in devices if selector.matches(
+            product_class=d.product_class, firmware=d.software_version, serial=d.serial_number,
+            tags=d.tags, device_id=d.device_id)]
+
+    async def submit(self, policy: Policy, selector: Selector, options: JobOptions, *,
+                     deadline: timedelta, targets: list[TargetDevice] | None = None) -> LiveJob:
+        """Create the job durably, then start working on it. Raises ValueError when no
+        device matches."""
+        devices = targets if targets is not None else await self.targets(selector)
+        if not devices:
+            raise ValueError(f"no registered device matches {selector.text!r}")
+        waves = assign_waves(len(devices), WaveOptions(options.canary, options.wave_size, options.max_fault_rate))
+        now = datetime.fromtimestamp(self._clock.seconds(), UTC)
+        rec = await self._store.call(
+            "create_job", name=policy.name, policy=policy.to_json(), selector=selector.text,
+            options=options.to_json(), parameter_key_prefix=PARAMETER_KEY_PREFIX,
+            deadline=now + deadline, tasks=[(d.device_id, w) for d, w in zip(devices, waves)],
+        )
+        job = LiveJob.from_record(rec)
+        job.created = self._clock.seconds()
+        for i, (d, w) in enumerate(zip(devices, waves)):
+            task = LiveTask(job, d.device_id, i, w)
+            job.tasks[d.device_id] = task
+            job.counts[TaskState.PENDING] += 1
+            job.wave_counts.setdefault(w, type(job.counts)())[TaskState.PENDING] += 1
+            job.queue.append(task)
+            self._index(task)
+            self.devices[d.device_id] = d
+        self.jobs[job.id] = job
+        log.info("job {id} {name}: {n} device(s) in {w} wave(s), key {key}", id=job.id,
+                 name=job.name, n=len(devices), w=job.wave_count, key=job.parameter_key)
+        return job
+
+    def plan_for(self, policy: Policy, device: TargetDevice, known: dict[str, str] | None,
+                 *, force_all: bool = False) -> DevicePlan:
+        return plan_device(policy, product_class=device.product_class,
+                           software_version=device.software_version, known=known,
+                           force_all=force_all, catalogue=self._catalogue)
+
+    # -- operator actions ---------------------------------------------------------------
+
+    async def cancel(self, job: LiveJob) -> None:
+        now = self._clock.seconds()
+        for task in job.tasks.values():
+            if task.state in (TaskState.PENDING, TaskState.REQUESTED):
+                job.apply(task, TaskEvent.CANCEL, now)
+                self._writer.mark(task.update(now))
+        job.state = "cancelled"
+        await self._writer.flush()
+        await self._store.call("set_job_state", job.id, "cancelled", reason="cancelled by operator",
+                               finished=True)
+        self._forget_if_done(job)
+
+    async def resume(self, job: LiveJob) -> None:
+        job.state, job.reason = "running", None
+        # The halted wave is accepted as it is: open the next one.
+        if job.current_wave + 1 < job.wave_count:
+            job.current_wave += 1
+        await self._store.call("set_job_state", job.id, "running", current_wave=job.current_wave)
+
+    # -- the tick -----------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self._ticking:
+            return
+        self._ticking = True
+        try:
+            now = self._clock.seconds()
+            for job in list(self.jobs.values()):
+                if job.state == "running":
+                    self._drive(job, now)
+            self._writer.kick()
+        finally:
+            self._ticking = False
+
+    def _drive(self, job: LiveJob, now: float) -> None:
+        if now >= job.deadline:
+            for task in job.tasks.values():
+                if task.state in (TaskState.PENDING, TaskState.REQUESTED):
+                    job.apply(task, TaskEvent.DEADLINE, now)
+                    task.detail = "no session before the job's deadline"
+                    self._writer.mark(task.update(now))
+        # Devices that accepted a connection request but did not call in.
+        for task in job.tasks.values():
+            if (task.state is TaskState.REQUESTED and task.requested_at is not None
+                    and now - task.requested_at > self.limits.cr_session_wait):
+                job.apply(task, TaskEvent.CR_LOST, now)
+                self._failed_attempt(task, now, "accepted the connection request but did not call in")
+        if job.active == 0:
+            self._finish(job, "completed")
+            return
+        verdict = wave_verdict(job.wave_counts.get(job.current_wave, {}),
+                               contactable=job.contactable(job.current_wave, self.devices),
+                               max_fault_rate=job.options.max_fault_rate)
+        if verdict.state == "halt":
+            job.state = "halted"
+            job.reason = (f"wave {job.current_wave}: {verdict.faulted} faulted of {verdict.decided} "
+                          f"decided ({verdict.fault_rate:.0%} > {job.options.max_fault_rate:.0%})")
+            log.warn("job {id} halted: {reason}", id=job.id, reason=job.reason)
+            self._persist_job(job)
+            return
+        if verdict.state == "settled" and job.current_wave + 1 < job.wave_count:
+            job.current_wave += 1
+            log.info("job {id}: wave {w} opens", id=job.id, w=job.current_wave)
+            self._persist_job(job)
+        self._send_requests(job, now)
+
+    def _persist_job(self, job: LiveJob) -> None:
+        d = self._store.call("set_job_state", job.id, job.state, current_wave=job.current_wave,
+                             reason=job.reason, finished=job.state in ("completed", "cancelled"))
+        d.addErrback(lambda f: log.failure("saving job {id} failed", f, id=job.id))
+
+    def _finish(self, job: LiveJob, state: str) -> None:
+        job.state = state
+        log.info("job {id} {state}: {counts}", id=job.id, state=state,
+                 counts={s.value: n for s, n in job.counts.items() if n})
+        d = self._writer.flush()
+        d.addCallback(lambda _: self._store.call("set_job_state", job.id, state, finished=True))
+        d.addErrback(lambda f: log.failure("saving job {id} failed", f, id=job.id))
+        self._forget_if_done(job)
+
+    def _forget_if_done(self, job: LiveJob) -> None:
+        for task in job.tasks.values():
+            lst = self._by_device.get(task.device_id)
+            if lst and task in lst and task.state not in (TaskState.IN_SESSION,):
+                lst.remove(task)
+                if not lst:
+                    del self._by_device[task.device_id]
+
+    def _send_requests(self, job: LiveJob, now: float) -> None:
+        budget = min(self.limits.max_cr_in_flight - self._cr_in_flight,
+                     job.options.max_in_progress - job.in_progress)
+        scanned, size = 0, len(job.queue)
+        while budget > 0 and scanned < size and job.queue:
+            task = job.queue.popleft()
+            scanned += 1
+            if task.state is not TaskState.PENDING or task.cr_exhausted:
+                continue  # stale entry; exhausted ones wait for a periodic Inform
+            if not job.open_wave(task.wave) or task.next_attempt > now:
+                job.queue.append(task)
+                continue
+            device = self.devices.get(task.device_id)
+            if device is None or not (device.connection_request_url or device.udp_connection_request_address):
+                task.cr_exhausted = True
+                task.detail = "no ConnectionRequestURL known: waiting for a periodic Inform"
+                self._writer.mark(task.update(now))
+                continue
+            budget -= 1
+            job.apply(task, TaskEvent.CR_SENT, now)
+            task.requested_at = now
+            self._cr_in_flight += 1
+            d = Deferred.fromCoroutine(self._connection_request(task, device))
+            d.addErrback(lambda f: log.failure("connection request crashed", f))
+
+    async def _connection_request(self, task: LiveTask, device: TargetDevice) -> None:
+        try:
+            creds = await self._credential(device.device_id)
+            if creds is None:
+                ok, why = False, "no connection-request credential for this device"
+            elif device.udp_connection_request_address and self._udp is not None:
+                result = await self._udp.send(device.udp_connection_request_address, *creds)
+                ok, why = bool(getattr(result, "sent", True)), getattr(result, "detail", "")
+            elif device.connection_request_url and self._http is not None:
+                result = await self._http.request(device.connection_request_url, *creds)
+                ok, why = result.ok, f"{result.kind.value}: {result.detail}".strip(": ")
+            else:
+                ok, why = False, "no way to send a connection request"
+        finally:
+            self._cr_in_flight -= 1
+        now = self._clock.seconds()
+        if task.state is not TaskState.REQUESTED:
+            return  # the device called in (or the job moved on) meanwhile
+        if not ok:
+            task.job.apply(task, TaskEvent.CR_LOST, now)
+            self._failed_attempt(task, now, f"connection request failed ({why})")
+
+    async def _credential(self, device_id: str) -> tuple[str, str] | None:
+        if self._cr_credentials is not None:
+            cred = await self._cr_credentials(device_id)
+            if cred is not None:
+                return cred.username, cred.password
+        return self._default_cr
+
+    def _failed_attempt(self, task: LiveTask, now: float, why: str) -> None:
+        task.attempts += 1
+        task.detail = why
+        if task.attempts >= self.limits.max_cr_attempts:
+            task.cr_exhausted = True
+            task.detail = f"{why}; waiting for the next periodic Inform"
+        else:
+            task.next_attempt = now + self.limits.backoff.delay(task.attempts, self._random())
+        self._writer.mark(task.update(now))
+
+    # -- the provisioner ----------------------------------------------------------------
+
+    async def session_started(self, ctx: SessionContext) -> None:
+        tasks = self._by_device.get(ctx.device_id or "")
+        if not tasks:
+            return
+        inform = ctx.inform
+        values = inform.parameter_map if inform is not None else {}
+        key = values.get("Device.ManagementServer.ParameterKey")
+        known = self.devices.get(ctx.device_id or "")
+        if known is not None and inform is not None:
+            self.devices[known.device_id] = TargetDevice(
+                known.device_id, known.product_class,
+                str(values.get("Device.DeviceInfo.SoftwareVersion") or known.software_version or "") or None,
+                known.serial_number,
+                str(values.get("Device.ManagementServer.ConnectionRequestURL") or known.connection_request_url or "") or None,
+                str(values.get("Device.ManagementServer.UDPConnectionRequestAddress")
+                    or known.udp_connection_request_address or "") or None,
+                str(key) if key is not None else known.parameter_key, known.tags,
+            )
+        now = self._clock.seconds()
+        for task in list(tasks):
+            job = task.job
+            if task.state not in (TaskState.PENDING, TaskState.REQUESTED, TaskState.IN_SESSION):
+                continue
+            if key is not None and key == job.parameter_key:
+                # TR-069 A.3.2.1: the key of the last successful SetParameterValues.
+                job.apply(task, TaskEvent.KEY_SEEN, now)
+                task.detail = "the device reports the job's ParameterKey"
+                self._writer.mark(task.update(now))
+                continue
+            if ctx.provisioner_state is None and job.state == "running" and job.open_wave(task.wave) \
+                    and task.state is not TaskState.IN_SESSION:
+                ctx.provisioner_state = _Work(task)
+
+    async def next_request(self, ctx: SessionContext) -> Any | None:
+        work: _Work | None = ctx.provisioner_state
+        while work is not None:
+            task, job = work.task, work.task.job
+            if work.stage == "plan":
+                if task.state not in (TaskState.PENDING, TaskState.REQUESTED) or job.state != "running":
+                    work = ctx.provisioner_state = None
+                    break
+                now = self._clock.seconds()
+                job.apply(task, TaskEvent.SESSION, now)
+                device = self.devices.get(task.device_id)
+                known = None
+                if not job.options.force_all:
+                    params = await self._store.call("device_parameters", task.device_id)
+                    known = {name: value for name, (value, _t) in params.items()}
+                plan = (self.plan_for(job.policy, device, known, force_all=job.options.force_all)
+                        if device is not None else DevicePlan(params=(), error="device unknown"))
+                work.plan = plan
+                if plan.error is not None:
+                    await self._outcome(task, TaskEvent.FAULT, detail=plan.error)
+                elif not plan.params:
+                    event = TaskEvent.NOTHING_TO_DO if plan.skipped and not plan.unchanged else TaskEvent.APPLIED
+                    detail = ("every setting of the policy is absent on this model/firmware"
+                              if event is TaskEvent.NOTHING_TO_DO else "already compliant: nothing to change")
+                    await self._outcome(task, event, detail=detail)
+                else:
+                    work.stage = "sent"
+                    task.sent += 1
+                    return m.SetParameterValues(
+                        tuple(m.ParameterValue(p.path, _typed(p.value, p.xsi_type), p.xsi_type)
+                              for p in plan.params),
+                        job.parameter_key,
+                    )
+                work = ctx.provisioner_state = None
+            elif work.stage == "readback" and work.plan is not None:
+                work.stage = "readback-sent"
+                return m.GetParameterValues(tuple(p.path for p in work.plan.params))
+            else:
+                work = ctx.provisioner_state = None
+        # Another job may have work for this device in the same session.
+        await self.session_started(ctx)
+        if ctx.provisioner_state is not None:
+            return await self.next_request(ctx)
+        return None
+
+    async def handle_response(self, ctx: SessionContext, request: Any, response: Any) -> None:
+        work: _Work | None = ctx.provisioner_state
+        if work is None or work.plan is None:
+            return
+        task = work.task
+        if isinstance(request, m.SetParameterValues):
+            if isinstance(response, m.SetParameterValuesResponse):
+                applied = [(p.path, p.value, p.xsi_type) for p in work.plan.params]
+                await self._store.call("set_device_parameters", task.device_id, applied)
+                if task.job.options.readback:
+                    work.stage = "readback"
+                    work.task.detail = "applied; reading back"
+                    ctx.provisioner_state = work
+                    return
+                event = TaskEvent.APPLIED if response.status == 0 else TaskEvent.APPLIED_REBOOT
+                await self._outcome(task, event, detail=None)
+            elif isinstance(response, m.Fault):
+                faults = tuple({"name": f.name, "code": f.code, "string": f.string}
+                               for f in response.set_parameter_values_faults)
+                await self._outcome(task, TaskEvent.FAULT, fault=(response.code, response.string),
+                                    faults=faults)
+            ctx.provisioner_state = None if work.stage != "readback" else work
+        elif isinstance(request, m.GetParameterValues) and work.stage == "readback-sent":
+            if isinstance(response, m.GetParameterValuesResponse):
+                got = {p.name: p for p in response.parameters}
+                wrong = [p.path for p in work.plan.params
+                         if p.path not in got or _text(got[p.path]) != p.value]
+                if wrong:
+                    await self._outcome(task, TaskEvent.FAULT, detail=f"read-back differs: {', '.join(wrong)}")
+                else:
+                    await self._outcome(task, TaskEvent.APPLIED, detail="applied and read back")
+            else:
+                await self._outcome(task, TaskEvent.APPLIED, detail="applied; read-back refused")
+            ctx.provisioner_state = None
+
+    def _outcome(self, task: LiveTask, event: TaskEvent, *, detail: str | None = None,
+                 fault: tuple[int, str] | None = None,
+                 faults: tuple[dict[str, Any], ...] = ()) -> Deferred[None]:
+        now = self._clock.seconds()
+        task.job.apply(task, event, now)
+        task.detail = detail
+        if fault is not None:
+            task.fault_code, task.fault_string = fault
+        task.faults = faults
+        # Committed before the session goes on: an outcome is never lost to a crash.
+        return self._writer.durable(task.update(now))
+
+    async def session_ended(self, ctx: SessionContext, outcome: str) -> None:
+        work: _Work | None = ctx.provisioner_state
+        if work is None:
+            return
+        task = work.task
+        if task.state is TaskState.IN_SESSION:
+            now = self._clock.seconds()
+            task.job.apply(task, TaskEvent.SESSION_LOST, now)
+            task.detail = f"session ended ({outcome}) before the device answered"
+            task.next_attempt = now + self.limits.backoff.delay(1, self._random())
+            self._writer.mark(task.update(now))
+        ctx.provisioner_state = None
+
+
+def _typed(value: str, xsi_type: str) -> Any:
+    """A data-model text value as the codec's Python value for its xsi type."""
+    if xsi_type == "boolean":
+        return value.strip().lower() in ("1", "true")
+    if xsi_type in ("int", "unsignedInt", "long", "unsignedLong"):
+        return int(value)
+    return value
+
+
+def _text(p: m.ParameterValue) -> str:
+    if isinstance(p.value, bool):
+        return "true" if p.value else "false"
+    return str(p.value)

@@ -1,0 +1,179 @@
+"""The job engine's working copy of jobs and tasks (pure: no I/O, times are floats passed in).
+
+Counts per state are kept incrementally, per job and per wave, so a summary of a
+100,000-device job costs nothing; the store remains the durable record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from acs_security.fleet.tasks import ACTIVE, TERMINAL, TaskEvent, TaskState, next_state
+from acs_security.policy.document import Policy
+from acs_security.store.jobs import JobRecord, TargetDevice, TaskRecord, TaskUpdate
+
+__all__ = ["LiveJob", "LiveTask", "JobOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    canary: float = 0
+    wave_size: int | None = None
+    max_fault_rate: float = 0.2
+    force_all: bool = False
+    readback: bool = False
+    max_cr_in_flight: int = 200
+    max_in_progress: int = 1000
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobOptions:
+        known = {k: data[k] for k in cls.__slots__ if k in data}  # type: ignore[attr-defined]
+        return cls(**known)
+
+
+@dataclass(eq=False, slots=True)
+class LiveTask:
+    job: LiveJob
+    device_id: str
+    position: int
+    wave: int
+    state: TaskState = TaskState.PENDING
+    attempts: int = 0
+    sent: int = 0
+    cr_exhausted: bool = False
+    next_attempt: float = 0.0
+    requested_at: float | None = None
+    fault_code: int | None = None
+    fault_string: str | None = None
+    faults: tuple[dict[str, Any], ...] = ()
+    detail: str | None = None
+    finished_at: float | None = None
+
+    def update(self, now: float) -> TaskUpdate:
+        return TaskUpdate(
+            job_id=self.job.id, device_id=self.device_id, state=self.state.value,
+            attempts=self.attempts, sent=self.sent, cr_exhausted=self.cr_exhausted,
+            updated_at=_dt(now), fault_code=self.fault_code, fault_string=self.fault_string,
+            faults=self.faults, detail=self.detail,
+            finished_at=_dt(self.finished_at) if self.finished_at is not None else None,
+        )
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(eq=False)
+class LiveJob:
+    id: int
+    name: str
+    policy: Policy
+    options: JobOptions
+    parameter_key: str
+    state: str
+    current_wave: int
+    wave_count: int
+    deadline: float
+    created: float
+    reason: str | None = None
+    tasks: dict[str, LiveTask] = field(default_factory=dict)
+    counts: Counter[TaskState] = field(default_factory=Counter)
+    wave_counts: dict[int, Counter[TaskState]] = field(default_factory=dict)
+    # Pending tasks in the order their connection requests go out (retries at the back).
+    queue: deque[LiveTask] = field(default_factory=deque)
+    first_outcome: float | None = None
+    last_outcome: float | None = None
+    durations: list[float] = field(default_factory=list)
+
+    @classmethod
+    def from_record(cls, rec: JobRecord) -> LiveJob:
+        return cls(
+            id=rec.id, name=rec.name, policy=Policy.from_json(rec.policy),
+            options=JobOptions.from_json(rec.options), parameter_key=rec.parameter_key,
+            state=rec.state, current_wave=rec.current_wave, wave_count=rec.wave_count,
+            deadline=rec.deadline.timestamp(), created=rec.created_at.timestamp(), reason=rec.reason,
+        )
+
+    def add(self, rec: TaskRecord) -> LiveTask:
+        state = TaskState(rec.state)
+        # A restart loses the connection requests and sessions that were in progress:
+        # those devices are pending again (their ParameterKey tells at the next Inform
+        # whether the change already landed).
+        if state in (TaskState.REQUESTED, TaskState.IN_SESSION):
+            state = TaskState.PENDING
+        task = LiveTask(self, rec.device_id, rec.position, rec.wave, state, rec.attempts, rec.sent,
+                        rec.cr_exhausted, fault_code=rec.fault_code, fault_string=rec.fault_string,
+                        faults=rec.faults, detail=rec.detail)
+        self.tasks[rec.device_id] = task
+        self._count(task, +1)
+        if state is TaskState.PENDING:
+            self.queue.append(task)
+        return task
+
+    def _count(self, task: LiveTask, delta: int) -> None:
+        self.counts[task.state] += delta
+        self.wave_counts.setdefault(task.wave, Counter())[task.state] += delta
+
+    def apply(self, task: LiveTask, event: TaskEvent, now: float) -> TaskState:
+        """Move ``task`` by ``event`` (raises InvalidTransition) and keep the counts right."""
+        new = next_state(task.state, event)
+        self._count(task, -1)
+        task.state = new
+        self._count(task, +1)
+        if new is TaskState.PENDING and event is not TaskEvent.CR_FAILED:
+            self.queue.append(task)
+        if new in TERMINAL:
+            task.finished_at = now
+            if new is not TaskState.CANCELLED:
+                self.first_outcome = self.first_outcome if self.first_outcome is not None else now
+                self.last_outcome = now
+                self.durations.append(now - self.created)
+        return new
+
+    @property
+    def active(self) -> int:
+        return sum(self.counts[s] for s in ACTIVE)
+
+    @property
+    def in_progress(self) -> int:
+        return self.counts[TaskState.REQUESTED] + self.counts[TaskState.IN_SESSION]
+
+    def open_wave(self, wave: int) -> bool:
+        return wave <= self.current_wave
+
+    def contactable(self, wave: int, devices: dict[str, TargetDevice]) -> int:
+        """Pending tasks of ``wave`` that still get connection requests."""
+        n = 0
+        for task in self.tasks.values():
+            if (task.wave == wave and task.state is TaskState.PENDING and not task.cr_exhausted
+                    and _reachable(devices.get(task.device_id))):
+                n += 1
+        return n
+
+    def summary(self, now: float) -> dict[str, Any]:
+        counts = {s.value: self.counts.get(s, 0) for s in TaskState}
+        done = sum(self.counts[s] for s in TERMINAL if s is not TaskState.CANCELLED)
+        elapsed = max(1e-9, (self.last_outcome or now) - self.created)
+        rate = done / elapsed if done else 0.0
+        remaining = self.active
+        eta = remaining / rate if rate and self.state == "running" else None
+        durations = sorted(self.durations)
+        return {
+            "counts": counts,
+            "total": len(self.tasks),
+            "done": done,
+            "rate_per_s": round(rate, 2),
+            "eta_s": round(eta, 1) if eta is not None else None,
+            "p50_s": round(durations[len(durations) // 2], 3) if durations else None,
+            "p99_s": round(durations[min(len(durations) - 1, int(len(durations) * 0.99))], 3) if durations else None,
+        }
+
+
+def _reachable(device: TargetDevice | None) -> bool:
+    return device is not None and bool(device.connection_request_url or device.udp_connection_request_address)

@@ -1,0 +1,299 @@
+"""Fleet jobs and their per-device tasks in the store (a mixin of :class:`Store`).
+
+A job is durable: its policy, target selector, options and one task row per device with
+its state, attempts, faults and timestamps. The job engine keeps a working copy in
+memory and writes task changes in batches (:meth:`JobsMixin.update_tasks`), each batch
+one transaction, so a push to 100,000 phones costs a few hundred commits, not 100,000.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from acs_security.store import schema as t
+from acs_security.store.errors import InvalidArgument, StoreError
+from acs_security.store.records import check_aware, check_text
+
+__all__ = ["JobRecord", "TaskRecord", "TaskUpdate", "JobsMixin", "TargetDevice", "JOB_STATES"]
+
+JOB_STATES = ("running", "halted", "cancelled", "completed")
+MAX_TASK_PAGE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: int
+    name: str
+    policy: dict[str, Any]
+    selector: str
+    options: dict[str, Any]
+    parameter_key: str
+    state: str
+    current_wave: int
+    wave_count: int
+    total: int
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    deadline: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    job_id: int
+    device_id: str
+    position: int
+    wave: int
+    state: str
+    attempts: int
+    sent: int
+    cr_exhausted: bool
+    fault_code: int | None
+    fault_string: str | None
+    faults: tuple[dict[str, Any], ...]
+    detail: str | None
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUpdate:
+    """The new values of one task row (every column the engine changes)."""
+
+    job_id: int
+    device_id: str
+    state: str
+    attempts: int
+    sent: int
+    cr_exhausted: bool
+    updated_at: datetime
+    fault_code: int | None = None
+    fault_string: str | None = None
+    faults: tuple[dict[str, Any], ...] = field(default=())
+    detail: str | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetDevice:
+    """What the engine needs of a targeted device."""
+
+    device_id: str
+    product_class: str
+    software_version: str | None
+    serial_number: str
+    connection_request_url: str | None
+    udp_connection_request_address: str | None
+    parameter_key: str | None
+    tags: tuple[str, ...] = ()
+
+
+def _job(row: Any) -> JobRecord:
+    return JobRecord(
+        id=row.id, name=row.name, policy=json.loads(row.policy), selector=row.selector,
+        options=json.loads(row.options), parameter_key=row.parameter_key, state=row.state,
+        current_wave=row.current_wave, wave_count=row.wave_count, total=row.total,
+        reason=row.reason, created_at=row.created_at, updated_at=row.updated_at,
+        deadline=row.deadline, finished_at=row.finished_at,
+    )
+
+
+def _task(row: Any) -> TaskRecord:
+    return TaskRecord(
+        job_id=row.job_id, device_id=row.device_id, position=row.position, wave=row.wave,
+        state=row.state, attempts=row.attempts, sent=row.sent, cr_exhausted=bool(row.cr_exhausted),
+        fault_code=row.fault_code, fault_string=row.fault_string,
+        faults=tuple(json.loads(row.faults)) if row.faults else (), detail=row.detail,
+        updated_at=row.updated_at, finished_at=row.finished_at,
+    )
+
+
+class JobsMixin:
+    """Job and task methods of the Store; uses the Store's ``_read``/``_write`` plumbing."""
+
+    _read: Any
+    _write: Any
+    _now: Any
+
+    def target_devices(self) -> list[TargetDevice]:
+        """Every registered device with what targeting and connection requests need.
+
+        One query for the identity columns and one for the tags; the selector is applied
+        by the caller (globs and firmware ranges are not SQL). Raises StoreError."""
+        d = t.devices.c
+        with self._read("list target devices") as conn:
+            tags: dict[str, list[str]] = {}
+            for device_id, tag in conn.execute(sa.select(t.device_tags.c.device_id, t.device_tags.c.tag)):
+                tags.setdefault(device_id, []).append(tag)
+            rows = conn.execute(
+                sa.select(d.id, d.product_class, d.software_version, d.serial_number,
+                          d.connection_request_url, d.udp_connection_request_address,
+                          d.parameter_key).order_by(d.id)
+            ).all()
+        return [
+            TargetDevice(r.id, r.product_class, r.software_version, r.serial_number,
+                         r.connection_request_url, r.udp_connection_request_address,
+                         r.parameter_key, tuple(sorted(tags.get(r.id, ()))))
+            for r in rows
+        ]
+
+    def create_job(
+        self,
+        *,
+        name: str,
+        policy: dict[str, Any],
+        selector: str,
+        options: dict[str, Any],
+        parameter_key_prefix: str,
+        deadline: datetime,
+        tasks: Sequence[tuple[str, int]],
+    ) -> JobRecord:
+        """Insert a job and one pending task per (device id, wave), in one transaction.
+
+        The ParameterKey is ``parameter_key_prefix`` + the job id (TR-069: at most 32
+        characters). Raises InvalidArgument for bad values, StoreError."""
+        check_text("name", name, empty=False)
+        check_aware("deadline", deadline)
+        if not tasks:
+            raise InvalidArgument("a job needs at least one device")
+        now = self._now()
+        waves = max(w for _, w in tasks) + 1
+        with self._write("create a job") as conn:
+            job_id = conn.execute(
+                sa.insert(t.jobs).values(
+                    name=name, policy=json.dumps(policy), selector=selector,
+                    options=json.dumps(options), parameter_key=f"new-{secrets.token_hex(8)}",  # replaced below
+                    state="running", current_wave=0, wave_count=waves, total=len(tasks),
+                    created_at=now, updated_at=now, deadline=deadline,
+                )
+            ).inserted_primary_key[0]
+            key = f"{parameter_key_prefix}{job_id}"
+            if len(key) > 32:
+                raise InvalidArgument(f"ParameterKey {key!r} is longer than 32 characters (TR-069 A.3.2.1)")
+            conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job_id).values(parameter_key=key))
+            conn.execute(
+                sa.insert(t.tasks),
+                [
+                    {"job_id": job_id, "device_id": device_id, "position": i, "wave": wave,
+                     "state": "pending", "attempts": 0, "sent": 0, "cr_exhausted": False,
+                     "updated_at": now}
+                    for i, (device_id, wave) in enumerate(tasks)
+                ],
+            )
+            row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).one()
+        return _job(row)
+
+    def get_job(self, job_id: int) -> JobRecord | None:
+        with self._read("read a job") as conn:
+            row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == int(job_id))).first()
+        return _job(row) if row is not None else None
+
+    def list_jobs(self, *, limit: int = 100, offset: int = 0, states: Sequence[str] | None = None) -> list[JobRecord]:
+        query = sa.select(t.jobs).order_by(t.jobs.c.id.desc()).limit(limit).offset(offset)
+        if states is not None:
+            query = query.where(t.jobs.c.state.in_(list(states)))
+        with self._read("list jobs") as conn:
+            return [_job(r) for r in conn.execute(query)]
+
+    def count_jobs(self, *, states: Sequence[str] | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(t.jobs)
+        if states is not None:
+            query = query.where(t.jobs.c.state.in_(list(states)))
+        with self._read("count jobs") as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def set_job_state(self, job_id: int, state: str, *, current_wave: int | None = None,
+                      reason: str | None = None, finished: bool = False) -> None:
+        if state not in JOB_STATES:
+            raise InvalidArgument(f"job state {state!r} is not one of {', '.join(JOB_STATES)}")
+        now = self._now()
+        values: dict[str, Any] = {"state": state, "updated_at": now, "reason": reason}
+        if current_wave is not None:
+            values["current_wave"] = current_wave
+        if finished:
+            values["finished_at"] = now
+        with self._write("update a job") as conn:
+            if conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job_id).values(**values)).rowcount == 0:
+                raise StoreError(f"no job {job_id}")
+
+    def task_counts(self, job_id: int, *, by_wave: bool = False) -> dict[Any, int]:
+        """{state: n}, or {(wave, state): n} with ``by_wave``."""
+        c = t.tasks.c
+        cols = [c.wave, c.state] if by_wave else [c.state]
+        query = sa.select(*cols, sa.func.count()).where(c.job_id == job_id).group_by(*cols)
+        with self._read("count tasks") as conn:
+            rows = conn.execute(query).all()
+        if by_wave:
+            return {(r[0], r[1]): r[2] for r in rows}
+        return {r[0]: r[1] for r in rows}
+
+    def list_tasks(self, job_id: int, *, states: Sequence[str] | None = None, limit: int = 100,
+                   offset: int = 0, device_id: str | None = None) -> list[TaskRecord]:
+        if not 1 <= limit <= MAX_TASK_PAGE:
+            raise InvalidArgument(f"limit must be 1-{MAX_TASK_PAGE}, got {limit}")
+        c = t.tasks.c
+        query = sa.select(t.tasks).where(c.job_id == job_id).order_by(c.position).limit(limit).offset(offset)
+        if states is not None:
+            query = query.where(c.state.in_(list(states)))
+        if device_id is not None:
+            query = query.where(c.device_id == device_id)
+        with self._read("list tasks") as conn:
+            return [_task(r) for r in conn.execute(query)]
+
+    def count_tasks(self, job_id: int, *, states: Sequence[str] | None = None) -> int:
+        c = t.tasks.c
+        query = sa.select(sa.func.count()).select_from(t.tasks).where(c.job_id == job_id)
+        if states is not None:
+            query = query.where(c.state.in_(list(states)))
+        with self._read("count tasks") as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def update_tasks(self, updates: Sequence[TaskUpdate]) -> None:
+        """Write a batch of task changes in one transaction (later updates of the same task win)."""
+        if not updates:
+            return
+        latest: dict[tuple[int, str], TaskUpdate] = {}
+        for u in updates:
+            latest[(u.job_id, u.device_id)] = u
+        c = t.tasks.c
+        stmt = (
+            sa.update(t.tasks)
+            .where(c.job_id == sa.bindparam("b_job"), c.device_id == sa.bindparam("b_device"))
+            .values(
+                state=sa.bindparam("b_state"), attempts=sa.bindparam("b_attempts"),
+                sent=sa.bindparam("b_sent"), cr_exhausted=sa.bindparam("b_exhausted"),
+                fault_code=sa.bindparam("b_fault_code"), fault_string=sa.bindparam("b_fault_string"),
+                faults=sa.bindparam("b_faults"), detail=sa.bindparam("b_detail"),
+                updated_at=sa.bindparam("b_updated", type_=t.UTCDateTime),
+                finished_at=sa.bindparam("b_finished", type_=t.UTCDateTime),
+            )
+        )
+        rows = [
+            {"b_job": u.job_id, "b_device": u.device_id, "b_state": u.state, "b_attempts": u.attempts,
+             "b_sent": u.sent, "b_exhausted": u.cr_exhausted, "b_fault_code": u.fault_code,
+             "b_fault_string": u.fault_string, "b_faults": json.dumps(list(u.faults)) if u.faults else None,
+             "b_detail": u.detail, "b_updated": u.updated_at, "b_finished": u.finished_at}
+            for u in latest.values()
+        ]
+        with self._write("update tasks") as conn:
+            conn.execute(stmt, rows)
+
+    def active_tasks(self, *, job_states: Sequence[str] = ("running", "halted")) -> list[TaskRecord]:
+        """Tasks not yet final, of jobs in ``job_states`` (what a restarted engine resumes)."""
+        c = t.tasks.c
+        query = (
+            sa.select(t.tasks)
+            .join(t.jobs, t.jobs.c.id == c.job_id)
+            .where(t.jobs.c.state.in_(list(job_states)), c.state.in_(["pending", "requested", "in_session"]))
+            .order_by(c.job_id, c.position)
+        )
+        with self._read("list active tasks") as conn:
+            return [_task(r) for r in conn.execute(query)]
