@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test bench bench-quick clean
+.PHONY: run demo sim test bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -15,7 +15,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/acs-security serve --db sqlite:///$(CURDIR)/var/acs.db --no-cpe-auth
 
-demo: run
+# The main job on the embedded default: server on SQLite in a temporary folder, 500
+# simulated phones, the example hardening policy pushed, progress and report, exit 0.
+demo: $(STAMP)
+	$(BIN)/acs-security demo --phones 500
+
+# Simulated phones against the server of 'make run' (another terminal).
+sim: $(STAMP)
+	$(BIN)/acs-security simulate --acs http://acs.example.net:7547/ --resolve acs.example.net:127.0.0.1 --phones 1000 --inform-interval 60
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

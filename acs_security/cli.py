@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "jobs",
     "credentials",
     "simulate",
+    "demo",
     "cfgxml",
     "datamodel",
     "certs",
