@@ -12,8 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/acs-security serve --db sqlite:///$(CURDIR)/var/acs.db --no-cpe-auth
+# A lab set-up: no CPE authentication, one shared connection-request credential in var/.
+var/cr.pw:
+	mkdir -p var
+	umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(18))' > var/cr.pw
+
+run: $(STAMP) var/cr.pw
+	$(BIN)/acs-security serve --db sqlite:///$(CURDIR)/var/acs.db --no-cpe-auth \
+		--public-url http://acs.example.net:7547/ --cr-username acs --cr-password-file var/cr.pw
 
 # The main job on the embedded default: server on SQLite in a temporary folder, 500
 # simulated phones, the example hardening policy pushed, progress and report, exit 0.
@@ -21,8 +27,9 @@ demo: $(STAMP)
 	$(BIN)/acs-security demo --phones 500
 
 # Simulated phones against the server of 'make run' (another terminal).
-sim: $(STAMP)
-	$(BIN)/acs-security simulate --acs http://acs.example.net:7547/ --resolve acs.example.net:127.0.0.1 --phones 1000 --inform-interval 60
+sim: $(STAMP) var/cr.pw
+	$(BIN)/acs-security simulate --acs http://acs.example.net:7547/ --resolve acs.example.net:127.0.0.1 \
+		--phones 1000 --inform-interval 60 --cr-password-mode shared --cr-username acs --cr-password-file var/cr.pw
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
