@@ -21,6 +21,7 @@ from acs_security.server.app import AcsServer
 from acs_security.server.config import load_config
 from acs_security.sim.faults import FaultKind, parse_faults
 from acs_security.sim.fleet import SimulatedFleet
+from acs_security.store.records import make_device_id
 from tests.support import run_in_reactor, sleep, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -243,3 +244,75 @@ def test_server_killed_mid_job_resumes_and_applies_nothing_twice_postgresql(tmp_
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_canary_over_the_fault_threshold_halts_then_resume_finishes(tmp_path):
+    async def go(reactor):
+        server = server_for(reactor, tmp_path)
+        await server.start_engine()
+        fleet = fleet_for(reactor, server, 60, faults=parse_faults("reject=0.25"), seed=3)
+        try:
+            await booted(reactor, server, fleet, 60)
+            # The canary is the first ten devices by id: make sure it holds a rejecting phone.
+            canary = sorted(fleet.phones, key=lambda p: make_device_id("00000C", p.product_class, p.serial))[:10]
+            assert any(p.faults & FaultKind.REJECT for p in canary)
+            result = await server.service.submit_job({
+                "policy": HARDENING.read_text(), "select": "all", "canary": "10", "wave": 25,
+                "max_fault_rate": 0.05})
+            job = server.engine.jobs[result["id"]]
+            await wait_until(reactor, lambda: job.state == "halted", timeout=30, what="the brake")
+            await sleep(reactor, 0.5)
+            sent_while_halted = sum(p.spv_by_key[job.parameter_key] for p in fleet.phones)
+            halted = await server.service.job_summary(job.id)
+            resumed = await server.service.resume_job(job.id)
+            # Later waves may halt again (a quarter of the fleet rejects): resume each time.
+            while job.state != "completed":
+                await wait_until(reactor, lambda: job.state in ("halted", "completed"), timeout=30,
+                                 what="the next wave")
+                if job.state == "halted":
+                    await server.service.resume_job(job.id)
+            received = [p.spv_by_key[job.parameter_key] for p in fleet.phones]
+            return halted, resumed, sent_while_halted, received
+        finally:
+            await fleet.stop()
+            await server.stop()
+
+    halted, resumed, sent_while_halted, received = run_in_reactor(go, timeout=120)
+    assert halted["state"] == "halted" and halted["current_wave"] == 0
+    assert "wave 0" in halted["reason"]
+    assert sent_while_halted == 10  # only the canary got the change before the halt
+    assert resumed["state"] == "running"
+    assert received == [1] * 60
+
+
+def test_cancel_stops_the_push_cleanly(tmp_path):
+    async def go(reactor):
+        server = server_for(reactor, tmp_path)
+        await server.start_engine()
+        fleet = fleet_for(reactor, server, 120)
+        try:
+            await booted(reactor, server, fleet, 120)
+            result = await server.service.submit_job({
+                "policy": HARDENING.read_text(), "select": "all", "max_in_progress": 3})
+            job = server.engine.jobs[result["id"]]
+            key = job.parameter_key
+            await wait_until(reactor, lambda: sum(p.spv_by_key[key] for p in fleet.phones) >= 10,
+                             timeout=30, what="some phones applied")
+            cancelled = await server.service.cancel_job(job.id)
+            sent_at_cancel = sum(p.spv_by_key[key] for p in fleet.phones)
+            await sleep(reactor, 2.0)
+            sent_later = sum(p.spv_by_key[key] for p in fleet.phones)
+            stored = server.store.get_job(job.id)
+            counts = server.store.task_counts(job.id)
+            return cancelled, sent_at_cancel, sent_later, stored, counts
+        finally:
+            await fleet.stop()
+            await server.stop()
+
+    cancelled, sent_at_cancel, sent_later, stored, counts = run_in_reactor(go, timeout=90)
+    assert cancelled["state"] == "cancelled" and cancelled["cancelled"] > 50
+    assert stored.state == "cancelled" and stored.finished_at is not None
+    # Sessions already in progress may finish; nothing new starts.
+    assert sent_later - sent_at_cancel <= 3
+    assert counts.get("cancelled") == cancelled["cancelled"]
+    assert sum(counts.values()) == 120

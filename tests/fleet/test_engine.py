@@ -35,6 +35,7 @@ class ScriptedPhones:
         self.behaviour: dict[str, str] = {}
         self.keys: dict[str, str] = {}
         self.spv: dict[str, list[str]] = {}
+        self.values: dict[str, dict[str, Any]] = {}
 
     def request(self, url, username, password):
         serial = url.rsplit("/", 1)[-1]
@@ -57,8 +58,17 @@ class ScriptedPhones:
         while resp.code == 200:
             env = parse_envelope(await resp.content())
             req = env.message
+            if isinstance(req, m.GetParameterValues):
+                values = self.values.get(serial, {})
+                wrong = self.behaviour.get(serial) == "forgets"
+                reply = m.GetParameterValuesResponse(tuple(
+                    m.ParameterValue(n, "" if wrong else values.get(n, ""), "string") for n in req.names))
+                resp = await client.post("http://acs/", data=build_envelope(reply, namespace=CWMP_1_0, cwmp_id=env.cwmp_id),
+                                         cookies=cookies)
+                continue
             assert isinstance(req, m.SetParameterValues)
             self.spv.setdefault(serial, []).append(req.parameter_key)
+            self.values.setdefault(serial, {}).update({p.name: p.value for p in req.parameters})
             if self.behaviour.get(serial) == "fault":
                 reply = m.Fault(9003, "", (m.SetParameterValuesFault(req.parameters[0].name, 9007, "Invalid parameter value"),))
             else:
@@ -205,3 +215,15 @@ def test_invalid_policy_is_refused_before_anything_is_sent(world):
     assert failure.value.status == 400 and "TLS_Min_Version" in failure.value.detail
     d.addErrback(lambda _: None)
     assert h.store.count_jobs() == 0 and phones.spv == {}
+
+
+def test_readback_confirms_or_flags_a_device_that_did_not_keep_the_values(world):
+    h, phones, engine, service = world
+    phones.behaviour["P005"] = "forgets"
+    job = submit(engine, h, options=JobOptions(readback=True, max_fault_rate=1.0))
+    advance(h, 5)
+    assert job.counts["applied"] == 9 and job.counts["faulted"] == 1
+    [bad] = h.store.list_tasks(job.id, states=["faulted"])
+    assert bad.device_id.endswith("P005") and "read-back differs" in bad.detail
+    [good] = h.store.list_tasks(job.id, states=["applied"], limit=1)
+    assert good.detail == "applied and read back"
