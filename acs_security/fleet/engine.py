@@ -60,12 +60,23 @@ class EngineLimits:
 class _Work:
     """What a session does for one task: plan, SetParameterValues, optional read-back."""
 
-    __slots__ = ("task", "plan", "stage")
+    __slots__ = ("task", "plan", "stage", "batches", "batch")
 
     def __init__(self, task: LiveTask) -> None:
         self.task = task
         self.plan: DevicePlan | None = None
         self.stage = "plan"
+        self.batches: list[tuple[Any, ...]] = []
+        self.batch = 0
+
+    def request(self, job: LiveJob) -> m.SetParameterValues:
+        """The SetParameterValues of the current batch. Only the last batch carries the
+        job's ParameterKey, so that the key in a later Inform means *all* of it landed."""
+        params = self.batches[self.batch]
+        last = self.batch == len(self.batches) - 1
+        key = job.parameter_key if last else f"{job.parameter_key}.{self.batch + 1}"
+        return m.SetParameterValues(
+            tuple(m.ParameterValue(p.path, _typed(p.value, p.xsi_type), p.xsi_type) for p in params), key)
 
 
 class FleetEngine:
@@ -179,6 +190,14 @@ class FleetEngine:
         log.info("job {id} {name}: {n} device(s) in {w} wave(s), key {key}", id=job.id,
                  name=job.name, n=len(devices), w=job.wave_count, key=job.parameter_key)
         return job
+
+    def _batch_size(self, device: TargetDevice | None) -> int | None:
+        if device is None:
+            return None
+        try:
+            return self._catalogue.model(device.product_class).spv_batch_size
+        except Exception:  # noqa: BLE001 - unknown model: the plan already said so
+            return None
 
     def plan_for(self, policy: Policy, device: TargetDevice, known: dict[str, str] | None,
                  *, force_all: bool = False) -> DevicePlan:
@@ -401,14 +420,15 @@ class FleetEngine:
                               if event is TaskEvent.NOTHING_TO_DO else "already compliant: nothing to change")
                     await self._outcome(task, event, detail=detail)
                 else:
+                    size = self._batch_size(device) or len(plan.params)
+                    work.batches = [plan.params[i:i + size] for i in range(0, len(plan.params), size)]
                     work.stage = "sent"
                     task.sent += 1
-                    return m.SetParameterValues(
-                        tuple(m.ParameterValue(p.path, _typed(p.value, p.xsi_type), p.xsi_type)
-                              for p in plan.params),
-                        job.parameter_key,
-                    )
+                    return work.request(job)
                 work = ctx.provisioner_state = None
+            elif work.stage == "next-batch":
+                work.stage = "sent"
+                return work.request(job)
             elif work.stage == "readback" and work.plan is not None:
                 work.stage = "readback-sent"
                 return m.GetParameterValues(tuple(p.path for p in work.plan.params))
@@ -427,8 +447,13 @@ class FleetEngine:
         task = work.task
         if isinstance(request, m.SetParameterValues):
             if isinstance(response, m.SetParameterValuesResponse):
-                applied = [(p.path, p.value, p.xsi_type) for p in work.plan.params]
+                applied = [(p.path, p.value, p.xsi_type) for p in work.batches[work.batch]]
                 await self._store.call("set_device_parameters", task.device_id, applied)
+                if work.batch + 1 < len(work.batches):
+                    work.batch += 1
+                    work.stage = "next-batch"
+                    ctx.provisioner_state = work
+                    return
                 if task.job.options.readback:
                     work.stage = "readback"
                     work.task.detail = "applied; reading back"
@@ -439,9 +464,11 @@ class FleetEngine:
             elif isinstance(response, m.Fault):
                 faults = tuple({"name": f.name, "code": f.code, "string": f.string}
                                for f in response.set_parameter_values_faults)
+                detail = (f"batch {work.batch + 1} of {len(work.batches)} refused"
+                          if len(work.batches) > 1 else None)
                 await self._outcome(task, TaskEvent.FAULT, fault=(response.code, response.string),
-                                    faults=faults)
-            ctx.provisioner_state = None if work.stage != "readback" else work
+                                    faults=faults, detail=detail)
+            ctx.provisioner_state = work if work.stage in ("readback", "next-batch") else None
         elif isinstance(request, m.GetParameterValues) and work.stage == "readback-sent":
             if isinstance(response, m.GetParameterValuesResponse):
                 got = {p.name: p for p in response.parameters}

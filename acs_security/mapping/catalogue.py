@@ -198,6 +198,9 @@ def _build_model(product_class: str, raw: Mapping[str, Any], settings: Sequence[
     count = raw.get("extensions")
     if not isinstance(count, int) or count < 1:
         raise CatalogueError(f"models.toml {product_class}: extensions must be a positive integer")
+    batch = raw.get("spv_batch_size")
+    if batch is not None and (not isinstance(batch, int) or batch < 1):
+        raise CatalogueError(f"models.toml {product_class}: spv_batch_size must be a positive integer")
     return ModelInfo(
         product_class=product_class,
         family=str(raw.get("family", "")),
@@ -206,6 +209,7 @@ def _build_model(product_class: str, raw: Mapping[str, Any], settings: Sequence[
         lacks_features=features,
         aliases=tuple(str(a) for a in raw.get("aliases", ())),
         source=str(raw.get("source", "")),
+        spv_batch_size=batch,
     )
 
 

@@ -121,6 +121,9 @@ class ModelInfo:
     lacks_features: frozenset[str]
     aliases: tuple[str, ...] = ()
     source: str = ""
+    # Most parameters one SetParameterValues may carry on this model (None: no limit);
+    # a push splits larger changes into several calls (acs_security/fleet/engine.py).
+    spv_batch_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

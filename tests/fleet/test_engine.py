@@ -227,3 +227,20 @@ def test_readback_confirms_or_flags_a_device_that_did_not_keep_the_values(world)
     assert bad.device_id.endswith("P005") and "read-back differs" in bad.detail
     [good] = h.store.list_tasks(job.id, states=["applied"], limit=1)
     assert good.detail == "applied and read back"
+
+
+def test_a_model_with_a_batch_size_gets_several_calls_and_only_the_last_carries_the_key(tmp_path, world):
+    import shutil
+
+    from acs_security.mapping import datamodel_dir, load_catalogue
+
+    h, phones, engine, service = world
+    shutil.copytree(datamodel_dir(), tmp_path / "dm")
+    models = tmp_path / "dm" / "models.toml"
+    models.write_text(models.read_text().replace('[models."CP-8851-3PCC"]\n', '[models."CP-8851-3PCC"]\nspv_batch_size = 1\n'))
+    engine._catalogue = load_catalogue(tmp_path / "dm")
+    job = submit(engine, h, select="serial=P000")
+    advance(h, 3)
+    assert job.counts["applied"] == 1
+    assert phones.spv["P000"] == [f"{job.parameter_key}.1", job.parameter_key]  # two settings, two calls
+    assert phones.keys["P000"] == job.parameter_key
