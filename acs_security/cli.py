@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cfgxml",
     "datamodel",
     "certs",
+    "policy",
+    "secrets",
 )
 
 

@@ -22,13 +22,16 @@ MAX_PAGE = 1000
 
 
 class ServiceError(Exception):
-    """A request the service refuses; ``status`` maps to HTTP (400, 404, 409)."""
+    """A request the service refuses; ``status`` maps to HTTP (400, 404, 409).
+    ``findings`` (guardrail findings as JSON) goes into the problem details when given."""
 
-    def __init__(self, status: int, title: str, detail: str = "") -> None:
+    def __init__(self, status: int, title: str, detail: str = "", *,
+                 findings: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
+        self.findings = findings
 
 
 def _jsonable(value: Any) -> Any:
@@ -68,10 +71,13 @@ class FleetService:
     """Fleet operations over a DeferredStore and the job engine (every method is a coroutine)."""
 
     def __init__(self, store: Any, *, engine: Any = None, clock: Any = None,
-                 secret_names: Sequence[str] = ()) -> None:
+                 secret_names: Sequence[str] = (), acs_context: Any = None) -> None:
         self._store = store
         self._engine = engine
         self._clock = clock
+        # What the guardrails know of this ACS (policy/guardrails.py AcsContext); None: nothing
+        # (the checks that need ACS facts then stay silent, the others still refuse).
+        self._acs_context = acs_context
         # Parameter names whose values are secrets (passwords): masked in every output.
         self._secret_suffixes = tuple(secret_names) or ("Password", "Passphrase", "Secret")
 
@@ -132,8 +138,11 @@ class FleetService:
         """Validate a policy and targets, then create the job (or only plan it: dry_run).
 
         ``request``: policy (TOML or cfg.xml text), select, canary ("10" or "5%"), wave,
-        max_fault_rate, deadline ("2h"), dry_run, force_all, readback, max_in_progress.
-        Raises ServiceError(400) with every problem of the policy."""
+        max_fault_rate, deadline ("2h"), dry_run, force_all, readback, max_in_progress,
+        force (guardrail rule ids to override). The guardrails run once the policy parses:
+        an error not forced refuses the job before anything is planned or sent (dry runs
+        report the findings instead). Raises ServiceError(400) with every problem of the
+        policy, and with ``findings`` when the guardrails refuse it."""
         from acs_security.fleet.live import JobOptions
         from acs_security.fleet.selector import SelectorError, parse_selector
         from acs_security.fleet.waves import WaveOptions, parse_canary
@@ -141,7 +150,7 @@ class FleetService:
 
         engine = self._need_engine()
         allowed = {"policy", "policy_name", "select", "canary", "wave", "max_fault_rate", "deadline",
-                   "dry_run", "force_all", "readback", "max_in_progress"}
+                   "dry_run", "force_all", "readback", "max_in_progress", "force"}
         unknown = set(request) - allowed
         if unknown:
             raise ServiceError(400, "unknown field", f"unknown field(s) {sorted(unknown)}")
@@ -152,6 +161,13 @@ class FleetService:
             policy = parse_policy(text.encode("utf-8"), source=str(request.get("policy_name") or "policy"))
         except PolicyError as exc:
             raise ServiceError(400, "invalid policy", "; ".join(exc.errors)) from None
+        findings, refused = self._guardrails(policy, request.get("force"))
+        if refused and not request.get("dry_run"):
+            raise ServiceError(
+                400, "policy refused by guardrails",
+                "; ".join(f.line() for f in refused)
+                + ". Nothing was sent. Fix the policy, or override a rule with force (push --force RULE).",
+                findings=[f.to_json() for f in findings])
         try:
             selector = parse_selector(str(request.get("select", "")))
             canary = parse_canary(str(request.get("canary", "0")))
@@ -173,9 +189,30 @@ class FleetService:
         if not targets:
             raise ServiceError(400, "no target", f"no registered device matches {selector.text!r}")
         if request.get("dry_run"):
-            return await self._dry_run(engine, policy, options, targets)
+            plan = await self._dry_run(engine, policy, options, targets)
+            plan["findings"] = [f.to_json() for f in findings]
+            plan["refused_by"] = sorted({f.rule for f in refused})
+            return plan
         job = await engine.submit(policy, selector, options, deadline=deadline, targets=targets)
-        return await self.job_summary(job.id)
+        summary = await self.job_summary(job.id)
+        summary["findings"] = [f.to_json() for f in findings]
+        return summary
+
+    def _guardrails(self, policy: Any, force: Any) -> tuple[list[Any], list[Any]]:
+        """(every finding, the errors that refuse the job). Raises ServiceError(400) for a
+        force list that is not a list of forceable rule ids."""
+        from acs_security.policy.guardrails import AcsContext, UnknownRuleError, blocking, check_force, lint_policy
+
+        if force is None:
+            force = []
+        if isinstance(force, str) or not isinstance(force, list) or not all(isinstance(r, str) for r in force):
+            raise ServiceError(400, "invalid force", "force must be a list of guardrail rule ids")
+        try:
+            forced = check_force(force)
+        except UnknownRuleError as exc:
+            raise ServiceError(400, "unknown guardrail rule", str(exc)) from None
+        findings = lint_policy(policy, context=self._acs_context or AcsContext())
+        return findings, blocking(findings, forced)
 
     async def _dry_run(self, engine: Any, policy: Any, options: Any, targets: Sequence[Any]) -> dict[str, Any]:
         devices = []

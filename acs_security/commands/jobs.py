@@ -35,6 +35,8 @@ def register_push(sub: Any) -> None:
     p.add_argument("--readback", action="store_true", help="confirm with GetParameterValues after applying")
     p.add_argument("--dry-run", action="store_true", help="show per device what would change; create nothing")
     p.add_argument("--wait", action="store_true", help="follow the job with a progress bar until it ends")
+    p.add_argument("--force", action="append", default=[], metavar="RULE",
+                   help="push although guardrail RULE refuses the policy (repeatable; see docs/guardrails.md)")
     add_server_argument(p)
     p.set_defaults(func=push)
 
@@ -105,6 +107,7 @@ def push(args: Any) -> int:
         "select": _selector(args.select), "canary": args.canary, "wave": args.wave,
         "max_fault_rate": args.max_fault_rate, "deadline": args.deadline,
         "force_all": args.force_all, "readback": args.readback, "dry_run": args.dry_run,
+        "force": list(args.force),
     }
     client = ApiClient(args.server)
     result = client.request("POST", "/api/v1/jobs", body=body)
@@ -192,6 +195,10 @@ def _print_dry_run(result: dict[str, Any], *, as_json: bool) -> int:
     console.print(table)
     if len(result["devices"]) > 200:
         console.print(f"... {len(result['devices']) - 200} more device(s); use --json for all")
+    for f in result.get("findings", []):
+        console.print(f"{f['severity']} {f['rule']}: {', '.join(f['settings'])}: {f['reason']}", markup=False)
+    if result.get("refused_by"):
+        console.print(f"a push would be refused by: {', '.join(result['refused_by'])}", markup=False)
     return 0
 
 

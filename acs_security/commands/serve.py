@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, StoreError, CannotListenError) as exc:
         raise UsageError(str(exc)) from None
     log.info("acs-security started {config}", config=describe(config))
+    from twisted.internet.defer import Deferred
+
+    Deferred.fromCoroutine(server.start_engine()).addErrback(
+        lambda f: (log.failure("job engine failed to start", f), reactor.stop()))
 
     def shutdown() -> Any:
         return server.stop()

@@ -137,6 +137,8 @@ class ApiResource(Resource):
         body = {"type": "about:blank", "title": exc.title, "status": exc.status}
         if exc.detail:
             body["detail"] = exc.detail
+        if getattr(exc, "findings", None) is not None:
+            body["findings"] = exc.findings  # guardrail findings (secrets already masked)
         return json.dumps(body).encode() + b"\n"
 
     def _crashed(self, failure: Failure, request: IRequest) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from OpenSSL import crypto
 from twisted.internet import ssl
 from twisted.internet.defer import Deferred, DeferredList
@@ -29,7 +30,9 @@ from acs_security.connreq.udp_client import UdpConnectionRequester
 from acs_security.fleet.engine import EngineLimits, FleetEngine
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.server.api import ApiResource
-from acs_security.server.config import ConfigError, Endpoint, ServerConfig
+from acs_security.policy.guardrails import context_from_config
+from acs_security.secrets import KeyFileError, SecretStore, open_codec, unknown_key_ids
+from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
 from acs_security.server.cpe_auth import CpeAuthenticator
 from acs_security.server.cwmp_resource import CwmpResource
 from acs_security.server.http import make_site
@@ -38,17 +41,20 @@ from acs_security.service import FleetService
 from acs_security.store import open_store
 from acs_security.store.deferred import DeferredStore, make_threadpool
 
-__all__ = ["AcsServer", "tls_options"]
+__all__ = ["AcsServer", "certificate_auth", "tls_options"]
 
 log = Logger(namespace="acs_security.server")
 
 
 def tls_options(
-    cert_file: Path, key_file: Path, client_ca: Path | None = None
+    cert_file: Path, key_file: Path, client_ca: Path | None = None, *,
+    max_version: str = "TLS 1.3", ciphers: str = DEFAULT_TLS_CIPHERS,
 ) -> ssl.CertificateOptions:
     """TLS settings of the HTTPS endpoint; with ``client_ca`` the handshake needs a client
     certificate that chains to it (TR-069 Amendment 6 section 3.3: the ACS may authenticate
-    the CPE by its certificate). Raises ConfigError naming the file that is unusable."""
+    the CPE by its certificate). ``max_version`` and ``ciphers`` are the config's
+    tls_max_version and tls_ciphers, which the guardrails read too. Raises ConfigError naming
+    the file that is unusable."""
 
     def read(path: Path, what: str) -> bytes:
         try:
@@ -80,8 +86,20 @@ def tls_options(
         certificate=crypto.X509.from_cryptography(chain[0]),
         extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
         raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        lowerMaximumSecurityTo=ssl.TLSVersion.TLSv1_2 if max_version == "TLS 1.2" else None,
+        acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(ciphers),
         **kwargs,
     )
+
+
+def certificate_auth(cert_file: Path) -> str | None:
+    """"rsa" or "ecdsa": which suites the HTTPS certificate can authenticate (guardrails);
+    None when the file cannot be read (tls_options reports that)."""
+    try:
+        key = x509.load_pem_x509_certificates(cert_file.read_bytes())[0].public_key()
+    except (OSError, ValueError, IndexError):
+        return None
+    return "rsa" if isinstance(key, rsa.RSAPublicKey) else "ecdsa" if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 
 @dataclass
@@ -140,7 +158,22 @@ class AcsServer:
     def start(self) -> None:
         """Open the store and listen. Raises ConfigError / StoreError / CannotListenError."""
         cfg = self.config
-        self.store = open_store(cfg.db)
+        # Passwords at rest are encrypted under the key file (created on first start); job
+        # policies and pushed secret parameters are sealed by the SecretStore wrapper.
+        try:
+            codec, key_path, created = open_codec(cfg.secret_key_file, cfg.db, random_bytes=self.random_bytes)
+        except KeyFileError as exc:
+            raise ConfigError(str(exc)) from None
+        store = open_store(cfg.db, secret_codec=codec)
+        lost = unknown_key_ids(store.engine, codec.ring)
+        if lost:
+            store.close()
+            raise ConfigError(f"secret_key_file {key_path}: the database holds passwords encrypted with "
+                              f"key(s) {', '.join(sorted(lost))}, which this key file does not hold; "
+                              "restore the key file the database was written with")
+        if created and key_path is not None:
+            log.info("created the secret key file {path} (mode 0600)", path=str(key_path))
+        self.store = SecretStore(store, codec)
         self._threadpool = make_threadpool(self.store)
         self._threadpool.start()
         self.deferred_store = DeferredStore(self.store, self.reactor, self._threadpool)
@@ -173,7 +206,13 @@ class AcsServer:
             max_body_bytes=cfg.max_body_bytes,
             session_observer=self.session_observer,
         )
-        self.service = FleetService(self.deferred_store, engine=self.engine, clock=self.reactor)
+        try:
+            acs_context = context_from_config(
+                cfg, certificate_auth=certificate_auth(cfg.tls_cert) if cfg.tls_cert else None)
+        except ValueError as exc:
+            raise ConfigError(f"tls_ciphers: {exc}") from None
+        self.service = FleetService(self.deferred_store, engine=self.engine, clock=self.reactor,
+                                    acs_context=acs_context)
         self.api = ApiResource(self.service, health=lambda: self.deferred_store.call("count_devices"))
         # The CWMP resource is a leaf at the root: it answers at every path, since phones'
         # ACS URLs end in many ways.
@@ -187,7 +226,8 @@ class AcsServer:
             )
         if cfg.https_listen is not None:
             assert cfg.tls_cert is not None and cfg.tls_key is not None
-            opts = tls_options(cfg.tls_cert, cfg.tls_key, cfg.client_ca)
+            opts = tls_options(cfg.tls_cert, cfg.tls_key, cfg.client_ca,
+                               max_version=cfg.tls_max_version, ciphers=cfg.tls_ciphers)
             # Not reactor.listenSSL: it builds the TLS wrapper without a clock, and the
             # wrapper then schedules its write flushes on the global reactor.
             tls_factory = TLSMemoryBIOFactory(opts, False, cwmp_site, clock=self.reactor)

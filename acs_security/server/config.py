@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,20 @@ __all__ = [
     "FIELDS",
     "parse_endpoint",
     "load_config",
+    "DEFAULT_TLS_CIPHERS",
+    "TLS_MAX_VERSIONS",
 ]
+
+#: The HTTPS endpoint's cipher string when none is configured: Twisted's own default
+#: (twisted.internet._sslverify.defaultCiphers), written out so that the guardrails compute
+#: the very suites the endpoint accepts from the same text.
+DEFAULT_TLS_CIPHERS = (
+    "TLS13-AES-256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES-128-GCM-SHA256:"
+    "ECDH+AESGCM:ECDH+CHACHA20:DH+AESGCM:DH+CHACHA20:ECDH+AES256:DH+AES256:"
+    "ECDH+AES128:DH+AES:RSA+AESGCM:RSA+AES:!aNULL:!MD5:!DSS"
+)
+#: The HTTPS endpoint speaks TLS 1.2 at least (app.tls_options); its highest is configurable.
+TLS_MAX_VERSIONS = ("TLS 1.2", "TLS 1.3")
 
 
 class ConfigError(ValueError):
@@ -89,6 +103,10 @@ class ServerConfig:
     cr_timeout: float = 10.0
     max_cr_in_flight: int = 200
     cr_session_wait: float = 45.0
+    provisioning_hosts: tuple[str, ...] = ()
+    tls_max_version: str = "TLS 1.3"
+    tls_ciphers: str = DEFAULT_TLS_CIPHERS
+    secret_key_file: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -117,6 +135,15 @@ class ServerConfig:
             raise ConfigError("cr_username and cr_password_file go together")
         if self.cr_timeout <= 0 or self.cr_session_wait <= 0 or self.max_cr_in_flight < 1:
             raise ConfigError("cr_timeout and cr_session_wait must be positive, max_cr_in_flight >= 1")
+        if self.tls_max_version not in TLS_MAX_VERSIONS:
+            raise ConfigError(f"tls_max_version: {self.tls_max_version!r} is not one of {', '.join(TLS_MAX_VERSIONS)}")
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(self.tls_ciphers)
+        except ssl.SSLError:
+            raise ConfigError(f"tls_ciphers: {self.tls_ciphers!r} selects no cipher suite") from None
+        for host in self.provisioning_hosts:
+            if not host or "/" in host or ":" in host:
+                raise ConfigError(f"provisioning_hosts: {host!r} is not a host name (no scheme, port or path)")
         if self.cwmp_listen is None and self.https_listen is None and self.api_listen is None:
             raise ConfigError("nothing to listen on: give cwmp_listen, https_listen or api_listen")
 
@@ -152,6 +179,13 @@ FIELDS: dict[str, tuple[str, str]] = {
     "cr_timeout": ("float", "seconds a connection request may take"),
     "max_cr_in_flight": ("int", "connection requests in flight at once, over all jobs"),
     "cr_session_wait": ("float", "seconds a device that accepted a connection request has to call in"),
+    "provisioning_hosts": ("list", "hosts the phones must keep reaching besides the ACS (profile, upgrade, "
+                                   "report servers); guardrails check Restricted Access Domains against them"),
+    "tls_max_version": ("str", "highest TLS version of the HTTPS endpoint: TLS 1.2 or TLS 1.3 (default)"),
+    "tls_ciphers": ("str", "OpenSSL cipher string of the HTTPS endpoint (default: Twisted's); guardrails "
+                           "check pushed cipher lists against it"),
+    "secret_key_file": ("path", "key file that encrypts stored passwords, created (mode 0600) on first start; "
+                                "default: acs.key next to the SQLite database, var/acs.key for PostgreSQL"),
 }
 
 
