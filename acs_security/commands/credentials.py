@@ -30,6 +30,8 @@ def register(sub: Any) -> None:
                            ("list", "list credentials (never the passwords)")):
         c = csub.add_parser(name, help=helptext)
         c.add_argument("--db", required=True, help="database URL, as for serve --db")
+        c.add_argument("--secret-key-file", type=Path,
+                       help="key file that encrypts passwords at rest (as for serve; default beside the database)")
         if name != "list":
             c.add_argument("key", help="device id, serial number, or * for the shared credential")
         if name == "set":
@@ -42,12 +44,15 @@ def register(sub: Any) -> None:
         c.set_defaults(func=globals()[f"_{name}"])
 
 
-def _open(url: str) -> Any:
+def _open(url: str, key_file: Path | None) -> Any:
+    # The same key file as the server, so that stored passwords are encrypted at rest.
+    from acs_security.secrets import KeyFileError, open_codec
     from acs_security.store import StoreError, open_store
 
     try:
-        return open_store(url)
-    except StoreError as exc:
+        codec, _path, _created = open_codec(key_file, url)
+        return open_store(url, secret_codec=codec)
+    except (StoreError, KeyFileError) as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -63,7 +68,7 @@ def _set(args: Any) -> int:
         raise UsageError("the password is empty")
     if not args.username or len(args.username) > 256:
         raise UsageError("--username must be 1-256 characters")
-    store = _open(args.db)
+    store = _open(args.db, args.secret_key_file)
     try:
         store.put_cpe_credential(args.key, args.username, password)
     finally:
@@ -73,7 +78,7 @@ def _set(args: Any) -> int:
 
 
 def _delete(args: Any) -> int:
-    store = _open(args.db)
+    store = _open(args.db, args.secret_key_file)
     try:
         found = store.delete_cpe_credential(args.key)
     finally:
@@ -85,7 +90,7 @@ def _delete(args: Any) -> int:
 
 
 def _list(args: Any) -> int:
-    store = _open(args.db)
+    store = _open(args.db, args.secret_key_file)
     try:
         items = store.list_cpe_credentials()
     finally:
