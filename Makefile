@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,soap]'
 	touch $(STAMP)
 
 # A lab set-up: no CPE authentication, one shared connection-request credential in var/.
@@ -33,6 +33,17 @@ sim: $(STAMP) var/cr.pw
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Benchmarks (docs/performance.md): every figure next to its baseline, the table printed and
+# bench/results/latest.json written; about 15 minutes, bench-quick about 3. Never part of
+# 'make test'. PostgreSQL figures need ACS_BENCH_POSTGRES_URL (or ACS_TEST_POSTGRES_URL).
+bench: $(STAMP)
+	$(BIN)/python -c 'import psutil' 2>/dev/null || $(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -c 'import psutil' 2>/dev/null || $(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

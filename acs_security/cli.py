@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "devices",
     "jobs",
     "credentials",
+    "tokens",
     "simulate",
     "demo",
     "cfgxml",

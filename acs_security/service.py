@@ -16,9 +16,11 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["ServiceError", "FleetService", "device_json", "parse_duration"]
+__all__ = ["ServiceError", "FleetService", "device_json", "parse_duration", "MAX_POLICY_BYTES"]
 
 MAX_PAGE = 1000
+#: Largest policy document accepted by lint and export (the CLI refuses larger files too).
+MAX_POLICY_BYTES = 256 * 1024
 
 
 class ServiceError(Exception):
@@ -348,3 +350,114 @@ class FleetService:
             row["faults"] = ";".join(f"{f['name']}={f['code']}" for f in d.get("faults") or [])
             writer.writerow(row)
         return buf.getvalue().encode("utf-8")
+
+    # -- policies, cfg.xml, data model (thin calls into policy/ and mapping/) ---------------
+
+    def _policy_bytes(self, text: Any) -> bytes:
+        if not isinstance(text, str) or not text.strip():
+            raise ServiceError(400, "no policy", "give the policy document (TOML or cfg.xml) as text")
+        data = text.encode("utf-8")
+        if len(data) > MAX_POLICY_BYTES:
+            raise ServiceError(413, "policy too large", f"the policy exceeds {MAX_POLICY_BYTES} bytes")
+        return data
+
+    def lint_policy(self, text: Any, *, name: str = "policy") -> dict[str, Any]:
+        """Guardrail findings of a policy document, as ``acs-security policy lint`` gives
+        them: ``exit`` is 0 clean, 1 warnings, 2 errors. Raises ServiceError(400/413) for a
+        missing or oversized document (content problems are findings, not errors)."""
+        from acs_security.policy.guardrails import AcsContext, exit_code, lint_document
+
+        data = self._policy_bytes(text)
+        policy, findings = lint_document(data, source=str(name or "policy"),
+                                         context=self._acs_context or AcsContext())
+        return {"policy": policy.name if policy is not None else None,
+                "findings": [f.to_json() for f in findings], "exit": exit_code(findings)}
+
+    def policy_cfgxml(self, text: Any, *, name: str = "policy", extensions: int = 1) -> bytes:
+        """The policy as a cfg.xml ``<flat-profile>`` (per-extension settings written for
+        extensions 1..``extensions``). Settings without a cfg.xml element (web page or
+        TR-069 only) are left out. Raises ServiceError(400) for an invalid policy."""
+        from acs_security.mapping import load_catalogue
+        from acs_security.policy.document import PolicyError, parse_policy
+
+        if isinstance(extensions, bool) or not isinstance(extensions, int) or not 1 <= extensions <= 16:
+            raise ServiceError(400, "invalid extensions", "extensions must be 1-16")
+        data = self._policy_bytes(text)
+        cat = load_catalogue()
+        try:
+            policy = parse_policy(data, source=str(name or "policy"), catalogue=cat)
+        except PolicyError as exc:
+            raise ServiceError(400, "invalid policy", "; ".join(exc.errors)) from None
+        return self._render(cat, policy.sample_values(extensions))
+
+    @staticmethod
+    def _render(cat: Any, values: Mapping[str, str]) -> bytes:
+        from acs_security.mapping.cfgxml import render_cfgxml
+        from acs_security.mapping.errors import MappingError
+
+        keep = {}
+        for key, value in values.items():
+            found = cat.find(key)
+            if found is not None and found[0].element is not None:
+                keep[key] = value
+        try:
+            return render_cfgxml(keep, catalogue=cat)
+        except MappingError as exc:
+            raise ServiceError(400, "cannot write cfg.xml", str(exc)) from None
+
+    async def device_cfgxml(self, device_id: str) -> bytes:
+        """The device's known values of catalogue settings as cfg.xml. Secret settings are
+        left out (a cfg.xml export is not a way to read passwords back). Raises
+        ServiceError(404) for an unknown device."""
+        from acs_security.mapping import load_catalogue
+        from acs_security.mapping.errors import MappingError
+
+        device = await self._store.call("get_device", device_id)
+        if device is None:
+            raise ServiceError(404, "no such device", f"device {device_id!r} is not known")
+        params = await self._store.call("device_parameters", device_id)
+        cat = load_catalogue()
+        view = cat.view(device.product_class, device.software_version)
+        values: dict[str, str] = {}
+        for path, (value, _type) in sorted(params.items()):
+            try:
+                setting, n = view.resolve_path(path)
+            except (MappingError, ValueError):
+                continue  # not a setting of the catalogue
+            element = setting.element_for(n)
+            if element is None or setting.secret:
+                continue
+            values[element] = value
+        from acs_security.mapping.cfgxml import render_cfgxml
+
+        try:
+            return render_cfgxml(values, catalogue=cat)
+        except MappingError:
+            # A reported value the phone's own rules refuse: write what is valid.
+            good = {}
+            for element, value in values.items():
+                try:
+                    render_cfgxml({element: value}, catalogue=cat)
+                except MappingError:
+                    continue
+                good[element] = value
+            return render_cfgxml(good, catalogue=cat)
+
+    def catalogue(self, *, limit: int = 100, offset: int = 0, query: str | None = None) -> dict[str, Any]:
+        """The data-model catalogue (one row per setting), filtered by a case-insensitive
+        substring of name, element or path, paginated. Raises ServiceError(400)."""
+        from acs_security.mapping import load_catalogue
+
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise ServiceError(400, "invalid page", f"limit must be 1-{MAX_PAGE} and offset >= 0")
+        cat = load_catalogue()
+        rows = []
+        needle = (query or "").lower()
+        for s in cat.settings:
+            if needle and not any(needle in (v or "").lower() for v in (s.name, s.element, s.path)):
+                continue
+            rows.append({"name": s.name, "element": s.element, "path": s.path, "format": s.format,
+                         "tr069_type": s.tr069_type, "values": list(s.values), "default": s.default,
+                         "min": s.minimum, "max": s.maximum, "max_length": s.max_length,
+                         "secret": s.secret, "writable": s.writable, "feature": s.feature})
+        return {"total": len(rows), "limit": limit, "offset": offset, "settings": rows[offset:offset + limit]}

@@ -261,6 +261,7 @@ def test_a_full_push_leaks_no_secret_to_logs_outputs_or_database_files(tmp_path,
             acs_username="cpe", acs_password=cpe_pw, cr_password_mode="shared", cr_username="acs-cr",
             cr_password=cr_pw, cr_min_interval=0.2)
         api = server.url("api").rstrip("/")
+        token = server.issue_token("secrets-test", "operator")
 
         async def cli(*argv: str) -> int:
             rc = await deferToThreadPool(reactor, reactor.getThreadPool(), cli_main, list(argv))
@@ -273,9 +274,9 @@ def test_a_full_push_leaks_no_secret_to_logs_outputs_or_database_files(tmp_path,
             for phone in fleet.phones:  # per-device connection-request credentials, as provisioning sets them
                 server.store.put_connection_request_credential(
                     make_device_id("00000C", phone.product_class, phone.serial), "acs-cr", cr_pw)
-            assert await cli("push", str(policy), "--select", "all", "--dry-run", "--server", api) == 0
-            assert await cli("push", str(policy), "--select", "all", "--dry-run", "--json", "--server", api) == 0
-            assert await cli("push", str(policy), "--select", "all", "--wait", "--json", "--server", api) == 0
+            assert await cli("push", str(policy), "--select", "all", "--dry-run", "--server", api, "--token", token) == 0
+            assert await cli("push", str(policy), "--select", "all", "--dry-run", "--json", "--server", api, "--token", token) == 0
+            assert await cli("push", str(policy), "--select", "all", "--wait", "--json", "--server", api, "--token", token) == 0
             summary = json.loads(outputs[-1])
             assert summary["state"] == "completed" and summary["applied"] + summary["applied_pending_reboot"] == 6
             dry = json.loads(outputs[1])
@@ -286,7 +287,7 @@ def test_a_full_push_leaks_no_secret_to_logs_outputs_or_database_files(tmp_path,
             for argv in (["jobs", "show", "1", "--devices", "--json"], ["jobs", "report", "1", "--format", "json"],
                          ["jobs", "list"], ["devices", "show", device, "--json"], ["devices", "show", device],
                          ["devices", "list", "--json"]):
-                assert await cli(*argv, "--server", api) == 0
+                assert await cli(*argv, "--server", api, "--token", token) == 0
             shown = json.loads(outputs[-3])["parameters"]
             assert shown["Device.X_CISCO_HTTPProxySettings.Password"]["value"] == "********"
         finally:

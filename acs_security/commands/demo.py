@@ -113,7 +113,8 @@ async def _demo(reactor: Any, args: Any, policy: Path, faults: Any, workdir: Pat
                 await _sleep(reactor, 0.25)
         console.print(f"[bold]{server.store.count_devices()}[/bold] phones registered "
                       f"({args.phones - online} offline from the start); pushing {policy.name}")
-        client = ApiClient(server.url("api").rstrip("/"))
+        # The demo's own API calls use an operator token made for it (auth is always on).
+        client = ApiClient(server.url("api").rstrip("/"), token=server.issue_token("demo", "operator"))
         pool = reactor.getThreadPool()
         body = {"policy": policy.read_text(), "policy_name": policy.name, "select": "all",
                 "canary": args.canary, "max_fault_rate": 0.5, "deadline": args.deadline}

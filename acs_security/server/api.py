@@ -1,8 +1,10 @@
 """The management API (JSON over HTTP, default port 7557): a thin adapter over FleetService.
 
-Routes are a table of (method, path pattern, handler); each handler is a coroutine that
-takes the request and the path's named groups and returns JSON-able data. Errors are
-RFC 9457 problem details, the same shape everywhere.
+Routes are a table of (method, path pattern, handler, role); each handler is a coroutine
+that takes the request and the path's named groups and returns JSON-able data. Every route
+but ``/healthz`` and ``/readyz`` needs a bearer token whose role allows it (auth.py):
+401 without one, 403 for a role that may not. Errors are RFC 9457 problem details, the
+same shape everywhere. docs/northbound.md and openapi.py describe the routes.
 """
 
 from __future__ import annotations
@@ -20,22 +22,28 @@ from twisted.web import server
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
+from acs_security.server.auth import TokenAdmin, TokenAuthenticator, Unauthorized
 from acs_security.service import FleetService, ServiceError
+from acs_security.store.errors import InvalidArgument
 
-__all__ = ["ApiResource", "Route"]
+__all__ = ["ApiResource", "Route", "RawBody"]
 
 log = Logger(namespace="acs_security.api")
 Handler = Callable[[IRequest, dict[str, str]], Awaitable[Any]]
 
 
 class Route:
-    __slots__ = ("method", "pattern", "handler", "status")
+    """One route; ``role`` is the weakest role allowed (None: no authentication)."""
 
-    def __init__(self, method: str, pattern: str, handler: Handler, status: int = 200) -> None:
+    __slots__ = ("method", "pattern", "handler", "status", "role")
+
+    def __init__(self, method: str, pattern: str, handler: Handler, status: int = 200,
+                 role: str | None = "viewer") -> None:
         self.method = method
         self.pattern = re.compile("^" + pattern + "$")
         self.handler = handler
         self.status = status
+        self.role = role
 
 
 def query_int(request: IRequest, name: str, default: int) -> int:
@@ -43,6 +51,8 @@ def query_int(request: IRequest, name: str, default: int) -> int:
     if not raw:
         return default
     try:
+        if len(raw[-1]) > 18:
+            raise ValueError
         return int(raw[-1])
     except ValueError:
         raise ServiceError(400, "invalid query parameter",
@@ -65,32 +75,65 @@ def read_json(request: IRequest, *, limit: int = 1024 * 1024) -> Any:
 
 
 class ApiResource(Resource):
-    """Dispatches ``/api/v1/...`` and ``/healthz`` by the route table."""
+    """Dispatches ``/api/v1/...``, ``/metrics``, ``/healthz`` and ``/readyz`` by the route table.
+
+    ``authenticator`` checks tokens (required: there is no unauthenticated mode);
+    ``soap`` answers ``/soap`` (soap.py);
+    ``tokens`` enables ``/api/v1/tokens`` (admin); ``metrics`` enables ``/metrics``
+    (viewer) and counts requests; ``openapi`` returns the OpenAPI document; ``ready`` is
+    the readiness check (raises when not ready)."""
 
     isLeaf = True
 
-    def __init__(self, service: FleetService, *, health: Callable[[], Awaitable[Any]] | None = None) -> None:
+    def __init__(self, service: FleetService, *, authenticator: TokenAuthenticator,
+                 health: Callable[[], Awaitable[Any]] | None = None,
+                 ready: Callable[[], Awaitable[Any]] | None = None,
+                 tokens: TokenAdmin | None = None, metrics: Any = None,
+                 openapi: Callable[[], dict[str, Any]] | None = None,
+                 soap: Resource | None = None) -> None:
         super().__init__()
         self.service = service
+        self.authenticator = authenticator
         self._health = health
+        self._ready = ready
+        self._tokens = tokens
+        self._metrics = metrics
+        self._openapi = openapi
+        self._soap = soap
+        job = r"/api/v1/jobs/(?P<job_id>[0-9]{1,9})"
         self.routes: list[Route] = [
-            Route("GET", r"/healthz", self._healthz),
+            Route("GET", r"/healthz", self._healthz, role=None),
+            Route("GET", r"/readyz", self._readyz, role=None),
+            Route("GET", r"/metrics", self._metrics_text),
+            Route("GET", r"/api/v1/openapi\.json", self._openapi_doc),
             Route("GET", r"/api/v1/devices", self._list_devices),
+            Route("GET", r"/api/v1/devices/(?P<device_id>[^/]+)/cfgxml", self._device_cfgxml),
             Route("GET", r"/api/v1/devices/(?P<device_id>[^/]+)", self._show_device),
-            Route("POST", r"/api/v1/jobs", self._submit_job, status=201),
+            Route("POST", r"/api/v1/jobs", self._submit_job, status=201, role="operator"),
             Route("GET", r"/api/v1/jobs", self._list_jobs),
-            Route("GET", r"/api/v1/jobs/(?P<job_id>[0-9]+)", self._show_job),
-            Route("GET", r"/api/v1/jobs/(?P<job_id>[0-9]+)/devices", self._job_devices),
-            Route("POST", r"/api/v1/jobs/(?P<job_id>[0-9]+)/cancel", self._cancel_job),
-            Route("POST", r"/api/v1/jobs/(?P<job_id>[0-9]+)/resume", self._resume_job),
-            Route("GET", r"/api/v1/jobs/(?P<job_id>[0-9]+)/report", self._job_report),
+            Route("GET", job, self._show_job),
+            Route("GET", job + "/devices", self._job_devices),
+            Route("POST", job + "/cancel", self._cancel_job, role="operator"),
+            Route("POST", job + "/resume", self._resume_job, role="operator"),
+            Route("GET", job + "/report", self._job_report),
+            Route("POST", r"/api/v1/policies/lint", self._lint_policy),
+            Route("POST", r"/api/v1/policies/cfgxml", self._policy_cfgxml),
+            Route("GET", r"/api/v1/catalogue", self._catalogue),
+            Route("GET", r"/api/v1/tokens", self._list_tokens, role="admin"),
+            Route("POST", r"/api/v1/tokens", self._create_token, status=201, role="admin"),
+            Route("DELETE", r"/api/v1/tokens/(?P<name>[^/]+)", self._revoke_token, role="admin"),
         ]
 
     def add_routes(self, routes: list[Route]) -> None:
         self.routes.extend(routes)
 
     def render(self, request: IRequest) -> Any:
+        if self._metrics is not None:
+            request.notifyFinish().addBoth(lambda _: self._count(request))
         path = request.path.decode("latin-1")
+        if path == "/soap" and self._soap is not None:
+            # The SOAP face authenticates in its WSGI wrapper (soap.py) with the same tokens.
+            return self._soap.render(request)
         method = request.method.decode("latin-1").upper()
         allowed = []
         for route in self.routes:
@@ -112,7 +155,17 @@ class ApiResource(Resource):
 
     async def _run(self, route: Route, request: IRequest, params: dict[str, str]) -> None:
         try:
+            if route.role is not None:
+                request.acs_principal = await self.authenticator.require(
+                    request.getHeader(b"authorization"), route.role)
             result = await route.handler(request, params)
+        except InvalidArgument as exc:
+            # The store refused a value (e.g. a NUL in a filter): the caller's fault, not a 500.
+            exc = ServiceError(400, "invalid argument", str(exc))
+            if not request.finished:
+                request.write(self._problem(request, exc))
+                request.finish()
+            return
         except ServiceError as exc:
             if not request.finished:
                 request.write(self._problem(request, exc))
@@ -131,8 +184,14 @@ class ApiResource(Resource):
             request.write(json.dumps(result, indent=None, separators=(",", ":")).encode() + b"\n")
         request.finish()
 
+    def _count(self, request: IRequest) -> None:
+        if self._metrics is not None:
+            self._metrics.observe_request("rest", request.code)
+
     def _problem(self, request: IRequest, exc: ServiceError) -> bytes:
         request.setResponseCode(exc.status)
+        if isinstance(exc, Unauthorized):
+            request.setHeader(b"WWW-Authenticate", b'Bearer realm="acs-security"')
         request.setHeader(b"Content-Type", b"application/problem+json")
         body = {"type": "about:blank", "title": exc.title, "status": exc.status}
         if exc.detail:
@@ -153,6 +212,62 @@ class ApiResource(Resource):
         if self._health is not None:
             await self._health()
         return {"status": "ok"}
+
+    async def _readyz(self, request: IRequest, params: dict[str, str]) -> Any:
+        check = self._ready or self._health
+        if check is not None:
+            try:
+                await check()
+            except Exception as exc:  # any failure means "not ready"; the reason is logged
+                log.warn("not ready: {error}", error=type(exc).__name__)
+                raise ServiceError(503, "not ready", "the store is not reachable") from None
+        return {"status": "ready"}
+
+    async def _metrics_text(self, request: IRequest, params: dict[str, str]) -> Any:
+        if self._metrics is None:
+            raise ServiceError(404, "not found", "metrics are not enabled")
+        from acs_security.server.metrics import CONTENT_TYPE_LATEST
+
+        return RawBody(self._metrics.render(), CONTENT_TYPE_LATEST)
+
+    async def _openapi_doc(self, request: IRequest, params: dict[str, str]) -> Any:
+        if self._openapi is None:
+            from acs_security.server.openapi import openapi_document
+
+            return openapi_document()
+        return self._openapi()
+
+    async def _device_cfgxml(self, request: IRequest, params: dict[str, str]) -> Any:
+        return RawBody(await self.service.device_cfgxml(params["device_id"]), "application/xml; charset=utf-8")
+
+    async def _lint_policy(self, request: IRequest, params: dict[str, str]) -> Any:
+        body = _object(read_json(request), ("policy", "policy_name"))
+        return self.service.lint_policy(body.get("policy"), name=str(body.get("policy_name") or "policy"))
+
+    async def _policy_cfgxml(self, request: IRequest, params: dict[str, str]) -> Any:
+        body = _object(read_json(request), ("policy", "policy_name", "extensions"))
+        data = self.service.policy_cfgxml(body.get("policy"), name=str(body.get("policy_name") or "policy"),
+                                          extensions=body.get("extensions", 1))
+        return RawBody(data, "application/xml; charset=utf-8")
+
+    async def _catalogue(self, request: IRequest, params: dict[str, str]) -> Any:
+        return self.service.catalogue(limit=query_int(request, "limit", 100),
+                                      offset=query_int(request, "offset", 0), query=query_str(request, "q"))
+
+    def _need_tokens(self) -> TokenAdmin:
+        if self._tokens is None:
+            raise ServiceError(404, "not found", "token management is not enabled here")
+        return self._tokens
+
+    async def _list_tokens(self, request: IRequest, params: dict[str, str]) -> Any:
+        return {"tokens": await self._need_tokens().list()}
+
+    async def _create_token(self, request: IRequest, params: dict[str, str]) -> Any:
+        body = _object(read_json(request), ("name", "role"))
+        return await self._need_tokens().create(body.get("name"), body.get("role"))
+
+    async def _revoke_token(self, request: IRequest, params: dict[str, str]) -> Any:
+        return await self._need_tokens().revoke(params["name"])
 
     async def _list_devices(self, request: IRequest, params: dict[str, str]) -> Any:
         filters: dict[str, Any] = {}
@@ -206,6 +321,16 @@ class ApiResource(Resource):
         if isinstance(report, bytes):
             return RawBody(report, "text/csv; charset=utf-8")
         return report
+
+
+def _object(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON body as an object with only ``allowed`` keys. Raises ServiceError(400)."""
+    if not isinstance(body, dict):
+        raise ServiceError(400, "invalid body", "the body must be a JSON object")
+    unknown = set(body) - set(allowed)
+    if unknown:
+        raise ServiceError(400, "unknown field", f"unknown field(s) {sorted(unknown)}")
+    return body
 
 
 class RawBody:

@@ -40,6 +40,14 @@ from acs_security.server.provisioning import Provisioner
 from acs_security.service import FleetService
 from acs_security.store import open_store
 from acs_security.store.deferred import DeferredStore, make_threadpool
+from acs_security.store.tokens import TokenRecord, tokens_of
+from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
+from acs_security.server.metrics import AcsMetrics, CountingRequester, TimedStore, engine_states
+from acs_security.server.openapi import openapi_document
+from acs_security.server.soap import make_soap_resource
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+from datetime import UTC, datetime
 
 __all__ = ["AcsServer", "certificate_auth", "tls_options"]
 
@@ -118,22 +126,44 @@ class AcsServer:
     api: ApiResource | None = None
     service: FleetService | None = None
     engine: FleetEngine | None = None
+    metrics: AcsMetrics = field(default_factory=AcsMetrics)
+    authenticator: TokenAuthenticator | None = None
+    token_admin: TokenAdmin | None = None
+    _tokens: Any = None
     _threadpool: Any = None
+    _wsgi_pool: Any = None
     _udp_port: Any = None
+
+    def issue_token(self, name: str, role: str) -> str:
+        """Create a token now and return it (for tests and the demo, after start(); blocks
+        on the store). Raises StoreError (DuplicateToken, InvalidArgument)."""
+        token = new_token(self.random_bytes(32))
+        self._tokens.create_token(name, role, hash_token(token), datetime.now(UTC))
+        if self.authenticator is not None:
+            self.authenticator.forget()
+        return token
+
+    def _token_call(self, method: str, *args: Any) -> Deferred[Any]:
+        return deferToThreadPool(self.reactor, self._threadpool, getattr(self._tokens, method), *args)
+
+    def _observe_session(self, entry: dict[str, Any]) -> None:
+        self.metrics.observe_session(entry)
+        if self.session_observer is not None:
+            self.session_observer(entry)
 
     def _make_engine(self) -> FleetEngine:
         """The job engine, with its connection-request clients (HTTP digest and UDP)."""
         cfg = self.config
         agent = Agent(self.reactor, pool=HTTPConnectionPool(self.reactor, persistent=False),
                       connectTimeout=cfg.cr_timeout)
-        http = HttpConnectionRequester(agent, self.reactor, nonce_source=self.random_bytes,
-                                       timeout=cfg.cr_timeout)
+        http = CountingRequester(HttpConnectionRequester(agent, self.reactor, nonce_source=self.random_bytes,
+                                                         timeout=cfg.cr_timeout), self.metrics, "http")
         self._udp_port = self.reactor.listenUDP(0, DatagramProtocol(), interface="0.0.0.0")
-        udp = UdpConnectionRequester(
+        udp = CountingRequester(UdpConnectionRequester(
             self._udp_port, self.reactor,
             first_id=int.from_bytes(self.random_bytes(4), "big"),
             nonce_source=self.random_bytes,
-        )
+        ), self.metrics, "udp")
         default = None
         if cfg.cr_username is not None and cfg.cr_password_file is not None:
             try:
@@ -176,7 +206,16 @@ class AcsServer:
         self.store = SecretStore(store, codec)
         self._threadpool = make_threadpool(self.store)
         self._threadpool.start()
-        self.deferred_store = DeferredStore(self.store, self.reactor, self._threadpool)
+        # Store calls are timed for /metrics (acs_store_call_seconds).
+        self.deferred_store = TimedStore(DeferredStore(self.store, self.reactor, self._threadpool),
+                                         self.metrics, self.reactor.seconds)
+        self._tokens = tokens_of(store)
+        self.authenticator = TokenAuthenticator(
+            lambda digest: self._token_call("token_by_hash", digest), self.reactor,
+            cache_seconds=cfg.token_cache_seconds,
+            touch=lambda token_id, when: self._token_call("touch_token", token_id, when).addErrback(
+                lambda f: log.warn("cannot record a token's use: {error}", error=f.getErrorMessage())))
+        self.token_admin = TokenAdmin(self._token_call, self.reactor, self.random_bytes, self.authenticator)
         authenticator = None
         if cfg.cpe_auth:
             ds = self.deferred_store
@@ -204,7 +243,7 @@ class AcsServer:
             max_sessions=cfg.max_sessions,
             retry_after=cfg.retry_after,
             max_body_bytes=cfg.max_body_bytes,
-            session_observer=self.session_observer,
+            session_observer=self._observe_session,
         )
         try:
             acs_context = context_from_config(
@@ -213,7 +252,16 @@ class AcsServer:
             raise ConfigError(f"tls_ciphers: {exc}") from None
         self.service = FleetService(self.deferred_store, engine=self.engine, clock=self.reactor,
                                     acs_context=acs_context)
-        self.api = ApiResource(self.service, health=lambda: self.deferred_store.call("count_devices"))
+        if self.engine is not None:
+            engine = self.engine
+            self.metrics.watch_engine(lambda: engine_states(engine))
+        self._wsgi_pool = ThreadPool(minthreads=1, maxthreads=4, name="acs-soap")
+        self._wsgi_pool.start()
+        soap = make_soap_resource(self.reactor, self._wsgi_pool, self.service, self.authenticator)
+        self.api = ApiResource(
+            self.service, authenticator=self.authenticator,
+            health=lambda: self.deferred_store.call("count_devices"),
+            tokens=self.token_admin, metrics=self.metrics, openapi=openapi_document, soap=soap)
         # The CWMP resource is a leaf at the root: it answers at every path, since phones'
         # ACS URLs end in many ways.
         cwmp_site = make_site(
@@ -274,6 +322,9 @@ class AcsServer:
             d = self.deferred_store.close() if self.deferred_store else None
 
             def finish(_: Any) -> None:
+                if self._wsgi_pool is not None:
+                    self._wsgi_pool.stop()
+                    self._wsgi_pool = None
                 if self._threadpool is not None:
                     self._threadpool.stop()
                 if self.store is not None:

@@ -107,6 +107,7 @@ class ServerConfig:
     tls_max_version: str = "TLS 1.3"
     tls_ciphers: str = DEFAULT_TLS_CIPHERS
     secret_key_file: Path | None = None
+    token_cache_seconds: float = 5.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -144,6 +145,8 @@ class ServerConfig:
         for host in self.provisioning_hosts:
             if not host or "/" in host or ":" in host:
                 raise ConfigError(f"provisioning_hosts: {host!r} is not a host name (no scheme, port or path)")
+        if not 0 <= self.token_cache_seconds <= 60:
+            raise ConfigError("token_cache_seconds must be 0-60 (how long a revocation by another process may take)")
         if self.cwmp_listen is None and self.https_listen is None and self.api_listen is None:
             raise ConfigError("nothing to listen on: give cwmp_listen, https_listen or api_listen")
 
@@ -186,6 +189,8 @@ FIELDS: dict[str, tuple[str, str]] = {
                            "check pushed cipher lists against it"),
     "secret_key_file": ("path", "key file that encrypts stored passwords, created (mode 0600) on first start; "
                                 "default: acs.key next to the SQLite database, var/acs.key for PostgreSQL"),
+    "token_cache_seconds": ("float", "seconds an API token check is cached; a revocation made by another process "
+                                     "(acs-security tokens revoke) takes effect within this time (default 5)"),
 }
 
 

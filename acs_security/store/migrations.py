@@ -169,9 +169,28 @@ def _v2(conn: Connection) -> None:
     md.tables["tasks"].create(conn, checkfirst=False)
 
 
+def _v3(conn: Connection) -> None:
+    """Bearer tokens of the northbound API (the northbound interfaces issue)."""
+    md = sa.MetaData()
+    sa.Table(
+        "api_tokens", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("role", sa.Text, nullable=False),
+        sa.Column("token_sha256", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("revoked_at", UTCDateTime),
+        sa.Column("last_used", UTCDateTime),
+        sa.Index("ix_api_tokens_token_sha256", "token_sha256", unique=True),
+        sa.Index("ix_api_tokens_name", "name", unique=True),
+    )
+    md.create_all(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, device_parameters, device_tags, credentials, transfer_completes", _v1),
     Migration(2, "jobs, tasks", _v2),
+    Migration(3, "api_tokens", _v3),
 )
 HEAD: int = MIGRATIONS[-1].version
 

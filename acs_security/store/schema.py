@@ -26,6 +26,7 @@ __all__ = [
     "jobs",
     "metadata",
     "schema_version",
+    "api_tokens",
     "tasks",
     "transfer_completes",
 ]
@@ -193,4 +194,21 @@ tasks = sa.Table(
     sa.Column("finished_at", UTCDateTime),
     sa.Index("ix_tasks_device_id", "device_id"),
     sa.Index("ix_tasks_job_state", "job_id", "state"),
+)
+
+# Bearer tokens of the northbound API (migration step 3). Only the SHA-256 of a token is
+# kept: tokens are 256-bit random strings, so a fast hash is enough (no offline guessing
+# to slow down, unlike passwords).
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("token_sha256", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Column("last_used", UTCDateTime),
+    sa.Index("ix_api_tokens_token_sha256", "token_sha256", unique=True),
+    sa.Index("ix_api_tokens_name", "name", unique=True),
 )

@@ -58,12 +58,13 @@ def test_inform_then_204_over_loopback_and_devices_from_the_cli(tmp_path, capsys
             code, _, content = await post(client, server.url("cwmp"), b"")
             assert (code, content) == (204, b"")
             api = server.url("api").rstrip("/")
+            token = server.issue_token("e2e", "viewer")
             rc = await deferToThreadPool(reactor, reactor.getThreadPool(), cli_main,
-                                         ["devices", "list", "--server", api, "--json"])
+                                         ["devices", "list", "--server", api, "--json", "--token", token])
             assert rc == 0
             rc = await deferToThreadPool(reactor, reactor.getThreadPool(), cli_main,
                                          ["devices", "show", make_device_id("00000C", "CP-8851-3PCC", "FCH2231A0B1"),
-                                          "--server", api, "--json"])
+                                          "--server", api, "--json", "--token", token])
             assert rc == 0
         finally:
             await server.stop()

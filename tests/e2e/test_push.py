@@ -75,15 +75,16 @@ def test_push_of_the_hardening_policy_to_500_phones_through_the_cli(tmp_path, ca
         try:
             await booted(reactor, server, fleet, 500)
             api = server.url("api").rstrip("/")
+            token = server.issue_token("e2e", "operator")
             rc = await cli(reactor, "push", str(HARDENING), "--select", "all", "--wait", "--json",
-                           "--server", api)
+                           "--server", api, "--token", token)
             out = capsys.readouterr().out
             summary = json.loads(out)
             key = job_key(server, summary["id"])
             received = [p.spv_by_key[key] for p in fleet.phones]
             locked = [p.serial for p in fleet.phones if p.locked_out]
             rc_report = await cli(reactor, "jobs", "report", str(summary["id"]), "--format", "csv",
-                                  "--output", str(tmp_path / "report.csv"), "--server", api)
+                                  "--output", str(tmp_path / "report.csv"), "--server", api, "--token", token)
             return rc, summary, received, locked, rc_report
         finally:
             await fleet.stop()
@@ -167,10 +168,28 @@ def start_serve(tmp_path: Path, db: str, cwmp: int, api: int) -> subprocess.Pope
     raise AssertionError("serve did not come up")
 
 
-def api_json(api: int, method: str, path: str, body: Any = None) -> Any:
+def make_token(db: str) -> str:
+    """An operator token in the database the subprocess server opens (API auth is always on)."""
+    import secrets as _secrets
+    from datetime import UTC, datetime
+
+    from acs_security.server.auth import hash_token
+    from acs_security.store import open_store
+    from acs_security.store.tokens import tokens_of
+
+    token = _secrets.token_urlsafe(32)
+    store = open_store(db)
+    try:
+        tokens_of(store).create_token("e2e", "operator", hash_token(token), datetime.now(UTC))
+    finally:
+        store.close()
+    return token
+
+
+def api_json(api: int, method: str, path: str, body: Any = None, token: str = "") -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"http://127.0.0.1:{api}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
@@ -185,6 +204,7 @@ def kill_and_resume(tmp_path: Path, db: str) -> None:
         def thread(fn, *a):
             return deferToThreadPool(reactor, pool, fn, *a)
 
+        token = await thread(make_token, db)
         procs.append(await thread(start_serve, tmp_path, db, cwmp, api))
         fleet = SimulatedFleet(
             reactor, f"http://acs.example.net:{cwmp}/cwmp", phones=200, resolve=RESOLVE,
@@ -195,7 +215,7 @@ def kill_and_resume(tmp_path: Path, db: str) -> None:
             await wait_until(reactor, lambda: all(p.sessions_completed for p in fleet.phones),
                              timeout=60, what="boot informs")
             job = await thread(api_json, api, "POST", "/api/v1/jobs", {
-                "policy": HARDENING.read_text(), "select": "all", "max_in_progress": 10})
+                "policy": HARDENING.read_text(), "select": "all", "max_in_progress": 10}, token)
             key = job["parameter_key"]
             await wait_until(reactor, lambda: sum(p.spv_by_key[key] for p in fleet.phones) >= 40,
                              timeout=60, what="a part of the fleet applied")
@@ -206,7 +226,7 @@ def kill_and_resume(tmp_path: Path, db: str) -> None:
             procs.append(await thread(start_serve, tmp_path, db, cwmp, api))
 
             async def summary() -> Any:
-                return await thread(api_json, api, "GET", f"/api/v1/jobs/{job['id']}")
+                return await thread(api_json, api, "GET", f"/api/v1/jobs/{job['id']}", None, token)
 
             state: dict[str, Any] = {}
             deadline = reactor.seconds() + 90

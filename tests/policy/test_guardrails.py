@@ -261,13 +261,24 @@ def test_refusal_reaches_the_api_as_problem_details_with_findings(fleet):
 
     from acs_security.server.api import ApiResource
 
+    from datetime import UTC, datetime
+
+    from acs_security.server.auth import TokenAuthenticator, hash_token
+    from acs_security.store.tokens import TokenRecord
+
     h, service, run = fleet
-    client = StubTreq(ApiResource(service))
+    token = "t" * 43
+    record = TokenRecord(1, "ops", "operator", datetime(2026, 1, 1, tzinfo=UTC), None, None, hash_token(token))
+
+    async def lookup(digest):
+        return record if digest == record.token_sha256 else None
+
+    client = StubTreq(ApiResource(service, authenticator=TokenAuthenticator(lookup, h.clock)))
     body = json.dumps({"policy": '[settings]\nRestricted_Access_Domains = "sip.example.net"\n', "select": "all"})
 
     async def post():
         resp = await client.post("http://api/api/v1/jobs", data=body.encode(),
-                                 headers={"Content-Type": ["application/json"]})
+                                 headers={"Content-Type": ["application/json"], "Authorization": [f"Bearer {token}"]})
         return resp.code, json.loads(await resp.content())
 
     from twisted.internet.defer import ensureDeferred

@@ -1,0 +1,176 @@
+"""Prometheus metrics of one ACS process (prometheus-client, a registry per server).
+
+Nothing global: each :class:`AcsMetrics` owns a ``CollectorRegistry`` (the library's
+default registry is process-global state, and tests run several servers in a process).
+The server feeds it from hooks that already exist: the CWMP resource's session observer,
+wrappers around the connection-request clients and the store (:class:`TimedStore`,
+:class:`CountingRequester`), and a collector that reads the job engine at scrape time.
+No label carries a device id or anything secret (cardinality and privacy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["AcsMetrics", "TimedStore", "CountingRequester", "CONTENT_TYPE_LATEST", "engine_states"]
+
+#: Session durations: CWMP sessions last from tens of milliseconds to the session timeout.
+SESSION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+# Bounded label values: anything else is counted as "other" so a hostile CPE cannot make
+# the scrape grow without bound (event codes are free text in an Inform).
+_MAX_LABEL = 64
+
+
+def _label(value: Any) -> str:
+    text = str(value)
+    return text if 0 < len(text) <= _MAX_LABEL and text.isprintable() else "other"
+
+
+def _fault_code(fault: Any) -> str:
+    if isinstance(fault, Mapping):
+        return _label(fault.get("code", "other"))
+    if isinstance(fault, (tuple, list)) and fault:
+        for part in fault:
+            if isinstance(part, int):
+                return str(part)
+    return _label(fault)
+
+
+class _EngineCollector:
+    """Jobs and tasks by state, read from the engine's live jobs when scraped."""
+
+    def __init__(self, source: Callable[[], tuple[Mapping[str, int], Mapping[str, int]]]) -> None:
+        self._source = source
+
+    def collect(self) -> Any:
+        jobs, tasks = self._source()
+        g = GaugeMetricFamily("acs_jobs", "Jobs known to this node's engine, by state", labels=["state"])
+        for state, n in sorted(jobs.items()):
+            g.add_metric([state], n)
+        yield g
+        g = GaugeMetricFamily("acs_tasks", "Per-device tasks of this node's jobs, by state", labels=["state"])
+        for state, n in sorted(tasks.items()):
+            g.add_metric([state], n)
+        yield g
+
+
+class AcsMetrics:
+    """The counters and histograms, plus :meth:`render` for ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.sessions = Counter("acs_cwmp_sessions", "CWMP sessions ended, by outcome", ["outcome"], registry=r)
+        self.informs = Counter("acs_cwmp_informs", "Inform events received, by event code", ["event"], registry=r)
+        self.rpcs = Counter("acs_cwmp_rpcs", "RPCs exchanged in CWMP sessions, by method", ["rpc"], registry=r)
+        self.faults = Counter("acs_cwmp_cpe_faults", "CPE faults received, by fault code", ["code"], registry=r)
+        self.connection_requests = Counter(
+            "acs_connection_requests", "Connection requests sent, by method and result",
+            ["method", "result"], registry=r)
+        self.session_duration = Histogram("acs_cwmp_session_duration_seconds", "CWMP session duration",
+                                          buckets=SESSION_BUCKETS, registry=r)
+        self.store_latency = Histogram("acs_store_call_seconds", "Store call latency, by method", ["method"],
+                                       buckets=STORE_BUCKETS, registry=r)
+        self.api_requests = Counter("acs_nbi_requests", "Northbound requests, by face and HTTP status",
+                                    ["face", "status"], registry=r)
+
+    def watch_engine(self, source: Callable[[], tuple[Mapping[str, int], Mapping[str, int]]]) -> None:
+        """Report jobs and tasks by state from ``source()`` -> (jobs, tasks) at each scrape."""
+        self.registry.register(_EngineCollector(source))
+
+    def observe_session(self, entry: Mapping[str, Any]) -> None:
+        """One CWMP session as the CWMP resource's observer reports it (device, events, rpcs,
+        faults, outcome, duration_ms). Never raises for odd values."""
+        self.sessions.labels(_label(entry.get("outcome") or "unknown")).inc()
+        for event in entry.get("events") or ():
+            self.informs.labels(_label(event)).inc()
+        for rpc in entry.get("rpcs") or ():
+            self.rpcs.labels(_label(rpc)).inc()
+        for fault in entry.get("faults") or ():
+            self.faults.labels(_fault_code(fault)).inc()
+        duration = entry.get("duration_ms")
+        if isinstance(duration, (int, float)) and duration >= 0:
+            self.session_duration.observe(duration / 1000.0)
+
+    def observe_connection_request(self, method: str, result: str) -> None:
+        self.connection_requests.labels(_label(method), _label(result)).inc()
+
+    def observe_store_call(self, method: str, seconds: float) -> None:
+        self.store_latency.labels(_label(method)).observe(max(0.0, seconds))
+
+    def observe_request(self, face: str, status: int) -> None:
+        self.api_requests.labels(_label(face), str(int(status))).inc()
+
+    def render(self) -> bytes:
+        """The text exposition format (``CONTENT_TYPE_LATEST``)."""
+        return generate_latest(self.registry)
+
+
+def engine_states(engine: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """(jobs by state, tasks by state) of a FleetEngine's live jobs."""
+    jobs: dict[str, int] = {}
+    tasks: dict[str, int] = {}
+    for job in list(getattr(engine, "jobs", {}).values()):
+        jobs[job.state] = jobs.get(job.state, 0) + 1
+        for task in list(job.tasks.values()):
+            state = getattr(task.state, "value", task.state)
+            tasks[state] = tasks.get(state, 0) + 1
+    return jobs, tasks
+
+
+
+class TimedStore:
+    """A DeferredStore whose ``call`` is timed; everything else passes through."""
+
+    def __init__(self, inner: Any, metrics: AcsMetrics, seconds: Callable[[], float]) -> None:
+        self._inner = inner
+        self._metrics = metrics
+        self._seconds = seconds
+
+    def call(self, method_name: str, *args: Any, **kwargs: Any) -> Any:
+        started = self._seconds()
+        d = self._inner.call(method_name, *args, **kwargs)
+
+        def done(result: Any) -> Any:
+            self._metrics.observe_store_call(method_name, self._seconds() - started)
+            return result
+
+        return d.addBoth(done)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class CountingRequester:
+    """A connection-request client (HTTP ``request`` or UDP ``send``) whose outcomes are
+    counted by method ("http" / "udp") and result."""
+
+    def __init__(self, inner: Any, metrics: AcsMetrics, method: str) -> None:
+        self._inner = inner
+        self._metrics = metrics
+        self._method = method
+
+    def _count(self, result: Any) -> Any:
+        if hasattr(result, "kind"):
+            outcome = getattr(result.kind, "value", str(result.kind))
+        elif hasattr(result, "ok"):
+            outcome = "sent" if result.ok else "error"
+        else:
+            outcome = "error"  # a Failure
+        self._metrics.observe_connection_request(self._method, str(outcome))
+        return result
+
+    def request(self, url: str, username: str, password: str) -> Any:
+        return self._inner.request(url, username, password).addBoth(self._count)
+
+    def send(self, address: str, username: str, password: str) -> Any:
+        return self._inner.send(address, username, password).addBoth(self._count)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)

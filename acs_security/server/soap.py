@@ -1,0 +1,282 @@
+"""The SOAP 1.1 northbound service (spyne), its WSDL at ``/soap?wsdl``.
+
+Optional: spyne is the ``acs-security[soap]`` extra (it does not import on Python 3.12+,
+docs/decisions/0001-lxml-codec.md). Without it :func:`make_soap_resource` gives a resource
+that answers 501 with the reason, and the rest of the server works.
+
+spyne runs as a WSGI application in twisted.web's WSGIResource, i.e. in a thread pool;
+the service layer lives on the reactor thread, so every operation hops there with
+``blockingCallFromThread(reactor, ...)`` (the reactor passed in, never the global one).
+
+Authentication: the same tokens and roles as REST, carried by HTTP, checked before spyne
+sees the request: ``Authorization: Bearer <token>``, or HTTP basic with the token's name
+as user and the token as password (what most SOAP stacks, zeep included, can send; use it
+over TLS). WS-Security UsernameToken was not chosen: spyne 2.14 has no support for it, and
+a hand-made header parser would be one more XML surface for the same secret.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import blockingCallFromThread
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from twisted.web.resource import Resource
+from twisted.web.wsgi import WSGIResource
+
+from acs_security.server.auth import Forbidden, TokenAuthenticator, Unauthorized, role_allows
+from acs_security.service import FleetService, ServiceError
+
+__all__ = ["NAMESPACE", "make_soap_resource", "soap_available", "SoapUnavailable"]
+
+log = Logger(namespace="acs_security.soap")
+NAMESPACE = "urn:acs-security:nbi:1"
+_PRINCIPAL = "acs.principal"
+
+
+def soap_available() -> str | None:
+    """None when spyne imports, else why not (for the 501 answer)."""
+    try:
+        import spyne  # noqa: F401
+    except ImportError as exc:  # spyne missing, or Python 3.12+ where it does not import
+        return f"the SOAP interface needs the soap extra (pip install 'acs-security[soap]'): {exc}"
+    return None
+
+
+class SoapUnavailable(Resource):
+    """``/soap`` without spyne: 501 Not Implemented with the reason, as problem details."""
+
+    isLeaf = True
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+    def render(self, request: Any) -> bytes:
+        request.setResponseCode(501)
+        request.setHeader(b"Content-Type", b"application/problem+json")
+        return json.dumps({"type": "about:blank", "title": "SOAP not installed", "status": 501,
+                           "detail": self.reason}).encode() + b"\n"
+
+
+def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]], Any]) -> Any:
+    """The spyne Application; ``call(ctx, role, fn)`` runs ``fn(service)`` on the reactor
+    for a caller whose role allows ``role`` and returns its result."""
+    from spyne import Application, Array, Boolean, ComplexModel, Integer, ServiceBase, Unicode, rpc
+    from spyne.protocol.soap import Soap11
+
+    class StateCount(ComplexModel):
+        __namespace__ = NAMESPACE
+        state = Unicode
+        count = Integer
+
+    class Job(ComplexModel):
+        __namespace__ = NAMESPACE
+        id = Integer
+        name = Unicode
+        state = Unicode
+        selector = Unicode
+        parameter_key = Unicode
+        current_wave = Integer
+        wave_count = Integer
+        total = Integer
+        reason = Unicode
+        created_at = Unicode
+        deadline = Unicode
+        finished_at = Unicode
+        counts = Array(StateCount)
+
+    class JobPage(ComplexModel):
+        __namespace__ = NAMESPACE
+        total = Integer
+        jobs = Array(Job)
+
+    class Task(ComplexModel):
+        __namespace__ = NAMESPACE
+        device_id = Unicode
+        wave = Integer
+        state = Unicode
+        attempts = Integer
+        fault_code = Integer
+        fault_string = Unicode
+        detail = Unicode
+
+    class TaskPage(ComplexModel):
+        __namespace__ = NAMESPACE
+        total = Integer
+        devices = Array(Task)
+
+    class Device(ComplexModel):
+        __namespace__ = NAMESPACE
+        device_id = Unicode
+        product_class = Unicode
+        serial_number = Unicode
+        software_version = Unicode
+        last_inform = Unicode
+
+    class DevicePage(ComplexModel):
+        __namespace__ = NAMESPACE
+        total = Integer
+        devices = Array(Device)
+
+    class Finding(ComplexModel):
+        __namespace__ = NAMESPACE
+        rule = Unicode
+        severity = Unicode
+        text = Unicode
+
+    class LintResult(ComplexModel):
+        __namespace__ = NAMESPACE
+        exit = Integer
+        findings = Array(Finding)
+
+    def job(d: dict[str, Any]) -> Any:
+        return Job(id=d["id"], name=d["name"], state=d["state"], selector=d["selector"],
+                   parameter_key=d["parameter_key"], current_wave=d["current_wave"],
+                   wave_count=d["wave_count"], total=d["total"], reason=d["reason"],
+                   created_at=d["created_at"], deadline=d["deadline"], finished_at=d["finished_at"],
+                   counts=[StateCount(state=k, count=v) for k, v in sorted(d["counts"].items())])
+
+    def task(d: dict[str, Any]) -> Any:
+        return Task(device_id=d["device_id"], wave=d["wave"], state=d["state"], attempts=d["attempts"],
+                    fault_code=d.get("fault_code"), fault_string=d.get("fault_string"), detail=d.get("detail"))
+
+    def finding(d: dict[str, Any]) -> Any:
+        text = d.get("reason") or d.get("message") or json.dumps(d, sort_keys=True)
+        return Finding(rule=d.get("rule"), severity=d.get("severity"), text=str(text))
+
+    class FleetSoapService(ServiceBase):
+        """The fleet operations of the REST API, as SOAP operations."""
+
+        @rpc(Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode, Unicode, Unicode, Integer, Boolean,
+             Array(Unicode), _returns=Job)
+        def SubmitJob(ctx, policy, select, policy_name, canary, deadline, max_in_progress, readback, force):  # noqa: N802
+            request: dict[str, Any] = {"policy": policy, "select": select}
+            for key, value in (("policy_name", policy_name), ("canary", canary), ("deadline", deadline),
+                               ("max_in_progress", max_in_progress), ("readback", readback)):
+                if value is not None:
+                    request[key] = value
+            if force:
+                request["force"] = list(force)
+            return job(call(ctx, "operator", lambda s: s.submit_job(request)))
+
+        @rpc(Integer(min_occurs=1), _returns=Job)
+        def GetJob(ctx, job_id):  # noqa: N802
+            return job(call(ctx, "viewer", lambda s: s.job_summary(job_id)))
+
+        @rpc(Integer, Integer, Unicode, _returns=JobPage)
+        def ListJobs(ctx, limit, offset, state):  # noqa: N802
+            page = call(ctx, "viewer", lambda s: s.list_jobs(limit=limit or 50, offset=offset or 0, state=state))
+            return JobPage(total=page["total"], jobs=[job(j) for j in page["jobs"]])
+
+        @rpc(Integer(min_occurs=1), Unicode, Integer, Integer, _returns=TaskPage)
+        def JobDevices(ctx, job_id, state, limit, offset):  # noqa: N802
+            page = call(ctx, "viewer", lambda s: s.job_devices(job_id, state=state, limit=limit or 100,
+                                                                offset=offset or 0))
+            return TaskPage(total=page["total"], devices=[task(t) for t in page["devices"]])
+
+        @rpc(Integer(min_occurs=1), _returns=Job)
+        def CancelJob(ctx, job_id):  # noqa: N802
+            return job(call(ctx, "operator", lambda s: s.cancel_job(job_id)))
+
+        @rpc(Integer(min_occurs=1), _returns=Job)
+        def ResumeJob(ctx, job_id):  # noqa: N802
+            return job(call(ctx, "operator", lambda s: s.resume_job(job_id)))
+
+        @rpc(Integer(min_occurs=1), _returns=Unicode)
+        def JobReportCsv(ctx, job_id):  # noqa: N802
+            data = call(ctx, "viewer", lambda s: s.job_report(job_id, fmt="csv"))
+            return data.decode("utf-8")
+
+        @rpc(Integer, Integer, Unicode, Unicode, Unicode, _returns=DevicePage)
+        def ListDevices(ctx, limit, offset, product_class, software_version, tag):  # noqa: N802
+            filters = {k: v for k, v in (("product_class", product_class), ("software_version", software_version),
+                                         ("tag", tag)) if v is not None}
+            page = call(ctx, "viewer", lambda s: s.list_devices(limit=limit or 100, offset=offset or 0,
+                                                                 filters=filters))
+            return DevicePage(total=page["total"], devices=[
+                Device(device_id=d["device_id"], product_class=d["product_class"], serial_number=d["serial_number"],
+                       software_version=d["software_version"], last_inform=d["last_inform"])
+                for d in page["devices"]])
+
+        @rpc(Unicode(min_occurs=1), _returns=LintResult)
+        def LintPolicy(ctx, policy):  # noqa: N802
+            out = call(ctx, "viewer", lambda s: _done(s.lint_policy(policy)))
+            return LintResult(exit=out["exit"], findings=[finding(f) for f in out["findings"]])
+
+        @rpc(Unicode(min_occurs=1), Integer, _returns=Unicode)
+        def PolicyCfgXml(ctx, policy, extensions):  # noqa: N802
+            data = call(ctx, "viewer", lambda s: _done(s.policy_cfgxml(policy, extensions=extensions or 1)))
+            return data.decode("utf-8")
+
+        @rpc(Unicode(min_occurs=1), _returns=Unicode)
+        def DeviceCfgXml(ctx, device_id):  # noqa: N802
+            return call(ctx, "viewer", lambda s: s.device_cfgxml(device_id)).decode("utf-8")
+
+    return Application([FleetSoapService], tns=NAMESPACE, name="AcsSecurityNbi",
+                       in_protocol=Soap11(validator="lxml"), out_protocol=Soap11())
+
+
+async def _done(value: Any) -> Any:
+    return value
+
+
+def _soap_call(reactor: Any, service: FleetService) -> Callable[[Any, str, Callable[[FleetService], Any]], Any]:
+    from spyne import Fault
+
+    def call(ctx: Any, role: str, fn: Callable[[FleetService], Any]) -> Any:
+        principal = ctx.transport.req_env.get(_PRINCIPAL)
+        if principal is None or not role_allows(principal.role, role):
+            exc = Forbidden(principal.role if principal else "none", role)
+            raise Fault(faultcode="Client.Forbidden", faultstring=exc.detail)
+        try:
+            return blockingCallFromThread(reactor, lambda: Deferred.fromCoroutine(fn(service)))
+        except ServiceError as exc:
+            # SOAP 1.1 section 4.4.1: Client = the request was wrong, Server = it was not.
+            code = "Client" if exc.status < 500 else "Server"
+            raise Fault(faultcode=f"{code}.{exc.title.title().replace(' ', '')}",
+                        faultstring=f"{exc.title}: {exc.detail}" if exc.detail else exc.title) from None
+
+    return call
+
+
+class _Authenticating:
+    """WSGI middleware: the token check before spyne (401 + challenge when it fails)."""
+
+    def __init__(self, app: Any, reactor: Any, authenticator: TokenAuthenticator) -> None:
+        self._app = app
+        self._reactor = reactor
+        self._auth = authenticator
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        header = environ.get("HTTP_AUTHORIZATION")
+        try:
+            principal = blockingCallFromThread(
+                self._reactor, lambda: Deferred.fromCoroutine(self._auth.authenticate(header)))
+        except Unauthorized as exc:
+            body = json.dumps({"type": "about:blank", "title": exc.title, "status": 401,
+                               "detail": exc.detail}).encode() + b"\n"
+            start_response("401 Unauthorized", [
+                ("Content-Type", "application/problem+json"), ("Content-Length", str(len(body))),
+                ("WWW-Authenticate", 'Bearer realm="acs-security"'),
+                ("WWW-Authenticate", 'Basic realm="acs-security", charset="UTF-8"')])
+            return [body]
+        environ[_PRINCIPAL] = principal
+        return self._app(environ, start_response)
+
+
+def make_soap_resource(reactor: Any, threadpool: ThreadPool, service: FleetService,
+                       authenticator: TokenAuthenticator) -> Resource:
+    """The ``/soap`` resource: spyne behind token authentication, or a 501 resource when
+    spyne is not installed. ``threadpool`` is started and stopped by the caller."""
+    reason = soap_available()
+    if reason is not None:
+        return SoapUnavailable(reason)
+    from spyne.server.wsgi import WsgiApplication
+
+    app = WsgiApplication(_build_application(_soap_call(reactor, service)))
+    return WSGIResource(reactor, threadpool, _Authenticating(app, reactor, authenticator))
