@@ -90,6 +90,9 @@ async def _demo(reactor: Any, args: Any, policy: Path, faults: Any, workdir: Pat
         "db": f"sqlite:///{workdir}/acs.db", "cwmp_listen": "127.0.0.1:0", "api_listen": "127.0.0.1:0",
         "cpe_auth": False, "cr_username": "acs", "cr_password_file": str(workdir / "cr.pw"),
         "cr_session_wait": 10,
+        # The host phones use for the ACS: the guardrails check the policy's restricted
+        # domains against it (the port is chosen by the OS below; only the host matters).
+        "public_url": "http://acs.example.net/",
     })
     server = AcsServer(config=config, reactor=reactor)
     server.start()

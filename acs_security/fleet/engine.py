@@ -221,7 +221,9 @@ class FleetEngine:
 
     async def resume(self, job: LiveJob) -> None:
         job.state, job.reason = "running", None
-        # The halted wave is accepted as it is: open the next one.
+        # The halted wave is accepted as it is: its brake is released (it must not halt the
+        # job again, which would loop on the last wave), and the next wave opens.
+        job.brake_released = job.current_wave
         if job.current_wave + 1 < job.wave_count:
             job.current_wave += 1
         await self._store.call("set_job_state", job.id, "running", current_wave=job.current_wave)
@@ -257,9 +259,12 @@ class FleetEngine:
         if job.active == 0:
             self._finish(job, "completed")
             return
+        # The operator may have accepted this wave's faults with resume: judge it without
+        # the brake then.
+        brake = job.options.max_fault_rate if job.current_wave > job.brake_released else 1.0
         verdict = wave_verdict(job.wave_counts.get(job.current_wave, {}),
                                contactable=job.contactable(job.current_wave, self.devices),
-                               max_fault_rate=job.options.max_fault_rate)
+                               max_fault_rate=brake)
         if verdict.state == "halt":
             job.state = "halted"
             job.reason = (f"wave {job.current_wave}: {verdict.faulted} faulted of {verdict.decided} "

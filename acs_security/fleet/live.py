@@ -87,6 +87,8 @@ class LiveJob:
     wave_counts: dict[int, Counter[TaskState]] = field(default_factory=dict)
     # Pending tasks in the order their connection requests go out (retries at the back).
     queue: deque[LiveTask] = field(default_factory=deque)
+    # The last wave whose fault brake an operator released with resume (-1: none).
+    brake_released: int = -1
     first_outcome: float | None = None
     last_outcome: float | None = None
     durations: list[float] = field(default_factory=list)

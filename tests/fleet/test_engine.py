@@ -244,3 +244,15 @@ def test_a_model_with_a_batch_size_gets_several_calls_and_only_the_last_carries_
     assert job.counts["applied"] == 1
     assert phones.spv["P000"] == [f"{job.parameter_key}.1", job.parameter_key]  # two settings, two calls
     assert phones.keys["P000"] == job.parameter_key
+
+
+def test_resume_on_the_last_wave_releases_its_brake_instead_of_halting_again(world):
+    h, phones, engine, service = world
+    phones.behaviour["P000"] = "fault"
+    phones.behaviour["P001"] = "fault"
+    job = submit(engine, h, options=JobOptions(max_fault_rate=0.05, max_in_progress=2))  # one wave: the last
+    advance(h, 5)
+    assert job.state == "halted"
+    ensureDeferred(service.resume_job(job.id))
+    advance(h, 5)
+    assert job.state == "completed" and job.counts["faulted"] == 2 and job.counts["applied"] == 8
