@@ -35,7 +35,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # Benchmarks (docs/performance.md): every figure next to its baseline, the table printed and
-# bench/results/latest.json written; about 15 minutes, bench-quick about 3. Never part of
+# bench/results/latest.json written; about 10 minutes, bench-quick about 2-3. Never part of
 # 'make test'. PostgreSQL figures need ACS_BENCH_POSTGRES_URL (or ACS_TEST_POSTGRES_URL).
 bench: $(STAMP)
 	$(BIN)/python -c 'import psutil' 2>/dev/null || $(BIN)/pip install --quiet -e '.[test,bench]'

@@ -138,22 +138,23 @@ def _parameter_values(el: _Element, where: str) -> tuple[m.ParameterValue, ...]:
     params: list[m.ParameterValue] = []
     append = params.append
     unchecked = m.ParameterValue.unchecked
+    fast_xsi = _FAST_XSI.get
+    xsi_type = _XSI_TYPE
     for struct in el:
         # Fast path: <ParameterValueStruct><Name/><Value xsi:type="xsd:..."/></...>, as every
         # CPE writes it; anything else (order, prefixes, other types) takes the general path.
-        if struct.tag == "ParameterValueStruct" and len(struct) == 2:
+        if len(struct) == 2 and struct.tag == "ParameterValueStruct":
             name_el, value_el = struct
             if name_el.tag == "Name" and value_el.tag == "Value":
-                xsi = value_el.get(_XSI_TYPE)
-                type_name = _FAST_XSI.get(xsi) if xsi is not None else "string"
+                xsi = value_el.get(xsi_type)
+                type_name = fast_xsi(xsi) if xsi is not None else "string"
                 name = name_el.text or ""
                 if type_name is not None and len(name) <= 256:
-                    text = value_el.text or ""
                     if type_name == "string":
-                        append(unchecked(name, text, "string"))
+                        append(unchecked(name, value_el.text or "", "string"))
                         continue
                     try:
-                        append(unchecked(name, parse_value(type_name, text), type_name))
+                        append(unchecked(name, parse_value(type_name, value_el.text or ""), type_name))
                         continue
                     except MessageValidationError:
                         pass  # the general path reports it with its position

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from acs_security.connreq.policy import BackoffPolicy
 from acs_security.cwmp import messages as m
 from acs_security.fleet.live import JobOptions, LiveJob, LiveTask
+from acs_security.fleet.plancache import PlanCache
 from acs_security.fleet.selector import Selector
 from acs_security.fleet.tasks import TaskEvent, TaskState
 from acs_security.fleet.waves import WaveOptions, assign_waves, wave_verdict
@@ -106,6 +107,9 @@ class FleetEngine:
         self.devices: dict[str, TargetDevice] = {}
         self._by_device: dict[str, list[LiveTask]] = {}
         self._writer = TaskWriter(store)
+        # Per job: its devices' plans, memoised (plancache.py: planning is most of a push
+        # session's CPU, and a fleet's devices mostly share a plan).
+        self._plans: dict[int, PlanCache] = {}
         self._cr_in_flight = 0
         self._loop: LoopingCall | None = None
         self._ticking = False
@@ -205,6 +209,20 @@ class FleetEngine:
                            software_version=device.software_version, known=known,
                            force_all=force_all, catalogue=self._catalogue)
 
+    def _plan_cache(self, job: LiveJob) -> PlanCache:
+        cache = self._plans.get(job.id)
+        if cache is None:
+            policy = job.policy
+
+            def plan(product_class: str, software_version: str | None,
+                     known: Any, force_all: bool) -> DevicePlan:
+                return plan_device(policy, product_class=product_class,
+                                   software_version=software_version, known=known,
+                                   force_all=force_all, catalogue=self._catalogue)
+
+            cache = self._plans[job.id] = PlanCache(plan)
+        return cache
+
     # -- operator actions ---------------------------------------------------------------
 
     async def cancel(self, job: LiveJob) -> None:
@@ -214,6 +232,7 @@ class FleetEngine:
                 job.apply(task, TaskEvent.CANCEL, now)
                 self._writer.mark(task.update(now))
         job.state = "cancelled"
+        self._plans.pop(job.id, None)
         await self._writer.flush()
         await self._store.call("set_job_state", job.id, "cancelled", reason="cancelled by operator",
                                finished=True)
@@ -251,7 +270,7 @@ class FleetEngine:
                     task.detail = "no session before the job's deadline"
                     self._writer.mark(task.update(now))
         # Devices that accepted a connection request but did not call in.
-        for task in job.tasks.values():
+        for task in list(job.requested):
             if (task.state is TaskState.REQUESTED and task.requested_at is not None
                     and now - task.requested_at > self.limits.cr_session_wait):
                 job.apply(task, TaskEvent.CR_LOST, now)
@@ -259,12 +278,17 @@ class FleetEngine:
         if job.active == 0:
             self._finish(job, "completed")
             return
-        # The operator may have accepted this wave's faults with resume: judge it without
-        # the brake then.
-        brake = job.options.max_fault_rate if job.current_wave > job.brake_released else 1.0
-        verdict = wave_verdict(job.wave_counts.get(job.current_wave, {}),
-                               contactable=job.contactable(job.current_wave, self.devices),
-                               max_fault_rate=brake)
+        counts = job.wave_counts.get(job.current_wave, {})
+        busy = counts.get(TaskState.REQUESTED, 0) + counts.get(TaskState.IN_SESSION, 0)
+        # With devices requested or in session the wave is open whatever else it holds: the
+        # O(tasks) count of contactable ones is needed only once nothing is in flight.
+        verdict = wave_verdict(counts,
+                               contactable=0 if busy else job.contactable(job.current_wave, self.devices),
+                               max_fault_rate=job.options.max_fault_rate)
+        if verdict.state == "halt" and job.current_wave <= job.brake_released:
+            # The operator accepted this wave's faults: judge it without the brake.
+            verdict = wave_verdict(counts, contactable=0 if busy else job.contactable(job.current_wave, self.devices),
+                                   max_fault_rate=1.0)
         if verdict.state == "halt":
             job.state = "halted"
             job.reason = (f"wave {job.current_wave}: {verdict.faulted} faulted of {verdict.decided} "
@@ -285,6 +309,7 @@ class FleetEngine:
 
     def _finish(self, job: LiveJob, state: str) -> None:
         job.state = state
+        self._plans.pop(job.id, None)
         log.info("job {id} {state}: {counts}", id=job.id, state=state,
                  counts={s.value: n for s, n in job.counts.items() if n})
         d = self._writer.flush()
@@ -414,7 +439,8 @@ class FleetEngine:
                 if not job.options.force_all:
                     params = await self._store.call("device_parameters", task.device_id)
                     known = {name: value for name, (value, _t) in params.items()}
-                plan = (self.plan_for(job.policy, device, known, force_all=job.options.force_all)
+                plan = (self._plan_cache(job).plan(device.product_class, device.software_version,
+                                                   known, force_all=job.options.force_all)
                         if device is not None else DevicePlan(params=(), error="device unknown"))
                 work.plan = plan
                 if plan.error is not None:

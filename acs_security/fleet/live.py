@@ -87,6 +87,9 @@ class LiveJob:
     wave_counts: dict[int, Counter[TaskState]] = field(default_factory=dict)
     # Pending tasks in the order their connection requests go out (retries at the back).
     queue: deque[LiveTask] = field(default_factory=deque)
+    # Tasks waiting for their device to call in after a connection request, so that the
+    # engine's tick checks those, not every task of the job (O(requested), not O(devices)).
+    requested: dict[LiveTask, None] = field(default_factory=dict)
     # The last wave whose fault brake an operator released with resume (-1: none).
     brake_released: int = -1
     first_outcome: float | None = None
@@ -126,8 +129,12 @@ class LiveJob:
         """Move ``task`` by ``event`` (raises InvalidTransition) and keep the counts right."""
         new = next_state(task.state, event)
         self._count(task, -1)
+        if task.state is TaskState.REQUESTED:
+            self.requested.pop(task, None)
         task.state = new
         self._count(task, +1)
+        if new is TaskState.REQUESTED:
+            self.requested[task] = None
         if new is TaskState.PENDING and event is not TaskEvent.CR_FAILED:
             self.queue.append(task)
         if new in TERMINAL:

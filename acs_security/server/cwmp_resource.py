@@ -311,10 +311,12 @@ class CwmpResource(Resource):
         request.setResponseCode(out.status)
         for name, value in out.headers:
             request.setHeader(name.encode(), value.encode())
+        # Content-Length rather than chunked transfer coding: one write of the whole answer,
+        # no chunk framing (less CPU per exchange, bench/ figure 2), and the simplest framing
+        # for CPE HTTP stacks.
+        request.setHeader(b"Content-Length", b"%d" % len(out.body))
         if out.body:
             request.write(out.body)
-        else:
-            request.setHeader(b"Content-Length", b"0")
         request.finish()
 
     def _plain(self, request: IRequest, status: int, text: str) -> None:
@@ -322,7 +324,9 @@ class CwmpResource(Resource):
             return
         request.setResponseCode(status)
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        request.write(text.encode() + b"\n")
+        body = text.encode() + b"\n"
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        request.write(body)
         request.finish()
 
     def _busy(self, request: IRequest) -> None:

@@ -113,7 +113,15 @@ class LimitedChannel(http.HTTPChannel):
 
 def make_site(resource: Any, *, max_body_bytes: int, reactor: Any = None, channel_lost: Any = None) -> server.Site:
     """A Site whose requests have bounded bodies and whose channels report their end."""
-    site = server.Site(resource, reactor=reactor) if reactor is not None else server.Site(resource)
+    kwargs: dict[str, Any] = {"reactor": reactor} if reactor is not None else {}
+    try:
+        # Neither CWMP (text/xml) nor the management API (JSON) takes HTML form posts. With
+        # form parsing on, twisted.web parses every POST's Content-Type through the email
+        # package's header registry: 8 % of the ACS's CPU per CWMP session (measured with
+        # py-spy, bench/ figure 2, docs/performance.md).
+        site = server.Site(resource, parsePOSTFormSubmission=False, **kwargs)
+    except TypeError:  # a Twisted without the switch
+        site = server.Site(resource, **kwargs)
     site.requestFactory = LimitedRequest
     site.protocol = LimitedChannel
     site.max_body_bytes = max_body_bytes  # type: ignore[attr-defined]

@@ -115,6 +115,9 @@ def _text_of(param: m.ParameterValue) -> str:
     return str(param.value)
 
 
+_MAX_VERDICTS = 4096
+
+
 def check_set(phone: Phone, param: m.ParameterValue) -> tuple[int, str] | None:
     """The fault (code, string) the phone answers for one parameter of a
     SetParameterValues, or None when it accepts it."""
@@ -127,10 +130,19 @@ def check_set(phone: Phone, param: m.ParameterValue) -> tuple[int, str] | None:
     text = _text_of(param)
     if info.setting_key is None:
         return _check_standard(info, param, text)
+    # The verdict depends only on the model, firmware, path, value and type: memoised per
+    # model table (sim/table.py), at most _MAX_VERDICTS of them.
+    key = (name, text, param.type)
+    verdicts = phone.table.verdicts
+    if key in verdicts:
+        return verdicts[key]
     found = validate_tr069(name, text, param.type, product_class=phone.table.product_class,
                            software_version=phone.table.software_version,
                            catalogue=phone.env.catalogue)
-    return None if found is None else (found.code, found.message[:256])
+    verdict = None if found is None else (found.code, found.message[:256])
+    if len(verdicts) < _MAX_VERDICTS:
+        verdicts[key] = verdict
+    return verdict
 
 
 def _check_standard(info: ParamInfo, param: m.ParameterValue, text: str) -> tuple[int, str] | None:

@@ -8,6 +8,12 @@ does not report those events again, so the ACS must not lose them. Commit
 latency is thus on every session's path; group commit keeps the number of
 commits (fsyncs) per second flat as sessions grow.
 
+Writes that a session waits for (``set_device_parameters`` after a
+SetParameterValues, the job engine's ``update_tasks``) are group-committed the
+same way: while one group runs, the calls that arrive queue up and go in the next
+transaction together (``Store.group``). A failing group is retried call by call,
+so one bad call fails alone.
+
 Thread pool sizing (make_threadpool): SQLite has one writer at a time, and
 writes from several threads only contend for the file lock, so use 1 thread;
 PostgreSQL takes concurrent transactions, so 4 (the 2-core target machine).
@@ -32,7 +38,7 @@ __all__ = ["DeferredStore", "make_threadpool"]
 # Public Store methods reachable through DeferredStore.call() (close has its own).
 _CALLABLE: frozenset[str] = frozenset(
     name for name in dir(Store)
-    if not name.startswith("_") and callable(getattr(Store, name)) and name != "close"
+    if not name.startswith("_") and callable(getattr(Store, name)) and name not in ("close", "group")
 )
 
 
@@ -41,6 +47,33 @@ def make_threadpool(store: Store) -> ThreadPool:
     PostgreSQL. The caller starts it and stops it (e.g. at reactor shutdown)."""
     size = 1 if store.backend == "sqlite" else 4
     return ThreadPool(minthreads=1, maxthreads=size, name=f"acs-store-{store.backend}")
+
+
+#: Store write methods whose calls are group-committed (see the module doc).
+GROUPED: frozenset[str] = frozenset({"set_device_parameters", "update_tasks"})
+
+
+def _commit_group(store: Store, calls: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]]
+                  ) -> list[tuple[bool, Any]]:
+    """Runs in the pool: the calls in one transaction; (ok, result or error) per call. If the
+    group fails for a reason other than an unreachable database, each call runs again in a
+    transaction of its own, so that a bad call fails alone."""
+    try:
+        with store.group():
+            results = [getattr(store, name)(*args, **kwargs) for name, args, kwargs in calls]
+        return [(True, r) for r in results]
+    except StoreUnavailable:
+        raise
+    except StoreError:
+        if len(calls) == 1:
+            raise
+    out: list[tuple[bool, Any]] = []
+    for name, args, kwargs in calls:
+        try:
+            out.append((True, getattr(store, name)(*args, **kwargs)))
+        except StoreError as exc:
+            out.append((False, exc))
+    return out
 
 
 def _commit(store: Store, records: Sequence[InformRecord]) -> list[BaseException | None]:
@@ -92,6 +125,8 @@ class DeferredStore:
         self._max_batch = max_batch
         self._queue: deque[tuple[InformRecord, Deferred[None]]] = deque()
         self._flushing = False
+        self._group_queue: deque[tuple[str, tuple[Any, ...], dict[str, Any], Deferred[Any]]] = deque()
+        self._group_running = False
         self._calls_running = 0
         self._closing = False
         self._store_closing = False
@@ -172,7 +207,12 @@ class DeferredStore:
         if self._closing:
             return fail(StoreClosed(f"cannot call {method_name}: the store is closing"))
         self._calls_running += 1
-        d = self._run(getattr(self._store, method_name), *args, **kwargs)
+        if method_name in GROUPED:
+            d = Deferred()
+            self._group_queue.append((method_name, args, kwargs, d))
+            self._flush_group()
+        else:
+            d = self._run(getattr(self._store, method_name), *args, **kwargs)
 
         def done(result: Any) -> Any:
             self._calls_running -= 1
@@ -180,6 +220,31 @@ class DeferredStore:
             return result
 
         return d.addBoth(done)
+
+    def _flush_group(self) -> None:
+        if self._group_running or not self._group_queue:
+            return
+        batch = [self._group_queue.popleft()
+                 for _ in range(min(self._max_batch, len(self._group_queue)))]
+        self._group_running = True
+        calls = [(name, args, kwargs) for name, args, kwargs, _ in batch]
+        self._run(_commit_group, self._store, calls).addBoth(self._group_done, batch)
+
+    def _group_done(self, result: list[tuple[bool, Any]] | Failure,
+                    batch: list[tuple[str, tuple[Any, ...], dict[str, Any], Deferred[Any]]]) -> None:
+        try:
+            if isinstance(result, Failure):
+                for *_, d in batch:
+                    d.errback(result)
+            else:
+                for (*_, d), (ok, value) in zip(batch, result, strict=True):
+                    if ok:
+                        d.callback(value)
+                    else:
+                        d.errback(value)
+        finally:
+            self._group_running = False
+            self._flush_group()
 
     # -- lifecycle --------------------------------------------------------
 

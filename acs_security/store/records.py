@@ -39,6 +39,10 @@ def _escape_char(match: re.Match[str]) -> str:
 
 
 def _escape(part: str) -> str:
+    # Serial numbers and OUIs are almost always plain letters and digits: nothing to
+    # escape, and no regex (make_device_id runs twice per Inform).
+    if part.isascii() and part.isalnum():
+        return part
     return _UNSAFE.sub(_escape_char, part)
 
 
@@ -167,6 +171,15 @@ class InformRecord:
 
 
 def _check_param(param: object) -> None:
+    # The common case in one test (every parameter of every Inform comes here): three
+    # ASCII strings without NUL, a name that is not empty. Anything else is checked
+    # piece by piece below, for the precise error.
+    if type(param) is tuple and len(param) == 3:
+        name, value, xsi_type = param
+        if type(name) is str and type(value) is str and type(xsi_type) is str and name:
+            joined = name + value + xsi_type
+            if joined.isascii() and "\x00" not in joined:
+                return
     if not isinstance(param, tuple) or len(param) != 3:
         raise InvalidArgument(f"a parameter must be a (name, value, type) tuple, got {type(param).__name__}")
     check_text("parameter name", param[0], empty=False)
