@@ -6,6 +6,7 @@ tests run the real server on 127.0.0.1 with OS-chosen ports and stop it afterwar
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,15 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from twisted.internet.protocol import DatagramProtocol
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    wrapClientTLS,
+)
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
 
 from acs_security.connreq.http_client import HttpConnectionRequester
 from acs_security.connreq.udp_client import UdpConnectionRequester
@@ -110,6 +119,34 @@ def certificate_auth(cert_file: Path) -> str | None:
     return "rsa" if isinstance(key, rsa.RSAPublicKey) else "ecdsa" if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 
+@implementer(IAgentEndpointFactory)
+class DirectIPEndpointFactory:
+    """Endpoints for connection requests: phones' ConnectionRequestURLs are nearly always
+    IP addresses, which are connected to directly; HostnameEndpoint (kept for names)
+    resolves even literal addresses through a thread pool, which was a quarter of the
+    reactor's time in a 10,000-phone push (docs/performance.md)."""
+
+    def __init__(self, reactor: Any, *, timeout: float) -> None:
+        self._reactor = reactor
+        self._timeout = timeout
+
+    def endpointForURI(self, uri: Any) -> Any:  # noqa: N802 - Twisted's interface name
+        host = uri.host.decode("ascii") if isinstance(uri.host, bytes) else str(uri.host)
+        port = int(uri.port)
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            endpoint: Any = HostnameEndpoint(self._reactor, host, port, timeout=self._timeout)
+        else:
+            cls = TCP6ClientEndpoint if address.version == 6 else TCP4ClientEndpoint
+            endpoint = cls(self._reactor, str(address), port, timeout=self._timeout)
+        if uri.scheme in (b"https", "https"):
+            # Rare for connection requests; the phone's certificate is checked as a browser would.
+            creator = BrowserLikePolicyForHTTPS().creatorForNetloc(host.encode("ascii"), port)
+            return wrapClientTLS(creator, endpoint)
+        return endpoint
+
+
 @dataclass
 class AcsServer:
     """One ACS process: ``start()`` opens the store and listens, ``stop()`` undoes it."""
@@ -154,8 +191,9 @@ class AcsServer:
     def _make_engine(self) -> FleetEngine:
         """The job engine, with its connection-request clients (HTTP digest and UDP)."""
         cfg = self.config
-        agent = Agent(self.reactor, pool=HTTPConnectionPool(self.reactor, persistent=False),
-                      connectTimeout=cfg.cr_timeout)
+        agent = Agent.usingEndpointFactory(
+            self.reactor, DirectIPEndpointFactory(self.reactor, timeout=cfg.cr_timeout),
+            pool=HTTPConnectionPool(self.reactor, persistent=False))
         http = CountingRequester(HttpConnectionRequester(agent, self.reactor, nonce_source=self.random_bytes,
                                                          timeout=cfg.cr_timeout), self.metrics, "http")
         self._udp_port = self.reactor.listenUDP(0, DatagramProtocol(), interface="0.0.0.0")
