@@ -17,7 +17,12 @@ var/cr.pw:
 	mkdir -p var
 	umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(18))' > var/cr.pw
 
-run: $(STAMP) var/cr.pw
+# An operator token for the CLI against 'make run' (export ACS_TOKEN_FILE=var/token).
+var/token: $(STAMP)
+	mkdir -p var
+	umask 077 && $(BIN)/acs-security tokens create --db sqlite:///$(CURDIR)/var/acs.db --name make-run-$$(date +%s) --role operator > var/token.tmp && mv var/token.tmp var/token
+
+run: $(STAMP) var/cr.pw var/token
 	$(BIN)/acs-security serve --db sqlite:///$(CURDIR)/var/acs.db --no-cpe-auth \
 		--public-url http://acs.example.net:7547/ --cr-username acs --cr-password-file var/cr.pw
 
