@@ -49,11 +49,12 @@ class EngineLimits:
     """Server-wide limits and timings of connection requests (per job limits are JobOptions)."""
 
     def __init__(self, *, max_cr_in_flight: int = 200, cr_session_wait: float = 45.0,
-                 max_cr_attempts: int = 3, tick: float = 0.2,
+                 max_cr_attempts: int = 3, tick: float = 0.2, keep_finished_jobs: int = 20,
                  backoff: BackoffPolicy | None = None) -> None:
         self.max_cr_in_flight = max_cr_in_flight
         self.cr_session_wait = cr_session_wait
         self.max_cr_attempts = max_cr_attempts
+        self.keep_finished_jobs = keep_finished_jobs
         self.tick = tick
         self.backoff = backoff or BackoffPolicy(base=5.0, cap=120.0)
 
@@ -324,6 +325,13 @@ class FleetEngine:
                 lst.remove(task)
                 if not lst:
                     del self._by_device[task.device_id]
+        # A long-running server must not keep every finished job's tasks in memory: the
+        # most recent ones stay (their summaries have rates and percentiles), older ones
+        # are answered from the store.
+        finished = sorted(j.id for j in self.jobs.values() if j.state in ("completed", "cancelled"))
+        for job_id in finished[: max(0, len(finished) - self.limits.keep_finished_jobs)]:
+            del self.jobs[job_id]
+            self._plans.pop(job_id, None)
 
     def _send_requests(self, job: LiveJob, now: float) -> None:
         budget = min(self.limits.max_cr_in_flight - self._cr_in_flight,

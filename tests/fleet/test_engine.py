@@ -256,3 +256,17 @@ def test_resume_on_the_last_wave_releases_its_brake_instead_of_halting_again(wor
     ensureDeferred(service.resume_job(job.id))
     advance(h, 5)
     assert job.state == "completed" and job.counts["faulted"] == 2 and job.counts["applied"] == 8
+
+
+def test_only_the_most_recent_finished_jobs_stay_in_memory(world):
+    h, phones, engine, service = world
+    engine.limits.keep_finished_jobs = 2
+    jobs = []
+    for _ in range(4):
+        jobs.append(submit(engine, h, select="serial=P000"))
+        advance(h, 2)
+    assert all(j.state == "completed" for j in jobs)
+    assert sorted(engine.jobs) == [jobs[2].id, jobs[3].id]
+    d = ensureDeferred(service.job_summary(jobs[0].id))  # answered from the store
+    h.client.flush()
+    assert d.result["state"] == "completed" and d.result["applied"] == 1
