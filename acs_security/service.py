@@ -73,7 +73,7 @@ class FleetService:
     """Fleet operations over a DeferredStore and the job engine (every method is a coroutine)."""
 
     def __init__(self, store: Any, *, engine: Any = None, clock: Any = None,
-                 secret_names: Sequence[str] = (), acs_context: Any = None) -> None:
+                 acs_context: Any = None) -> None:
         self._store = store
         self._engine = engine
         self._clock = clock
@@ -81,7 +81,6 @@ class FleetService:
         # (the checks that need ACS facts then stay silent, the others still refuse).
         self._acs_context = acs_context
         # Parameter names whose values are secrets (passwords): masked in every output.
-        self._secret_suffixes = tuple(secret_names) or ("Password", "Passphrase", "Secret")
 
     async def list_devices(
         self,
@@ -125,7 +124,11 @@ class FleetService:
 
     def mask(self, name: str, value: str) -> str:
         """Secrets are shown as ``********`` (or empty when empty) in every output."""
-        if any(name.endswith(suffix) for suffix in self._secret_suffixes):
+        # One rule for what is secret, the data model's (acs_security.secrets).
+        from acs_security.mapping import load_catalogue
+        from acs_security.secrets import is_secret_parameter
+
+        if is_secret_parameter(name, load_catalogue()):
             return "********" if value else ""
         return value
 
@@ -182,6 +185,8 @@ class FleetService:
                 max_in_progress=int(request.get("max_in_progress", 1000)),
             )
             WaveOptions(options.canary, options.wave_size, options.max_fault_rate)
+            if not 1 <= options.max_in_progress <= 100_000:
+                raise ValueError(f"max_in_progress must be 1-100000, got {options.max_in_progress}")
         except SelectorError as exc:
             raise ServiceError(400, "invalid selector", str(exc)) from None
         except (TypeError, ValueError) as exc:

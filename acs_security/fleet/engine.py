@@ -27,6 +27,7 @@ from twisted.logger import Logger
 
 from acs_security.connreq.policy import BackoffPolicy
 from acs_security.cwmp import messages as m
+from acs_security.cwmp.values import parse_value
 from acs_security.fleet.live import JobOptions, LiveJob, LiveTask
 from acs_security.fleet.plancache import PlanCache
 from acs_security.fleet.selector import Selector
@@ -78,7 +79,7 @@ class _Work:
         last = self.batch == len(self.batches) - 1
         key = job.parameter_key if last else f"{job.parameter_key}.{self.batch + 1}"
         return m.SetParameterValues(
-            tuple(m.ParameterValue(p.path, _typed(p.value, p.xsi_type), p.xsi_type) for p in params), key)
+            tuple(m.ParameterValue(p.path, parse_value(p.xsi_type, p.value), p.xsi_type) for p in params), key)
 
 
 class FleetEngine:
@@ -512,7 +513,7 @@ class FleetEngine:
             if isinstance(response, m.GetParameterValuesResponse):
                 got = {p.name: p for p in response.parameters}
                 wrong = [p.path for p in work.plan.params
-                         if p.path not in got or _text(got[p.path]) != p.value]
+                         if p.path not in got or not _same(got[p.path], p)]
                 if wrong:
                     await self._outcome(task, TaskEvent.FAULT, detail=f"read-back differs: {', '.join(wrong)}")
                 else:
@@ -547,16 +548,11 @@ class FleetEngine:
         ctx.provisioner_state = None
 
 
-def _typed(value: str, xsi_type: str) -> Any:
-    """A data-model text value as the codec's Python value for its xsi type."""
-    if xsi_type == "boolean":
-        return value.strip().lower() in ("1", "true")
-    if xsi_type in ("int", "unsignedInt", "long", "unsignedLong"):
-        return int(value)
-    return value
 
-
-def _text(p: m.ParameterValue) -> str:
-    if isinstance(p.value, bool):
-        return "true" if p.value else "false"
-    return str(p.value)
+def _same(got: m.ParameterValue, sent: Any) -> bool:
+    """Read-back check: the value the device reports equals the one sent, compared as typed
+    values (the codec's), so "true" and "1" agree; an unreadable value does not."""
+    try:
+        return got.value == parse_value(sent.xsi_type, sent.value)
+    except ValueError:
+        return False

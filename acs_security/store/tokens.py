@@ -5,28 +5,23 @@ Only the SHA-256 of a token is stored (hex). Tokens are 256-bit random strings m
 guess from, and a slow password hash would only cost every API request time. The token
 itself is shown once, by whoever created it, and never stored or logged.
 
-:class:`TokensMixin` needs the Store's ``_read``/``_write`` plumbing. Until the Store class
-(sql.py) lists it among its bases, :class:`TokenStore` provides the same methods over the
-Store's SQLAlchemy engine, so the server, the ``tokens`` command and tests can use them.
+:class:`TokensMixin` uses the Store's ``_read``/``_write`` plumbing; the Store (sql.py) lists
+it among its bases.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
 
 from acs_security.store import schema as t
-from acs_security.store.engine import WRITE_OPTION
-from acs_security.store.errors import InvalidArgument, StoreError, StoreUnavailable
+from acs_security.store.errors import InvalidArgument
 from acs_security.store.records import check_aware, check_text
 
-__all__ = ["TOKEN_ROLES", "TokenRecord", "TokensMixin", "TokenStore", "DuplicateToken", "tokens_of"]
+__all__ = ["TOKEN_ROLES", "TokenRecord", "TokensMixin", "DuplicateToken", "tokens_of"]
 
 #: Roles, weakest first: a role may do what every role before it may do.
 TOKEN_ROLES: tuple[str, ...] = ("viewer", "operator", "admin")
@@ -140,45 +135,10 @@ class TokensMixin:
                          .values(last_used=used_at))
 
 
-class TokenStore(TokensMixin):
-    """The token methods over a Store's engine (see the module doc). Thread-safe as the
-    engine is; runs synchronously (call it from a thread pool in Twisted code)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    @contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except StoreError:
-            raise
-        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot {what}: the database is unavailable") from exc
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"cannot {what}: {type(exc).__name__}") from exc
-
-    @contextmanager
-    def _read(self, what: str) -> Iterator[Connection]:
-        with self._guard(what), self._engine.connect() as conn:
-            yield conn
-
-    @contextmanager
-    def _write(self, what: str) -> Iterator[Connection]:
-        with self._guard(what), self._engine.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
-
-
 def tokens_of(store: Any) -> TokensMixin:
-    """The token methods of ``store``: itself once the Store mixes them in, else a
-    TokenStore over its engine (``store.engine``, or the wrapped store's)."""
-    if isinstance(store, TokensMixin):
-        return store
-    inner = getattr(store, "engine", None)
-    if inner is None and hasattr(store, "_store"):
-        inner = store._store.engine
-    if inner is None:
-        raise InvalidArgument(f"{type(store).__name__} has no engine to keep API tokens in")
-    return TokenStore(inner)
+    """The token methods of ``store``: the Store itself (it mixes them in), or the Store a
+    wrapper such as ``SecretStore`` holds. Raises InvalidArgument for anything else."""
+    for candidate in (store, getattr(store, "_store", None)):
+        if isinstance(candidate, TokensMixin):
+            return candidate
+    raise InvalidArgument(f"{type(store).__name__} keeps no API tokens")

@@ -270,3 +270,15 @@ def test_only_the_most_recent_finished_jobs_stay_in_memory(world):
     d = ensureDeferred(service.job_summary(jobs[0].id))  # answered from the store
     h.client.flush()
     assert d.result["state"] == "completed" and d.result["applied"] == 1
+
+
+@pytest.mark.parametrize("field, value", [("max_in_progress", 0), ("max_fault_rate", 2), ("wave", -3),
+                                          ("canary", "abc"), ("deadline", "forever")])
+def test_invalid_job_options_are_refused_and_nothing_is_created(world, field, value):
+    h, phones, engine, service = world
+    d = ensureDeferred(service.submit_job({"policy": '[settings]\nFirewall = "Enabled"\n', "select": "all",
+                                           field: value}))
+    h.client.flush()
+    assert d.result.value.status == 400
+    d.addErrback(lambda _: None)
+    assert h.store.count_jobs() == 0
