@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import ssl
 import tomllib
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ __all__ = [
     "load_config",
     "DEFAULT_TLS_CIPHERS",
     "TLS_MAX_VERSIONS",
+    "ROLES",
 ]
 
 #: The HTTPS endpoint's cipher string when none is configured: Twisted's own default
@@ -37,6 +39,8 @@ DEFAULT_TLS_CIPHERS = (
     "ECDH+AESGCM:ECDH+CHACHA20:DH+AESGCM:DH+CHACHA20:ECDH+AES256:DH+AES256:"
     "ECDH+AES128:DH+AES:RSA+AESGCM:RSA+AES:!aNULL:!MD5:!DSS"
 )
+#: What a ``serve`` process runs: everything, or one part (scale-out, docs/deploy.md).
+ROLES = ("all", "cwmp", "jobs", "api")
 #: The HTTPS endpoint speaks TLS 1.2 at least (app.tls_options); its highest is configurable.
 TLS_MAX_VERSIONS = ("TLS 1.2", "TLS 1.3")
 
@@ -108,6 +112,13 @@ class ServerConfig:
     tls_ciphers: str = DEFAULT_TLS_CIPHERS
     secret_key_file: Path | None = None
     token_cache_seconds: float = 5.0
+    role: str = "all"
+    cluster: bool | None = None
+    node_id: str | None = None
+    claim_lease: float = 30.0
+    claim_batch: int = 200
+    session_lease: float = 90.0
+    sync_interval: float = 1.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -149,6 +160,38 @@ class ServerConfig:
             raise ConfigError("token_cache_seconds must be 0-60 (how long a revocation by another process may take)")
         if self.cwmp_listen is None and self.https_listen is None and self.api_listen is None:
             raise ConfigError("nothing to listen on: give cwmp_listen, https_listen or api_listen")
+        if self.role not in ROLES:
+            raise ConfigError(f"role: {self.role!r} is not one of {', '.join(ROLES)}")
+        if self.role != "all" and not self.clustered:
+            raise ConfigError(f"role {self.role} runs part of the ACS: the other parts run in other "
+                              "processes on the same database, which needs cluster (PostgreSQL)")
+        if self.role == "cwmp" and self.cwmp_listen is None and self.https_listen is None:
+            raise ConfigError("role cwmp needs cwmp_listen or https_listen")
+        if self.role == "api" and self.api_listen is None:
+            raise ConfigError("role api needs api_listen")
+        if self.claim_lease < 5 or self.sync_interval <= 0 or self.sync_interval * 3 > self.claim_lease:
+            raise ConfigError("claim_lease must be at least 5 s and three sync_intervals (claims are "
+                              "renewed at every sync)")
+        if not 1 <= self.claim_batch <= 10_000:
+            raise ConfigError("claim_batch must be 1-10000")
+        if self.session_lease <= self.session_timeout:
+            raise ConfigError("session_lease must be longer than session_timeout (a live session "
+                              "renews its lease with every message)")
+        if self.node_id is not None and not (0 < len(self.node_id) <= 64 and self.node_id.isprintable()):
+            raise ConfigError("node_id must be 1-64 printable characters")
+
+    @property
+    def clustered(self) -> bool:
+        """Whether this node coordinates with others through the store (task claims, device
+        session leases). Default: on for PostgreSQL, off for the embedded SQLite."""
+        if self.cluster is not None:
+            return self.cluster
+        return self.db.startswith(("postgresql", "postgres:"))
+
+    @property
+    def node(self) -> str:
+        """This node's name in claims and leases: node_id, else host name and process id."""
+        return self.node_id or f"{socket.gethostname()}:{os.getpid()}"
 
     @property
     def public_host(self) -> str | None:
@@ -191,6 +234,19 @@ FIELDS: dict[str, tuple[str, str]] = {
                                 "default: acs.key next to the SQLite database, var/acs.key for PostgreSQL"),
     "token_cache_seconds": ("float", "seconds an API token check is cached; a revocation made by another process "
                                      "(acs-security tokens revoke) takes effect within this time (default 5)"),
+    "role": ("str", "what this process runs: all (default), cwmp (phones' endpoint), jobs (job runner: "
+                    "claims, connection requests, waves) or api (management API); parts other than all "
+                    "need cluster"),
+    "cluster": ("bool", "coordinate with other nodes on the same database: task claims and device session "
+                        "leases (default: on for PostgreSQL, off for SQLite)"),
+    "node_id": ("str", "this node's name in task claims and session leases (default: host name:process id)"),
+    "claim_lease": ("float", "seconds a node's claim on tasks lasts unless renewed; a node that dies "
+                             "releases its devices to the others after this (default 30)"),
+    "claim_batch": ("int", "tasks a job runner claims at once (default 200)"),
+    "session_lease": ("float", "seconds a device's session lease lasts unless renewed by a message; after a "
+                               "node dies, its devices' next sessions wait this long (default 90)"),
+    "sync_interval": ("float", "seconds between a job runner's reads of job states and counts from the "
+                               "store, and its claim renewals (default 1)"),
 }
 
 

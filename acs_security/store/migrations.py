@@ -187,10 +187,39 @@ def _v3(conn: Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+def _add_column(conn: Connection, table: str, column: sa.Column) -> None:
+    """ALTER TABLE ... ADD COLUMN, typed for the connection's dialect (both backends
+    accept a nullable or defaulted column added this way)."""
+    ddl = column.type.compile(dialect=conn.dialect)
+    default = f" NOT NULL DEFAULT {column.server_default.arg}" if column.server_default is not None else ""
+    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column.name} {ddl}{default}"))
+
+
+def _v4(conn: Connection) -> None:
+    """Scale-out (several nodes on one database): task claims with a lease, retry times
+    and the deciding node in the store, the released fault brake per job, and device
+    session leases (one CWMP session per device across nodes)."""
+    _add_column(conn, "tasks", sa.Column("claimed_by", sa.Text))
+    _add_column(conn, "tasks", sa.Column("claim_until", UTCDateTime))
+    _add_column(conn, "tasks", sa.Column("next_attempt", UTCDateTime))
+    _add_column(conn, "tasks", sa.Column("node", sa.Text))
+    _add_column(conn, "jobs", sa.Column("brake_released", sa.Integer, server_default=sa.text("-1")))
+    md = sa.MetaData()
+    sa.Table(
+        "device_sessions", md,
+        sa.Column("device_id", sa.Text, primary_key=True),
+        sa.Column("node", sa.Text, nullable=False),
+        sa.Column("token", sa.Text, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+    )
+    md.create_all(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, device_parameters, device_tags, credentials, transfer_completes", _v1),
     Migration(2, "jobs, tasks", _v2),
     Migration(3, "api_tokens", _v3),
+    Migration(4, "task claims, job brake, device_sessions (scale-out)", _v4),
 )
 HEAD: int = MIGRATIONS[-1].version
 

@@ -171,6 +171,9 @@ jobs = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("deadline", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
+    # The last wave whose fault brake an operator released with resume (-1: none); in the
+    # store so that every node judges waves alike (migration step 4).
+    sa.Column("brake_released", sa.Integer, nullable=False, server_default=sa.text("-1")),
     sa.Index("ix_jobs_state", "state"),
     sa.Index("ix_jobs_parameter_key", "parameter_key", unique=True),
 )
@@ -192,8 +195,27 @@ tasks = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
+    # Scale-out (migration step 4): the node whose job runner holds the task for connection
+    # requests, until when (a dead node's claims lapse and another node takes them), when
+    # the next connection request may go, and the node that last changed the task.
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("claim_until", UTCDateTime),
+    sa.Column("next_attempt", UTCDateTime),
+    sa.Column("node", sa.Text),
     sa.Index("ix_tasks_device_id", "device_id"),
     sa.Index("ix_tasks_job_state", "job_id", "state"),
+)
+
+# One CWMP session per device across every node on this database (migration step 4): a
+# node holds the row while the session runs, renews it as messages come and deletes it at
+# the end; a row whose expires_at has passed belongs to a node that died and may be taken.
+device_sessions = sa.Table(
+    "device_sessions",
+    metadata,
+    sa.Column("device_id", sa.Text, primary_key=True),
+    sa.Column("node", sa.Text, nullable=False),
+    sa.Column("token", sa.Text, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
 )
 
 # Bearer tokens of the northbound API (migration step 3). Only the SHA-256 of a token is
