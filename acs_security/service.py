@@ -246,7 +246,11 @@ class FleetService:
                 "devices": devices}
 
     def _live(self, job_id: int) -> Any:
-        return self._engine.jobs.get(job_id) if self._engine is not None else None
+        """The engine's working copy of the job, when it has the whole job: with several
+        nodes each holds a share, and the store answers."""
+        if self._engine is None or getattr(self._engine, "clustered", False):
+            return None
+        return self._engine.jobs.get(job_id)
 
     async def _job_record(self, job_id: int) -> Any:
         rec = await self._store.call("get_job", job_id)
@@ -267,6 +271,13 @@ class FleetService:
             counts = await self._store.call("task_counts", job_id)
             stats = {"counts": {s.value: counts.get(s.value, 0) for s in TaskState},
                      "total": rec.total, "rate_per_s": None, "eta_s": None}
+            done, last, p50, p99 = await self._store.call("job_timing", job_id, rec.created_at)
+            if done:
+                active = sum(counts.get(s, 0) for s in ("pending", "requested", "in_session"))
+                end = last.timestamp() if last is not None and rec.state != "running" else now
+                rate = done / max(1e-9, end - rec.created_at.timestamp())
+                stats.update(done=done, rate_per_s=round(rate, 2), p50_s=round(p50, 3), p99_s=round(p99, 3),
+                             eta_s=round(active / rate, 1) if rate and rec.state == "running" else None)
             state, wave, reason = rec.state, rec.current_wave, rec.reason
         out = {
             "id": rec.id, "name": rec.name, "state": state, "selector": rec.selector,
@@ -318,18 +329,14 @@ class FleetService:
 
     async def cancel_job(self, job_id: int) -> dict[str, Any]:
         await self._job_record(job_id)
-        live = self._live(job_id)
-        if live is None or live.state in ("completed", "cancelled"):
+        if not await self._need_engine().cancel_job(job_id):
             raise ServiceError(409, "job is over", f"job {job_id} is not running")
-        await self._engine.cancel(live)
         return await self.job_summary(job_id)
 
     async def resume_job(self, job_id: int) -> dict[str, Any]:
         await self._job_record(job_id)
-        live = self._live(job_id)
-        if live is None or live.state != "halted":
+        if not await self._need_engine().resume_job(job_id):
             raise ServiceError(409, "job is not halted", f"job {job_id} is not halted")
-        await self._engine.resume(live)
         return await self.job_summary(job_id)
 
     async def job_report(self, job_id: int, *, fmt: str = "json") -> dict[str, Any] | bytes:

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from acs_security.connreq.policy import BackoffPolicy
 from acs_security.cwmp import messages as m
 from acs_security.cwmp.values import parse_value
+from acs_security.fleet.cluster import ClusterMode, ClusterOptions
 from acs_security.fleet.live import JobOptions, LiveJob, LiveTask
 from acs_security.fleet.plancache import PlanCache
 from acs_security.fleet.selector import Selector
@@ -95,6 +96,8 @@ class FleetEngine:
         catalogue: Catalogue | None = None,
         limits: EngineLimits | None = None,
         random: Callable[[], float] | None = None,
+        cluster: ClusterOptions | None = None,
+        node: str | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -115,11 +118,23 @@ class FleetEngine:
         self._cr_in_flight = 0
         self._loop: LoopingCall | None = None
         self._ticking = False
+        # Several nodes on one store (fleet/cluster.py); None: this process is the only one.
+        self._cluster = ClusterMode(self, cluster) if cluster is not None else None
+        self.node = cluster.node if cluster is not None else node
+
+    @property
+    def clustered(self) -> bool:
+        return self._cluster is not None
 
     # -- life cycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load unfinished jobs from the store and start ticking."""
+        if self._cluster is not None:
+            await self._cluster.start()
+            if self._cluster.options.run_jobs:
+                self._start_ticking()
+            return
         records = await self._store.call("list_jobs", limit=10_000, states=["running", "halted"])
         if records:
             targets = {d.device_id: d for d in await self._store.call("target_devices")}
@@ -144,6 +159,11 @@ class FleetEngine:
                     job.counts[st] += n
                     job.wave_counts.setdefault(wave, type(job.counts)())[st] += n
             log.info("resumed {n} job(s) with {t} unfinished task(s)", n=len(self.jobs), t=len(tasks))
+        for job in self.jobs.values():
+            job.node = self.node
+        self._start_ticking()
+
+    def _start_ticking(self) -> None:
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self._clock
         self._loop.start(self.limits.tick, now=False)
@@ -152,6 +172,8 @@ class FleetEngine:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         await self._writer.flush()
+        if self._cluster is not None:
+            await self._cluster.stop()
 
     def flush(self) -> Deferred[None]:
         """Fires once every task change so far is in the store."""
@@ -184,6 +206,13 @@ class FleetEngine:
         )
         job = LiveJob.from_record(rec)
         job.created = self._clock.seconds()
+        job.node = self.node
+        if self._cluster is not None:
+            # The job runners claim its tasks from the store (any node, this one included).
+            self.jobs[job.id] = job
+            log.info("job {id} {name}: {n} device(s) in {w} wave(s), key {key}", id=job.id,
+                     name=job.name, n=len(devices), w=job.wave_count, key=job.parameter_key)
+            return job
         for i, (d, w) in enumerate(zip(devices, waves)):
             task = LiveTask(job, d.device_id, i, w)
             job.tasks[d.device_id] = task
@@ -240,6 +269,26 @@ class FleetEngine:
                                finished=True)
         self._forget_if_done(job)
 
+    async def cancel_job(self, job_id: int) -> bool:
+        """Cancel by id from any node (several nodes); False when the job is not running/halted."""
+        if self._cluster is not None:
+            return await self._cluster.cancel(job_id)
+        job = self.jobs.get(job_id)
+        if job is None or job.state not in ("running", "halted"):
+            return False
+        await self.cancel(job)
+        return True
+
+    async def resume_job(self, job_id: int) -> bool:
+        """Resume by id from any node; False when the job is not halted."""
+        if self._cluster is not None:
+            return await self._cluster.resume(job_id)
+        job = self.jobs.get(job_id)
+        if job is None or job.state != "halted":
+            return False
+        await self.resume(job)
+        return True
+
     async def resume(self, job: LiveJob) -> None:
         job.state, job.reason = "running", None
         # The halted wave is accepted as it is: its brake is released (it must not halt the
@@ -247,7 +296,9 @@ class FleetEngine:
         job.brake_released = job.current_wave
         if job.current_wave + 1 < job.wave_count:
             job.current_wave += 1
-        await self._store.call("set_job_state", job.id, "running", current_wave=job.current_wave)
+        await self._store.call("transition_job", job.id, from_states=["halted"], state="running",
+                               current_wave=job.current_wave, brake_released=job.brake_released,
+                               clear_reason=True)
 
     # -- the tick -----------------------------------------------------------------------
 
@@ -258,7 +309,11 @@ class FleetEngine:
         try:
             now = self._clock.seconds()
             for job in list(self.jobs.values()):
-                if job.state == "running":
+                if job.state != "running":
+                    continue
+                if self._cluster is not None:
+                    self._cluster.drive(job, now)
+                else:
                     self._drive(job, now)
             self._writer.kick()
         finally:
@@ -271,12 +326,7 @@ class FleetEngine:
                     job.apply(task, TaskEvent.DEADLINE, now)
                     task.detail = "no session before the job's deadline"
                     self._writer.mark(task.update(now))
-        # Devices that accepted a connection request but did not call in.
-        for task in list(job.requested):
-            if (task.state is TaskState.REQUESTED and task.requested_at is not None
-                    and now - task.requested_at > self.limits.cr_session_wait):
-                job.apply(task, TaskEvent.CR_LOST, now)
-                self._failed_attempt(task, now, "accepted the connection request but did not call in")
+        self._check_requested(job, now)
         if job.active == 0:
             self._finish(job, "completed")
             return
@@ -284,17 +334,10 @@ class FleetEngine:
         busy = counts.get(TaskState.REQUESTED, 0) + counts.get(TaskState.IN_SESSION, 0)
         # With devices requested or in session the wave is open whatever else it holds: the
         # O(tasks) count of contactable ones is needed only once nothing is in flight.
-        verdict = wave_verdict(counts,
-                               contactable=0 if busy else job.contactable(job.current_wave, self.devices),
-                               max_fault_rate=job.options.max_fault_rate)
-        if verdict.state == "halt" and job.current_wave <= job.brake_released:
-            # The operator accepted this wave's faults: judge it without the brake.
-            verdict = wave_verdict(counts, contactable=0 if busy else job.contactable(job.current_wave, self.devices),
-                                   max_fault_rate=1.0)
+        verdict = job_verdict(job, 0 if busy else job.contactable(job.current_wave, self.devices))
         if verdict.state == "halt":
             job.state = "halted"
-            job.reason = (f"wave {job.current_wave}: {verdict.faulted} faulted of {verdict.decided} "
-                          f"decided ({verdict.fault_rate:.0%} > {job.options.max_fault_rate:.0%})")
+            job.reason = halt_reason(job, verdict)
             log.warn("job {id} halted: {reason}", id=job.id, reason=job.reason)
             self._persist_job(job)
             return
@@ -303,6 +346,14 @@ class FleetEngine:
             log.info("job {id}: wave {w} opens", id=job.id, w=job.current_wave)
             self._persist_job(job)
         self._send_requests(job, now)
+
+    def _check_requested(self, job: LiveJob, now: float) -> None:
+        """Devices that accepted a connection request but did not call in."""
+        for task in list(job.requested):
+            if (task.state is TaskState.REQUESTED and task.requested_at is not None
+                    and now - task.requested_at > self.limits.cr_session_wait):
+                job.apply(task, TaskEvent.CR_LOST, now)
+                self._failed_attempt(task, now, "accepted the connection request but did not call in")
 
     def _persist_job(self, job: LiveJob) -> None:
         d = self._store.call("set_job_state", job.id, job.state, current_wave=job.current_wave,
@@ -326,6 +377,9 @@ class FleetEngine:
                 lst.remove(task)
                 if not lst:
                     del self._by_device[task.device_id]
+        self._forget_finished()
+
+    def _forget_finished(self) -> None:
         # A long-running server must not keep every finished job's tasks in memory: the
         # most recent ones stay (their summaries have rates and percentiles), older ones
         # are answered from the store.
@@ -335,13 +389,14 @@ class FleetEngine:
             self._plans.pop(job_id, None)
 
     def _send_requests(self, job: LiveJob, now: float) -> None:
+        in_progress = self._cluster.in_progress(job) if self._cluster is not None else job.in_progress
         budget = min(self.limits.max_cr_in_flight - self._cr_in_flight,
-                     job.options.max_in_progress - job.in_progress)
+                     job.options.max_in_progress - in_progress)
         scanned, size = 0, len(job.queue)
         while budget > 0 and scanned < size and job.queue:
             task = job.queue.popleft()
             scanned += 1
-            if task.state is not TaskState.PENDING or task.cr_exhausted:
+            if task.state is not TaskState.PENDING or task.cr_exhausted or task.gone or not task.claimed:
                 continue  # stale entry; exhausted ones wait for a periodic Inform
             if not job.open_wave(task.wave) or task.next_attempt > now:
                 job.queue.append(task)
@@ -375,8 +430,8 @@ class FleetEngine:
         finally:
             self._cr_in_flight -= 1
         now = self._clock.seconds()
-        if task.state is not TaskState.REQUESTED:
-            return  # the device called in (or the job moved on) meanwhile
+        if task.state is not TaskState.REQUESTED or task.gone:
+            return  # the device called in (or the job moved on, or another node has it) meanwhile
         if not ok:
             task.job.apply(task, TaskEvent.CR_LOST, now)
             self._failed_attempt(task, now, f"connection request failed ({why})")
@@ -401,7 +456,10 @@ class FleetEngine:
     # -- the provisioner ----------------------------------------------------------------
 
     async def session_started(self, ctx: SessionContext) -> None:
-        tasks = self._by_device.get(ctx.device_id or "")
+        if self._cluster is not None:
+            tasks = await self._cluster.session_tasks(ctx.device_id or "", ctx.inform)
+        else:
+            tasks = self._by_device.get(ctx.device_id or "")
         if not tasks:
             return
         inform = ctx.inform
@@ -427,11 +485,20 @@ class FleetEngine:
                 # TR-069 A.3.2.1: the key of the last successful SetParameterValues.
                 job.apply(task, TaskEvent.KEY_SEEN, now)
                 task.detail = "the device reports the job's ParameterKey"
-                self._writer.mark(task.update(now))
+                if self._cluster is not None:
+                    # Durable before another node's session could read the task as pending.
+                    await self._writer.durable(task.update(now))
+                else:
+                    self._writer.mark(task.update(now))
                 continue
             if ctx.provisioner_state is None and job.state == "running" and job.open_wave(task.wave) \
                     and task.state is not TaskState.IN_SESSION:
                 ctx.provisioner_state = _Work(task)
+        if self._cluster is not None:
+            chosen = ctx.provisioner_state.task if ctx.provisioner_state is not None else None
+            for task in tasks:
+                if task is not chosen and task.state is not TaskState.IN_SESSION:
+                    self._cluster.settled(task)
 
     async def next_request(self, ctx: SessionContext) -> Any | None:
         work: _Work | None = ctx.provisioner_state
@@ -532,7 +599,11 @@ class FleetEngine:
             task.fault_code, task.fault_string = fault
         task.faults = faults
         # Committed before the session goes on: an outcome is never lost to a crash.
-        return self._writer.durable(task.update(now))
+        d = self._writer.durable(task.update(now))
+        if self._cluster is not None:
+            cluster = self._cluster
+            d.addCallback(lambda _: cluster.settled(task))
+        return d
 
     async def session_ended(self, ctx: SessionContext, outcome: str) -> None:
         work: _Work | None = ctx.provisioner_state
@@ -545,8 +616,23 @@ class FleetEngine:
             task.detail = f"session ended ({outcome}) before the device answered"
             task.next_attempt = now + self.limits.backoff.delay(1, self._random())
             self._writer.mark(task.update(now))
+        if self._cluster is not None and task.state is not TaskState.IN_SESSION:
+            self._cluster.settled(task)
         ctx.provisioner_state = None
 
+
+
+def job_verdict(job: LiveJob, contactable: int) -> Any:
+    """The current wave's verdict from the job's counts; a wave whose brake an operator
+    released (resume) is judged without the brake."""
+    counts = job.wave_counts.get(job.current_wave, {})
+    rate = 1.0 if job.current_wave <= job.brake_released else job.options.max_fault_rate
+    return wave_verdict(counts, contactable=contactable, max_fault_rate=rate)
+
+
+def halt_reason(job: LiveJob, verdict: Any) -> str:
+    return (f"wave {job.current_wave}: {verdict.faulted} faulted of {verdict.decided} "
+            f"decided ({verdict.fault_rate:.0%} > {job.options.max_fault_rate:.0%})")
 
 
 def _same(got: m.ParameterValue, sent: Any) -> bool:

@@ -54,6 +54,11 @@ class LiveTask:
     faults: tuple[dict[str, Any], ...] = ()
     detail: str | None = None
     finished_at: float | None = None
+    # Several nodes (fleet/cluster.py): whether this node's job runner holds the task's
+    # claim (False: only a session on this node touches it), and whether this node has
+    # let go of it (another node finished or took it).
+    claimed: bool = True
+    gone: bool = False
 
     def update(self, now: float) -> TaskUpdate:
         return TaskUpdate(
@@ -62,6 +67,7 @@ class LiveTask:
             updated_at=_dt(now), fault_code=self.fault_code, fault_string=self.fault_string,
             faults=self.faults, detail=self.detail,
             finished_at=_dt(self.finished_at) if self.finished_at is not None else None,
+            node=self.job.node, next_attempt=_dt(self.next_attempt) if self.next_attempt else None,
         )
 
 
@@ -95,6 +101,8 @@ class LiveJob:
     first_outcome: float | None = None
     last_outcome: float | None = None
     durations: list[float] = field(default_factory=list)
+    # The node name written with every task change (None: leave the column as it is).
+    node: str | None = None
 
     @classmethod
     def from_record(cls, rec: JobRecord) -> LiveJob:
@@ -103,9 +111,16 @@ class LiveJob:
             options=JobOptions.from_json(rec.options), parameter_key=rec.parameter_key,
             state=rec.state, current_wave=rec.current_wave, wave_count=rec.wave_count,
             deadline=rec.deadline.timestamp(), created=rec.created_at.timestamp(), reason=rec.reason,
+            brake_released=rec.brake_released,
         )
 
-    def add(self, rec: TaskRecord) -> LiveTask:
+    def refresh(self, rec: JobRecord) -> None:
+        """Take the job's state from the store (another node or an operator changed it)."""
+        self.state, self.current_wave, self.reason = rec.state, rec.current_wave, rec.reason
+        self.brake_released = rec.brake_released
+
+    def add(self, rec: TaskRecord, *, count: bool = True, queue: bool = True,
+            claimed: bool = True) -> LiveTask:
         state = TaskState(rec.state)
         # A restart loses the connection requests and sessions that were in progress:
         # those devices are pending again (their ParameterKey tells at the next Inform
@@ -114,12 +129,31 @@ class LiveJob:
             state = TaskState.PENDING
         task = LiveTask(self, rec.device_id, rec.position, rec.wave, state, rec.attempts, rec.sent,
                         rec.cr_exhausted, fault_code=rec.fault_code, fault_string=rec.fault_string,
-                        faults=rec.faults, detail=rec.detail)
+                        faults=rec.faults, detail=rec.detail, claimed=claimed)
+        if rec.next_attempt is not None:
+            task.next_attempt = rec.next_attempt.timestamp()
         self.tasks[rec.device_id] = task
-        self._count(task, +1)
-        if state is TaskState.PENDING:
+        if count:
+            self._count(task, +1)
+        if queue and state is TaskState.PENDING:
             self.queue.append(task)
         return task
+
+    def forget(self, task: LiveTask) -> None:
+        """Let go of a task another node finished or holds (counts come from the store)."""
+        task.gone = True
+        if self.tasks.get(task.device_id) is task:
+            del self.tasks[task.device_id]
+        self.requested.pop(task, None)
+
+    def set_counts(self, by_wave: dict[tuple[int, str], int]) -> None:
+        """Replace the counts with the store's (several nodes change one job's tasks)."""
+        self.counts = Counter()
+        self.wave_counts = {}
+        for (wave, state), n in by_wave.items():
+            st = TaskState(state)
+            self.counts[st] += n
+            self.wave_counts.setdefault(wave, Counter())[st] += n
 
     def _count(self, task: LiveTask, delta: int) -> None:
         self.counts[task.state] += delta
@@ -135,7 +169,7 @@ class LiveJob:
         self._count(task, +1)
         if new is TaskState.REQUESTED:
             self.requested[task] = None
-        if new is TaskState.PENDING and event is not TaskEvent.CR_FAILED:
+        if new is TaskState.PENDING and event is not TaskEvent.CR_FAILED and task.claimed:
             self.queue.append(task)
         if new in TERMINAL:
             task.finished_at = now

@@ -90,7 +90,8 @@ class ApiResource(Resource):
                  ready: Callable[[], Awaitable[Any]] | None = None,
                  tokens: TokenAdmin | None = None, metrics: Any = None,
                  openapi: Callable[[], dict[str, Any]] | None = None,
-                 soap: Resource | None = None) -> None:
+                 soap: Resource | None = None, ops_only: bool = False,
+                 info: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.service = service
         self.authenticator = authenticator
@@ -100,6 +101,7 @@ class ApiResource(Resource):
         self._metrics = metrics
         self._openapi = openapi
         self._soap = soap
+        self._info = dict(info or {})
         job = r"/api/v1/jobs/(?P<job_id>[0-9]{1,9})"
         self.routes: list[Route] = [
             Route("GET", r"/healthz", self._healthz, role=None),
@@ -123,6 +125,11 @@ class ApiResource(Resource):
             Route("POST", r"/api/v1/tokens", self._create_token, status=201, role="admin"),
             Route("DELETE", r"/api/v1/tokens/(?P<name>[^/]+)", self._revoke_token, role="admin"),
         ]
+        if ops_only:
+            # A node that runs only the CWMP endpoint or the job runner (serve --role)
+            # answers what orchestration needs: health, readiness and metrics.
+            self.routes = self.routes[:3]
+            self._soap = None
 
     def add_routes(self, routes: list[Route]) -> None:
         self.routes.extend(routes)
@@ -211,7 +218,7 @@ class ApiResource(Resource):
     async def _healthz(self, request: IRequest, params: dict[str, str]) -> Any:
         if self._health is not None:
             await self._health()
-        return {"status": "ok"}
+        return {"status": "ok", **self._info}
 
     async def _readyz(self, request: IRequest, params: dict[str, str]) -> Any:
         check = self._ready or self._health
@@ -221,7 +228,7 @@ class ApiResource(Resource):
             except Exception as exc:  # any failure means "not ready"; the reason is logged
                 log.warn("not ready: {error}", error=type(exc).__name__)
                 raise ServiceError(503, "not ready", "the store is not reachable") from None
-        return {"status": "ready"}
+        return {"status": "ready", **self._info}
 
     async def _metrics_text(self, request: IRequest, params: dict[str, str]) -> Any:
         if self._metrics is None:

@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 from acs_security.connreq.http_client import HttpConnectionRequester
 from acs_security.connreq.udp_client import UdpConnectionRequester
+from acs_security.fleet.cluster import ClusterOptions
 from acs_security.fleet.engine import EngineLimits, FleetEngine
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.server.api import ApiResource
@@ -188,9 +189,26 @@ class AcsServer:
         if self.session_observer is not None:
             self.session_observer(entry)
 
+    @property
+    def runs_cwmp(self) -> bool:
+        return self.config.role in ("all", "cwmp")
+
+    @property
+    def runs_jobs(self) -> bool:
+        return self.config.role in ("all", "jobs")
+
     def _make_engine(self) -> FleetEngine:
-        """The job engine, with its connection-request clients (HTTP digest and UDP)."""
+        """The job engine, with its connection-request clients (HTTP digest and UDP) when
+        this node runs jobs; with several nodes, coordinated through the store."""
         cfg = self.config
+        cluster = (ClusterOptions(node=cfg.node, claim_lease=cfg.claim_lease, claim_batch=cfg.claim_batch,
+                                  sync_interval=cfg.sync_interval, run_jobs=self.runs_jobs)
+                   if cfg.clustered else None)
+        ds = self.deferred_store
+        if not self.runs_jobs:
+            return FleetEngine(store=ds, clock=self.reactor, cluster=cluster, node=cfg.node,
+                               limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
+                                                   cr_session_wait=cfg.cr_session_wait))
         agent = Agent.usingEndpointFactory(
             self.reactor, DirectIPEndpointFactory(self.reactor, timeout=cfg.cr_timeout),
             pool=HTTPConnectionPool(self.reactor, persistent=False))
@@ -209,9 +227,9 @@ class AcsServer:
             except OSError as exc:
                 raise ConfigError(f"cr_password_file {cfg.cr_password_file}: {exc.strerror}") from None
             default = (cfg.cr_username, password)
-        ds = self.deferred_store
         return FleetEngine(
-            store=ds, clock=self.reactor, http_requester=http, udp_requester=udp,
+            store=ds, clock=self.reactor, http_requester=http, udp_requester=udp, cluster=cluster,
+            node=cfg.node,
             cr_credentials=lambda device_id: ds.call("get_connection_request_credential", device_id),
             default_cr_credential=default,
             limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
@@ -299,18 +317,20 @@ class AcsServer:
         self.api = ApiResource(
             self.service, authenticator=self.authenticator,
             health=lambda: self.deferred_store.call("count_devices"),
-            tokens=self.token_admin, metrics=self.metrics, openapi=openapi_document, soap=soap)
+            tokens=self.token_admin, metrics=self.metrics, openapi=openapi_document, soap=soap,
+            ops_only=cfg.role in ("cwmp", "jobs"),
+            info={"node": cfg.node, "role": cfg.role} if cfg.clustered else None)
         # The CWMP resource is a leaf at the root: it answers at every path, since phones'
         # ACS URLs end in many ways.
         cwmp_site = make_site(
             self.cwmp, max_body_bytes=cfg.max_body_bytes, reactor=self.reactor,
             channel_lost=self.cwmp.channel_lost,
         )
-        if cfg.cwmp_listen is not None:
+        if cfg.cwmp_listen is not None and self.runs_cwmp:
             self.ports["cwmp"] = self.reactor.listenTCP(
                 cfg.cwmp_listen.port, cwmp_site, interface=cfg.cwmp_listen.host
             )
-        if cfg.https_listen is not None:
+        if cfg.https_listen is not None and self.runs_cwmp:
             assert cfg.tls_cert is not None and cfg.tls_key is not None
             opts = tls_options(cfg.tls_cert, cfg.tls_key, cfg.client_ca,
                                max_version=cfg.tls_max_version, ciphers=cfg.tls_ciphers)

@@ -191,7 +191,12 @@ class ServerConfig:
     @property
     def node(self) -> str:
         """This node's name in claims and leases: node_id, else host name and process id."""
-        return self.node_id or f"{socket.gethostname()}:{os.getpid()}"
+        if self.node_id:
+            return self.node_id
+        # Host name and a listening port: stable across restarts (a restarted node takes back
+        # its own stale claims at once) and distinct for several nodes on one host.
+        ports = [e.port for e in (self.cwmp_listen, self.https_listen, self.api_listen) if e is not None and e.port]
+        return f"{socket.gethostname()}:{ports[0] if ports else os.getpid()}"
 
     @property
     def public_host(self) -> str | None:
@@ -239,7 +244,8 @@ FIELDS: dict[str, tuple[str, str]] = {
                     "need cluster"),
     "cluster": ("bool", "coordinate with other nodes on the same database: task claims and device session "
                         "leases (default: on for PostgreSQL, off for SQLite)"),
-    "node_id": ("str", "this node's name in task claims and session leases (default: host name:process id)"),
+    "node_id": ("str", "this node's name in task claims and session leases (default: host name:first "
+                       "listening port); give each node its own"),
     "claim_lease": ("float", "seconds a node's claim on tasks lasts unless renewed; a node that dies "
                              "releases its devices to the others after this (default 30)"),
     "claim_batch": ("int", "tasks a job runner claims at once (default 200)"),

@@ -42,7 +42,7 @@ SCHEMAS: dict[str, Any] = {
                      "findings": {"type": "array", "items": _ref("Finding")}},
                     ["type", "title", "status"]),
     "Finding": _obj({"rule": _S, "severity": _S}, ["rule", "severity"]),
-    "Status": _obj({"status": _S}, ["status"]),
+    "Status": _obj({"status": _S, "node": _S, "role": _S}, ["status"]),
     "Device": _obj({
         "device_id": _S, "oui": _S, "product_class": _S, "serial_number": _S, "manufacturer": _S,
         "software_version": _NS, "connection_request_url": _NS, "udp_connection_request_address": _NS,

@@ -18,12 +18,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from acs_security.store import schema as t
+from acs_security.store.claims import ACTIVE_TASK_STATES, ClaimsMixin
 from acs_security.store.errors import InvalidArgument, StoreError
 from acs_security.store.records import check_aware, check_text
 
 __all__ = ["JobRecord", "TaskRecord", "TaskUpdate", "JobsMixin", "TargetDevice", "JOB_STATES"]
 
 JOB_STATES = ("running", "halted", "cancelled", "completed")
+# Outcomes the device itself reported: they may replace a verdict of absence (unreachable,
+# cancelled) that another node wrote meanwhile, since the phone did take the change.
+_DEVICE_OUTCOMES = ("applied", "applied_pending_reboot", "faulted")
+_ABSENCE_VERDICTS = ("unreachable", "cancelled")
 MAX_TASK_PAGE = 10_000
 
 
@@ -44,6 +49,7 @@ class JobRecord:
     updated_at: datetime
     deadline: datetime
     finished_at: datetime | None
+    brake_released: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,8 @@ class TaskRecord:
     detail: str | None
     updated_at: datetime
     finished_at: datetime | None
+    node: str | None = None
+    next_attempt: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,10 @@ class TaskUpdate:
     faults: tuple[dict[str, Any], ...] = field(default=())
     detail: str | None = None
     finished_at: datetime | None = None
+    # The node that made the change (None keeps the stored one) and when the next
+    # connection request may go (None: now).
+    node: str | None = None
+    next_attempt: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +108,19 @@ class TargetDevice:
     tags: tuple[str, ...] = ()
 
 
+def _one_of(expr: Any, values: Sequence[str]) -> Any:
+    """``expr IN (...)`` written as ORs of inline constants: an executemany (one statement,
+    many rows) cannot expand an IN list (SQLAlchemy), and these values are our own names."""
+    return sa.or_(*(expr == sa.literal_column(f"'{v}'") for v in values))
+
+
 def _job(row: Any) -> JobRecord:
     return JobRecord(
         id=row.id, name=row.name, policy=json.loads(row.policy), selector=row.selector,
         options=json.loads(row.options), parameter_key=row.parameter_key, state=row.state,
         current_wave=row.current_wave, wave_count=row.wave_count, total=row.total,
         reason=row.reason, created_at=row.created_at, updated_at=row.updated_at,
-        deadline=row.deadline, finished_at=row.finished_at,
+        deadline=row.deadline, finished_at=row.finished_at, brake_released=row.brake_released,
     )
 
 
@@ -112,32 +130,37 @@ def _task(row: Any) -> TaskRecord:
         state=row.state, attempts=row.attempts, sent=row.sent, cr_exhausted=bool(row.cr_exhausted),
         fault_code=row.fault_code, fault_string=row.fault_string,
         faults=tuple(json.loads(row.faults)) if row.faults else (), detail=row.detail,
-        updated_at=row.updated_at, finished_at=row.finished_at,
+        updated_at=row.updated_at, finished_at=row.finished_at, node=row.node,
+        next_attempt=row.next_attempt,
     )
 
 
-class JobsMixin:
+class JobsMixin(ClaimsMixin):
     """Job and task methods of the Store; uses the Store's ``_read``/``_write`` plumbing."""
 
     _read: Any
     _write: Any
     _now: Any
 
-    def target_devices(self) -> list[TargetDevice]:
-        """Every registered device with what targeting and connection requests need.
+    def target_devices(self, ids: Sequence[str] | None = None) -> list[TargetDevice]:
+        """Every registered device (or those of ``ids``) with what targeting and connection
+        requests need.
 
         One query for the identity columns and one for the tags; the selector is applied
         by the caller (globs and firmware ranges are not SQL). Raises StoreError."""
         d = t.devices.c
-        with self._read("list target devices") as conn:
-            tags: dict[str, list[str]] = {}
-            for device_id, tag in conn.execute(sa.select(t.device_tags.c.device_id, t.device_tags.c.tag)):
-                tags.setdefault(device_id, []).append(tag)
-            rows = conn.execute(
-                sa.select(d.id, d.product_class, d.software_version, d.serial_number,
+        tag_query = sa.select(t.device_tags.c.device_id, t.device_tags.c.tag)
+        query = sa.select(d.id, d.product_class, d.software_version, d.serial_number,
                           d.connection_request_url, d.udp_connection_request_address,
                           d.parameter_key).order_by(d.id)
-            ).all()
+        if ids is not None:
+            tag_query = tag_query.where(t.device_tags.c.device_id.in_(list(ids)))
+            query = query.where(d.id.in_(list(ids)))
+        with self._read("list target devices") as conn:
+            tags: dict[str, list[str]] = {}
+            for device_id, tag in conn.execute(tag_query):
+                tags.setdefault(device_id, []).append(tag)
+            rows = conn.execute(query).all()
         return [
             TargetDevice(r.id, r.product_class, r.software_version, r.serial_number,
                          r.connection_request_url, r.udp_connection_request_address,
@@ -264,11 +287,19 @@ class JobsMixin:
         for u in updates:
             latest[(u.job_id, u.device_id)] = u
         c = t.tasks.c
+        # A final state is never overwritten (several nodes may judge one task: the first
+        # verdict stands), except that an outcome the device reported replaces a verdict of
+        # absence written meanwhile.
+        state = sa.bindparam("b_state")
+        guard = sa.or_(_one_of(c.state, ACTIVE_TASK_STATES),
+                       sa.and_(_one_of(c.state, _ABSENCE_VERDICTS), _one_of(state, _DEVICE_OUTCOMES)))
         stmt = (
             sa.update(t.tasks)
-            .where(c.job_id == sa.bindparam("b_job"), c.device_id == sa.bindparam("b_device"))
+            .where(c.job_id == sa.bindparam("b_job"), c.device_id == sa.bindparam("b_device"), guard)
             .values(
-                state=sa.bindparam("b_state"), attempts=sa.bindparam("b_attempts"),
+                node=sa.func.coalesce(sa.bindparam("b_node", type_=sa.Text), c.node),
+                next_attempt=sa.bindparam("b_next", type_=t.UTCDateTime),
+                state=state, attempts=sa.bindparam("b_attempts"),
                 sent=sa.bindparam("b_sent"), cr_exhausted=sa.bindparam("b_exhausted"),
                 fault_code=sa.bindparam("b_fault_code"), fault_string=sa.bindparam("b_fault_string"),
                 faults=sa.bindparam("b_faults"), detail=sa.bindparam("b_detail"),
@@ -280,7 +311,8 @@ class JobsMixin:
             {"b_job": u.job_id, "b_device": u.device_id, "b_state": u.state, "b_attempts": u.attempts,
              "b_sent": u.sent, "b_exhausted": u.cr_exhausted, "b_fault_code": u.fault_code,
              "b_fault_string": u.fault_string, "b_faults": json.dumps(list(u.faults)) if u.faults else None,
-             "b_detail": u.detail, "b_updated": u.updated_at, "b_finished": u.finished_at}
+             "b_detail": u.detail, "b_updated": u.updated_at, "b_finished": u.finished_at,
+             "b_node": u.node, "b_next": u.next_attempt}
             for u in latest.values()
         ]
         with self._write("update tasks") as conn:
