@@ -18,6 +18,7 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 # Order is the order shown in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "serve",
+    "config",
     "devices",
     "jobs",
     "credentials",
