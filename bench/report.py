@@ -97,6 +97,19 @@ ROWS: list[tuple[str, str, str | None, str, Any, str]] = [
     ("  time per phone p99, PostgreSQL", "push_p99_s_postgres", "push_p99_s", "", None, "s"),
     ("  server CPU per phone, PostgreSQL", "push_server_cpu_ms_per_phone_postgres",
      "push_server_cpu_ms_per_phone", "", None, "ms"),
+    ("6 cluster: phones per second, 1 node", "cluster_phones_per_s_1node", None, "", None,
+     "/s"),
+    ("  phones per second, 2 nodes", "cluster_phones_per_s_2nodes", "cluster_phones_per_s_1node",
+     "", None, "/s"),
+    ("  ratio 2 nodes / 1 node", "cluster_ratio_2_vs_1", None, "", None, "x"),
+    ("  time per phone p99, 2 nodes (1 node beside)", "cluster_p99_s_2nodes",
+     "cluster_p99_s_1node", "", None, "s"),
+    ("  nodes' CPU per phone, 2 nodes (1 node beside)", "cluster_server_cpu_ms_per_phone_2nodes",
+     "cluster_server_cpu_ms_per_phone_1node", "", None, "ms"),
+    ("  devices decided by node 1 (node 2 beside)", "cluster_share_node1_2nodes",
+     "cluster_share_node2_2nodes", "", None, "share"),
+    ("  push sessions to node 1 (node 2 beside)", "cluster_session_share_node1_2nodes",
+     "cluster_session_share_node2_2nodes", "", None, "share"),
 ]
 
 

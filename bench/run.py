@@ -1,11 +1,11 @@
 """``make bench`` / ``make bench-quick``: every figure next to its baseline, as a table and
 as JSON in ``bench/results/`` (``latest.json`` and a dated copy).
 
-    .venv/bin/python -m bench.run [--quick] [--only codec,sessions,push,growth,postgres]
+    .venv/bin/python -m bench.run [--quick] [--only codec,sessions,push,growth,postgres,cluster]
                                   [--postgres URL] [--profile DIR] [--keep]
 
-PostgreSQL (figure 5) uses ``--postgres``, else $ACS_BENCH_POSTGRES_URL, else
-$ACS_TEST_POSTGRES_URL; without one, that figure is reported as not measured. Exit status 0
+PostgreSQL (figures 5 and 6) uses ``--postgres``, else $ACS_BENCH_POSTGRES_URL, else
+$ACS_TEST_POSTGRES_URL; without one, those figures are reported as not measured. Exit status 0
 when every figure was measured (targets missed or not), 1 when one could not run.
 """
 
@@ -30,12 +30,12 @@ __all__ = ["SIZES", "main"]
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"codec_s": 4.0, "periodic": 10_000, "pushes": 5_000, "push": 10_000,
              "growth": (1_000, 10_000, 50_000), "growth_push": 10_000, "boot_ramp": 15.0,
-             "rounds": 5},
+             "rounds": 5, "cluster": 10_000, "cluster_timeout": 900.0},
     "quick": {"codec_s": 1.5, "periodic": 2_000, "pushes": 1_000, "push": 2_000,
               "growth": (200, 2_000, 10_000), "growth_push": 1_000, "boot_ramp": 4.0,
-              "rounds": 3},
+              "rounds": 3, "cluster": 2_000, "cluster_timeout": 300.0},
 }
-FIGURES = ("codec", "sessions", "push", "growth", "postgres")
+FIGURES = ("codec", "sessions", "push", "growth", "postgres", "cluster")
 #: HTTP exchanges of one pushed phone: the connection request (a digest challenge, then the
 #: authenticated request) and the session (Inform, empty POST, SetParameterValues response).
 EXCHANGES_PER_PUSH = 5
@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
             results["push_phones_per_s_postgres"] = None
         else:
             step("postgres", lambda: _postgres(work, size, args.postgres))
+        if "cluster" in only and not args.postgres:
+            results["notes"].append("6 cluster: not measured (no --postgres, "
+                                    "$ACS_BENCH_POSTGRES_URL or $ACS_TEST_POSTGRES_URL)")
+            results["cluster_phones_per_s_2nodes"] = None
+        else:
+            step("cluster", lambda: _cluster(work, size, args.postgres, results["notes"]))
     finally:
         if args.keep:
             _log(f"kept {work}")
@@ -184,6 +190,17 @@ def _postgres(work: Path, size: dict[str, Any], url: str) -> dict[str, Any]:
     finally:
         drop()
     return {f"push_{k}_postgres": v for k, v in r.items() if k not in ("phones", "registered")}
+
+
+def _cluster(work: Path, size: dict[str, Any], url: str, notes: list[str]) -> dict[str, Any]:
+    """Figure 6: the push of figure 5 with one and with two nodes behind the balancer, each
+    on a fresh schema (bench/cluster.py)."""
+    from bench.cluster import measure_cluster
+
+    out = measure_cluster(work, url, phones=size["cluster"], boot_ramp=size["boot_ramp"],
+                          timeout=size["cluster_timeout"])
+    notes.extend(out.pop("cluster_notes"))
+    return out
 
 
 if __name__ == "__main__":
