@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from acs_security.commands import UsageError
-from acs_security.server.config import FIELDS, ConfigError, Endpoint, ServerConfig, load_config
+from acs_security.server.config import FIELDS, ConfigError, Endpoint, ServerConfig, load_config, mask_db_url
 
 __all__ = ["register", "render_example", "render_reference", "render_effective", "defaults", "EXAMPLES"]
 
@@ -190,12 +190,7 @@ def render_reference() -> str:
 
 def _safe_db(url: str) -> str:
     """The database URL with any password replaced by ``***``."""
-    import sqlalchemy as sa
-
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):
-        return "(unparsable URL)"
+    return mask_db_url(url)
 
 
 def render_effective(config: ServerConfig) -> str:

@@ -340,11 +340,25 @@ def load_config(
 
 
 def describe(config: ServerConfig) -> dict[str, Any]:
-    """The configuration as plain data for a startup log line (nothing secret is held here)."""
+    """The configuration as plain data for a startup log line: a password in the database
+    URL is masked (the other secrets live in files, which are named, not read here)."""
     out = {}
     for f in dataclasses.fields(config):
         if f.name == "extra":
             continue
         value = getattr(config, f.name)
         out[f.name] = str(value) if isinstance(value, (Path, Endpoint)) else value
+    out["db"] = mask_db_url(config.db)
+    out["node"], out["clustered"] = config.node, config.clustered
     return out
+
+
+def mask_db_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (unparseable URLs are shown as given,
+    the store refuses them with its own message)."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - ArgumentError for text that is not a URL
+        return url

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from acs_security.server.config import ConfigError, Endpoint, load_config, parse_endpoint
+from acs_security.server.config import ConfigError, Endpoint, describe, load_config, parse_endpoint
 
 
 def test_defaults_are_the_documented_ports():
@@ -64,3 +64,31 @@ def test_off_disables_a_listener():
 def test_endpoint_forms():
     assert parse_endpoint("[::1]:7547", setting="x") == Endpoint("::1", 7547)
     assert parse_endpoint(":7547", setting="x") == Endpoint("0.0.0.0", 7547)
+
+
+def test_start_up_description_masks_the_database_password():
+    cfg = load_config(environ={}, overrides={"db": "postgresql://acs:s3cret-pw@db.example.net/acs"})
+    described = describe(cfg)
+    assert described["db"] == "postgresql://acs:***@db.example.net/acs"
+    assert "s3cret-pw" not in repr(described)
+    assert described["clustered"] is True and described["node"] == cfg.node
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"role": "jobs"}, "needs cluster"),
+    ({"role": "worker", "db": "postgresql://h/d"}, "role: 'worker'"),
+    ({"role": "api", "db": "postgresql://h/d", "api_listen": "off"}, "role api needs api_listen"),
+    ({"claim_lease": "2"}, "claim_lease"),
+    ({"session_lease": "20"}, "session_lease must be longer"),
+])
+def test_scale_out_settings_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(environ={}, overrides=overrides)
+
+
+def test_node_name_defaults_to_host_and_port_and_cluster_follows_the_database():
+    pg = load_config(environ={}, overrides={"db": "postgresql://h/d", "cwmp_listen": "127.0.0.1:7600"})
+    assert pg.clustered and pg.node.endswith(":7600")
+    assert not load_config(environ={}).clustered
+    assert load_config(environ={}, overrides={"cluster": "on"}).clustered
+    assert load_config(environ={}, overrides={"node_id": "acs-1"}).node == "acs-1"
