@@ -36,6 +36,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from acs_security.mapping import Catalogue, load_catalogue
@@ -48,6 +50,7 @@ __all__ = [
     "SecretStore",
     "RotationReport",
     "default_key_path",
+    "digest_nonce_key",
     "is_secret_parameter",
     "key_id_of",
     "load_or_create_key_file",
@@ -271,6 +274,27 @@ def open_codec(key_file: Path | None, db_url: str, *,
         return EncryptingCodec(KeyRing((random_bytes(_KEY_BYTES),)), random_bytes=random_bytes), None, True
     ring, created = load_or_create_key_file(path, random_bytes=random_bytes)
     return EncryptingCodec(ring, random_bytes=random_bytes, reload=lambda: read_key_file(path)), path, created
+
+
+_DIGEST_NONCE_INFO = b"acs-security digest nonce v1"
+
+
+def digest_nonce_key(codec: EncryptingCodec) -> bytes:
+    """The 32-byte key HTTP digest nonces are minted and checked under (DigestVerifier).
+
+    Derived from the key ring's current (first) key with HKDF-SHA256 (RFC 5869), info
+    ``acs-security digest nonce v1``, so the stored-secrets key itself is never used for
+    anything but AES-GCM. Every node of a cluster reads the same key file (it must, to
+    decrypt the passwords they share), so every node derives the same nonce key and a
+    nonce one node issued verifies at another: the CPE's challenge and its answer may
+    reach different nodes behind the load balancer. After ``secrets rotate`` the first
+    key changes: restart every node, or nonces issued by nodes still on the old key are
+    refused as foreign (the CPE is challenged again).
+    Raises TypeError for anything but an EncryptingCodec."""
+    if not isinstance(codec, EncryptingCodec):
+        raise TypeError(f"digest_nonce_key takes an EncryptingCodec, not {type(codec).__name__}")
+    return HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None,
+                info=_DIGEST_NONCE_INFO).derive(codec.ring.keys[0])
 
 
 # ---------------------------------------------------------------------- what is secret

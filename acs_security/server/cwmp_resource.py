@@ -9,7 +9,8 @@ Answers:
 - 200 + envelope while the session goes on; 204 to end it (TR-069 section 3.7.2.4);
 - 401/403 for authentication (no session is kept for an unauthenticated Inform);
 - 503 + Retry-After when the server is at its session limit or the device is already in a
-  session (TR-069 section 3.7.1.5 lets the ACS refuse; CPEs retry after Retry-After);
+  session, on this node or, with ``device_leases``, on another node of the same database
+  (TR-069 section 3.7.1.5 lets the ACS refuse; CPEs retry after Retry-After);
 - 400/413/415 or a CWMP fault 8003 for malformed or out-of-order input, which also ends
   the session; never a traceback.
 """
@@ -44,6 +45,7 @@ from acs_security.cwmp.session import (
 from acs_security.cwmp.soap import Limits
 from acs_security.server.cpe_auth import CpeAuthenticator
 from acs_security.server.http import BodyError, decode_body
+from acs_security.server.leases import DeviceLeases
 from acs_security.server.provisioning import NullProvisioner, Provisioner
 from acs_security.server.registry import inform_record
 from acs_security.store.errors import InvalidArgument
@@ -75,7 +77,11 @@ class CwmpResource(Resource):
         max_body_bytes: int = 1024 * 1024,
         token_source: Callable[[], str] = lambda: secrets.token_urlsafe(18),
         session_observer: Callable[[dict[str, Any]], None] | None = None,
+        device_leases: DeviceLeases | None = None,
     ) -> None:
+        """``device_leases``: the node's device session leases when several nodes share the
+        database (server/leases.py); None for a single node, where the registry alone keeps
+        one session per device."""
         super().__init__()
         self._clock = clock
         self._store = store
@@ -86,6 +92,7 @@ class CwmpResource(Resource):
         self._max_body = max_body_bytes
         self._token = token_source
         self._observer = session_observer
+        self._leases = device_leases
         self.sessions = registry or SessionRegistry(
             clock, timeout=session_timeout, max_sessions=max_sessions, on_expire=self._expired
         )
@@ -133,6 +140,8 @@ class CwmpResource(Resource):
         ctx.busy = True
         try:
             self.sessions.touch(ctx)
+            if self._leases is not None:
+                self._leases.renew(ctx)
             event = ctx.session.receive(body)
             await self._continue(request, ctx, event)
         finally:
@@ -200,6 +209,8 @@ class CwmpResource(Resource):
             return
         ctx.busy = True
         try:
+            if self._leases is not None and not await self._claim_lease(request, ctx):
+                return
             try:
                 await self._store.record_inform(record)
             except Exception as exc:  # noqa: BLE001 - a store outage must not crash the session
@@ -216,6 +227,29 @@ class CwmpResource(Resource):
             ))
         finally:
             ctx.busy = False
+
+    async def _claim_lease(self, request: IRequest, ctx: SessionContext) -> bool:
+        """Take the device's lease across nodes; False when the session cannot go on (the
+        request is answered)."""
+        assert self._leases is not None
+        try:
+            holder = await self._leases.claim(ctx)
+        except Exception as exc:  # noqa: BLE001 - a store outage must not crash the session
+            # As for record_inform: TR-069 A.5 8002 Internal error; the CPE retries later.
+            self._end(ctx, "error", f"store: {exc}")
+            self._send(request, ctx.session.fail(m.Fault(8002)))
+            return False
+        if holder is not None:
+            self.sessions.close(ctx, "refused")
+            self._busy(request)
+            self._log_refusal(request, ctx.device_id, f"busy: device in a session on node {holder}")
+            return False
+        if self.sessions.find(ctx.token, None) is not ctx:
+            # The session timed out while the store answered: the lease is no longer wanted.
+            self._leases.release(ctx)
+            self._busy(request)
+            return False
+        return True
 
     async def _continue(self, request: IRequest, ctx: SessionContext, event: Any) -> None:
         if isinstance(event, ProtocolViolation):
@@ -265,11 +299,15 @@ class CwmpResource(Resource):
     def _end(self, ctx: SessionContext, outcome: str, detail: str | None) -> None:
         if not self.sessions.close(ctx, outcome):
             return
+        if self._leases is not None:
+            self._leases.release(ctx)
         self._log_session(ctx, detail)
         d = Deferred.fromCoroutine(self._provisioner.session_ended(ctx, ctx.outcome or outcome))
         d.addErrback(lambda f: log.failure("provisioner session_ended failed", f))
 
     def _expired(self, ctx: SessionContext) -> None:
+        if self._leases is not None:
+            self._leases.release(ctx)
         self._log_session(ctx, "idle timeout")
         d = Deferred.fromCoroutine(self._provisioner.session_ended(ctx, "timeout"))
         d.addErrback(lambda f: log.failure("provisioner session_ended failed", f))

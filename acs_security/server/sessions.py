@@ -48,6 +48,9 @@ class SessionContext:
     timeout_call: IDelayedCall | None = None
     # Whatever the provisioner keeps for this session (e.g. the task it is applying).
     provisioner_state: Any = None
+    # Clock time this node last took or renewed the device's lease in the store
+    # (server/leases.py); None while the session holds no lease.
+    lease_at: float | None = None
 
     @property
     def inform(self):  # type: ignore[no-untyped-def]

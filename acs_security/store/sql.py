@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from acs_security.store import schema as t
 from acs_security.store.jobs import JobsMixin
+from acs_security.store.leases import LeasesMixin
 from acs_security.store.tokens import TokensMixin
 from acs_security.store.batch import device_row, merge_informs
 from acs_security.store.codec import IdentityCodec, SecretCodec
@@ -61,7 +62,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class Store(JobsMixin, TokensMixin):
+class Store(JobsMixin, TokensMixin, LeasesMixin):
     """Storage behind a narrow interface. Build one with open_store()."""
 
     def __init__(
