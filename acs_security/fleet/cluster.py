@@ -75,10 +75,11 @@ class ClusterMode:
             self._adopt(rec)
         log.info("node {node}: {n} unfinished job(s) in the store, {r} stale claim(s) released",
                  node=self.options.node, n=len(self.engine.jobs), r=released)
-        if self.options.run_jobs:
-            self._loop = LoopingCall(self._sync_soon)
-            self._loop.clock = self._clock
-            self._loop.start(self.options.sync_interval, now=True)
+        # A job runner syncs everything; a CWMP-only or API-only node keeps the list of
+        # unfinished jobs current, so that its sessions skip the store when none runs.
+        self._loop = LoopingCall(self._sync_soon)
+        self._loop.clock = self._clock
+        self._loop.start(self.options.sync_interval, now=True)
 
     async def stop(self) -> None:
         if self._loop is not None and self._loop.running:
@@ -109,7 +110,11 @@ class ClusterMode:
     # -- sessions (any role that serves CWMP) -------------------------------------------
 
     async def session_tasks(self, device_id: str, inform: Any) -> list[LiveTask]:
-        """The device's active tasks, from the store: the session may be on any node."""
+        """The device's active tasks, from the store: the session may be on any node.
+        With no unfinished job known here (refreshed every sync), the store is not asked:
+        periodic sessions of a quiet fleet cost no query."""
+        if not any(j.state in ("running", "halted") for j in self.engine.jobs.values()):
+            return []
         rows = await self._store.call("device_tasks", device_id)
         out: list[LiveTask] = []
         for rec, job_state, wave, brake in rows:
@@ -159,6 +164,13 @@ class ClusterMode:
     async def sync(self) -> None:
         """Read job states and counts, renew claims, decide, claim more work."""
         store, node = self._store, self.options.node
+        if not self.options.run_jobs:
+            for rec in await store.call("list_jobs", limit=10_000, states=["running", "halted"]):
+                self._adopt(rec)
+            for job in self.engine.jobs.values():
+                if job.state in ("running", "halted") and job.tasks:
+                    job.state = "unknown"  # refreshed by the next session that reads it
+            return
         await self.engine.flush()
         now = self._clock.seconds()
         records = {r.id: r for r in await store.call("list_jobs", limit=10_000, states=["running", "halted"])}

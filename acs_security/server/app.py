@@ -41,7 +41,8 @@ from acs_security.fleet.engine import EngineLimits, FleetEngine
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.server.api import ApiResource
 from acs_security.policy.guardrails import context_from_config
-from acs_security.secrets import KeyFileError, SecretStore, open_codec, unknown_key_ids
+from acs_security.secrets import KeyFileError, SecretStore, digest_nonce_key, open_codec, unknown_key_ids
+from acs_security.server.leases import DeviceLeases
 from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
 from acs_security.server.cpe_auth import CpeAuthenticator
 from acs_security.server.cwmp_resource import CwmpResource
@@ -171,6 +172,7 @@ class AcsServer:
     _threadpool: Any = None
     _wsgi_pool: Any = None
     _udp_port: Any = None
+    leases: DeviceLeases | None = None
 
     def issue_token(self, name: str, role: str) -> str:
         """Create a token now and return it (for tests and the demo, after start(); blocks
@@ -277,8 +279,10 @@ class AcsServer:
             ds = self.deferred_store
             authenticator = CpeAuthenticator(
                 find_credential=lambda **kw: ds.call("find_cpe_credential", **kw),
+                # Keyed from the shared secret key file: a nonce one node issues verifies on
+                # every node behind the load balancer.
                 verifier=DigestVerifier(
-                    cfg.realm, self.random_bytes(32), algorithms=cfg.digest_algorithms
+                    cfg.realm, digest_nonce_key(codec), algorithms=cfg.digest_algorithms
                 ),
                 clock=self.reactor,
                 random_bytes=self.random_bytes,
@@ -290,7 +294,11 @@ class AcsServer:
         if self.provisioner is None:
             self.engine = self._make_engine()
             self.provisioner = self.engine
+        if cfg.clustered and self.runs_cwmp:
+            # One CWMP session per device across the nodes (a lease row in the store).
+            self.leases = DeviceLeases(self.deferred_store, self.reactor, cfg.node, cfg.session_lease)
         self.cwmp = CwmpResource(
+            device_leases=self.leases,
             clock=self.reactor,
             store=self.deferred_store,
             authenticator=authenticator,
@@ -368,6 +376,9 @@ class AcsServer:
         self.ports = {}
         if self.cwmp is not None:
             self.cwmp.sessions.close_all("shutdown")
+        if self.leases is not None:
+            ds.append(self.leases.release_all().addErrback(
+                lambda f: log.warn("cannot release session leases: {error}", error=f.getErrorMessage())))
         if self._udp_port is not None:
             d = self._udp_port.stopListening()
             if d is not None:

@@ -174,9 +174,9 @@ class ServerConfig:
                               "renewed at every sync)")
         if not 1 <= self.claim_batch <= 10_000:
             raise ConfigError("claim_batch must be 1-10000")
-        if self.session_lease <= self.session_timeout:
-            raise ConfigError("session_lease must be longer than session_timeout (a live session "
-                              "renews its lease with every message)")
+        if self.session_lease <= 1.5 * self.session_timeout:
+            raise ConfigError("session_lease must be longer than 1.5 x session_timeout (a live session "
+                              "renews its lease every third of it, and may then be idle for session_timeout)")
         if self.node_id is not None and not (0 < len(self.node_id) <= 64 and self.node_id.isprintable()):
             raise ConfigError("node_id must be 1-64 printable characters")
 
