@@ -164,18 +164,12 @@ class ClusterMode:
     async def sync(self) -> None:
         """Read job states and counts, renew claims, decide, claim more work."""
         store, node = self._store, self.options.node
-        if not self.options.run_jobs:
-            for rec in await store.call("list_jobs", limit=10_000, states=["running", "halted"]):
-                self._adopt(rec)
-            for job in self.engine.jobs.values():
-                if job.state in ("running", "halted") and job.tasks:
-                    job.state = "unknown"  # refreshed by the next session that reads it
-            return
         await self.engine.flush()
         now = self._clock.seconds()
         records = {r.id: r for r in await store.call("list_jobs", limit=10_000, states=["running", "halted"])}
         for job_id, job in list(self.engine.jobs.items()):
             if job_id not in records and job.state in ("running", "halted"):
+                # Finished or cancelled elsewhere.
                 rec = await store.call("get_job", job_id)
                 if rec is not None:
                     job.refresh(rec)
@@ -184,6 +178,9 @@ class ClusterMode:
                         job.forget(task)
         for rec in records.values():
             self._adopt(rec)
+        if not self.options.run_jobs:
+            self.engine._forget_finished()
+            return
         held = await store.call("renew_claims", node, until=_dt(now + self.options.claim_lease))
         for job in list(self.engine.jobs.values()):
             for task in list(job.tasks.values()):

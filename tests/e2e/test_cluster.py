@@ -4,6 +4,7 @@ tests). The ParameterKey each phone received is the proof that nothing was appli
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -218,3 +219,53 @@ def test_one_device_informing_both_nodes_gets_one_session(tmp_path, pg_db):
     assert second[0] == 503 and second[1].get("Retry-After") == "1", second
     assert end[0] == 204
     assert third[0] == 200 and b"InformResponse" in third[2]  # the lease went with a's session
+
+
+def test_roles_split_the_endpoint_the_job_runner_and_the_api(tmp_path, pg_db):
+    n = 200
+
+    async def go(reactor):
+        cluster = Cluster(reactor, tmp_path, pg_db)
+        cluster.cwmp = {"edge": free_port(), "runner": free_port(), "north": free_port()}
+        cluster.api = {name: free_port() for name in cluster.cwmp}
+        roles = {"edge": "cwmp", "runner": "jobs", "north": "api"}
+        sims = None
+        try:
+            cluster.token = await cluster.thread(make_token, pg_db)
+            for name, role in roles.items():
+                cluster.procs[name] = await cluster.thread(
+                    start_serve, tmp_path, pg_db, cluster.cwmp[name], cluster.api[name],
+                    "--node-id", name, "--role", role, *NODE_ARGS)
+            sims = fleet(reactor, f"http://acs.example.net:{cluster.cwmp['edge']}/cwmp", n, seed=23)
+            await sims.start()
+            await wait_until(reactor, lambda: all(p.sessions_completed for p in sims.phones),
+                             timeout=60, what="boot informs")
+            job = await cluster.api_call("north", "POST", "/api/v1/jobs", {
+                "policy": HARDENING.read_text(), "select": "all"})
+            state = await cluster.wait_job("north", job["id"], timeout=90)
+            rows = await cluster.thread(cluster.tasks, job["id"])
+            edge_ready = await cluster.thread(_get, cluster.api["edge"], "/readyz", "")
+            edge_jobs = await cluster.thread(_get, cluster.api["edge"], "/api/v1/jobs", cluster.token)
+            return state, rows, [p.spv_by_key[job["parameter_key"]] for p in sims.phones], edge_ready, edge_jobs
+        finally:
+            if sims is not None:
+                await sims.stop()
+            await cluster.stop()
+
+    state, rows, received, edge_ready, edge_jobs = run_in_reactor(go, timeout=240)
+    assert state["state"] == "completed" and state["applied"] + state["applied_pending_reboot"] == n, state
+    assert received == [1] * n
+    # The runner claimed and sent the connection requests; the edge ran every session.
+    assert {r.node for r in rows} == {"edge"}
+    assert {r.claimed_by for r in rows} <= {"runner", None} and any(r.claimed_by == "runner" for r in rows)
+    assert edge_ready[0] == 200 and json.loads(edge_ready[1])["role"] == "cwmp"
+    assert edge_jobs[0] == 404  # a CWMP node answers only health, readiness and metrics
+
+
+def _get(port: int, path: str, token: str) -> tuple[int, bytes]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
