@@ -171,3 +171,21 @@ def test_operator_actions_on_one_node_reach_the_other(cluster):
     assert sum(len(k) for k in phones.spv.values()) == sent
     with pytest.raises(Exception, match="not running"):
         drive(h, a.service.cancel_job(job.id))
+
+
+def test_a_node_stopped_cleanly_hands_its_devices_over_at_once(cluster):
+    h, phones, a, b = cluster
+    phones.behaviour = {f"P{i:03d}": "silent" for i in range(12)}
+    start(h, a)
+    job = drive(h, a.engine.submit(POLICY, parse_selector("all"), JobOptions(), deadline=timedelta(hours=1)))
+    advance(h, 1.5)
+    assert any(r.claimed_by == "node-a" for r in tasks(h))
+    drive(h, a.engine.stop())
+    a.resource = None
+    assert not any(r.claimed_by == "node-a" for r in tasks(h))  # released, not left to lapse
+    phones.behaviour = {}
+    start(h, b)
+    advance(h, 6)  # within the 10 s lease a last renewed: b did not wait for it
+    assert {r.state for r in tasks(h)} == {"applied"}
+    assert {s: len(k) for s, k in phones.spv.items()} == {f"P{i:03d}": 1 for i in range(12)}
+    assert drive(h, b.service.job_summary(job.id))["state"] == "completed"

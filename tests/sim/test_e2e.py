@@ -380,8 +380,12 @@ def test_download_of_a_cfg_xml_is_applied_and_reported_with_transfer_complete(tm
             done = {t.command_key: t.fault_code for t in server.store.list_transfer_completes(device_id(phone))}
             assert done == {"cfg-1": 0, "cfg-2": 9016}
             assert phone.params[SEC + "TLSCipherList"] == "HIGH"
-            events = [e for d, e, _ in provisioner.sessions if d == device_id(phone)]
-            assert any("7 TRANSFER COMPLETE" in e and "M Download" in e for e in events)
+            # The session that delivered the TransferComplete is logged when it ends, which
+            # may be a moment after the store has the record.
+            await wait_until(reactor, lambda: any(
+                "7 TRANSFER COMPLETE" in e and "M Download" in e
+                for d, e, _ in provisioner.sessions if d == device_id(phone)), timeout=10,
+                what="the TransferComplete session's events")
         finally:
             await fleet.stop()
             await file_port.stopListening()
