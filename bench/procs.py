@@ -205,7 +205,10 @@ class Profiler:
             return
         self._proc = subprocess.Popen(
             [str(spy), "record", "--pid", str(pid), "--format", "raw", "-o", str(out),
-             "--rate", str(rate), "--threads", "--nonblocking"],
+             "--rate", str(rate), "--threads", "--nonblocking",
+             # ACS_BENCH_PROFILE_GIL=1: only the thread holding the GIL, i.e. where the
+             # process spends Python CPU (store threads waiting on the database drop out).
+             *(["--gil"] if os.environ.get("ACS_BENCH_PROFILE_GIL") == "1" else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)  # attached before the measured work starts
 

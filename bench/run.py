@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "$ACS_BENCH_POSTGRES_URL or $ACS_TEST_POSTGRES_URL)")
             results["push_phones_per_s_postgres"] = None
         else:
-            step("postgres", lambda: _postgres(work, size, args.postgres))
+            step("postgres", lambda: _postgres(work, size, args.postgres, args.profile))
         if "cluster" in only and not args.postgres:
             results["notes"].append("6 cluster: not measured (no --postgres, "
                                     "$ACS_BENCH_POSTGRES_URL or $ACS_TEST_POSTGRES_URL)")
@@ -181,12 +181,13 @@ def _growth(work: Path, size: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _postgres(work: Path, size: dict[str, Any], url: str) -> dict[str, Any]:
+def _postgres(work: Path, size: dict[str, Any], url: str, profile: Path | None = None) -> dict[str, Any]:
     from bench.push import fleet_push, postgres_schema
 
     db, drop = postgres_schema(url, f"acs_bench_{os.getpid()}")
     try:
-        r = fleet_push(work / "postgres", db, phones=size["push"], boot_ramp=size["boot_ramp"])
+        r = fleet_push(work / "postgres", db, phones=size["push"], boot_ramp=size["boot_ramp"],
+                       profile=profile / "postgres" if profile else None)
     finally:
         drop()
     return {f"push_{k}_postgres": v for k, v in r.items() if k not in ("phones", "registered")}

@@ -30,6 +30,16 @@ __all__ = ["ClaimsMixin", "ACTIVE_TASK_STATES"]
 ACTIVE_TASK_STATES = ("pending", "requested", "in_session")
 
 
+# On every session's path with a job running: built once (building costs more than running).
+_DEVICE_TASKS = (
+    sa.select(t.tasks, t.jobs.c.state.label("job_state"), t.jobs.c.current_wave.label("job_wave"),
+              t.jobs.c.brake_released.label("job_brake"))
+    .join(t.jobs, t.jobs.c.id == t.tasks.c.job_id)
+    .where(t.tasks.c.device_id == sa.bindparam("d_device"))
+    .order_by(t.tasks.c.job_id)
+)
+
+
 class ClaimsMixin:
     _read: Any
     _write: Any
@@ -89,20 +99,18 @@ class ClaimsMixin:
 
     def device_tasks(self, device_id: str) -> list[tuple[Any, str, int, int]]:
         """The device's active tasks of running or halted jobs, each with its job's state,
-        current wave and released brake: what a session needs, from any node."""
+        current wave and released brake: what a session needs, from any node.
+
+        One statement whose only condition on tasks is the device id (its index); states
+        are filtered here. Conditions on the task state let a planner walk a job's tasks by
+        (job_id, state) instead, one row per device of the job for every session (seen on
+        SQLite: the cost grew with the fleet)."""
         from acs_security.store.jobs import _task
 
-        c, j = t.tasks.c, t.jobs.c
-        query = (
-            sa.select(t.tasks, j.state.label("job_state"), j.current_wave.label("job_wave"),
-                      j.brake_released.label("job_brake"))
-            .join(t.jobs, j.id == c.job_id)
-            .where(c.device_id == device_id, c.state.in_(ACTIVE_TASK_STATES),
-                   j.state.in_(("running", "halted")))
-            .order_by(c.job_id)
-        )
         with self._read("read a device's tasks") as conn:
-            return [(_task(r), r.job_state, r.job_wave, r.job_brake) for r in conn.execute(query)]
+            rows = conn.execute(_DEVICE_TASKS, {"d_device": device_id}).all()
+        return [(_task(r), r.job_state, r.job_wave, r.job_brake) for r in rows
+                if r.state in ACTIVE_TASK_STATES and r.job_state in ("running", "halted")]
 
     def transition_job(self, job_id: int, *, from_states: Sequence[str], expect_wave: int | None = None,
                        state: str | None = None, current_wave: int | None = None,

@@ -15,6 +15,8 @@ PostgreSQL URLs are rewritten to the psycopg 3 driver.
 
 from __future__ import annotations
 
+import time
+
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,6 +86,10 @@ def backend_name(engine: Engine) -> str:
     return engine.dialect.name
 
 
+#: A pooled PostgreSQL connection idle for longer than this is pinged before use.
+POSTGRES_PING_AFTER_IDLE_S = 5.0
+
+
 def make_engine(url: URL) -> Engine:
     """Create the engine for a URL from parse_store_url(). Does not connect.
 
@@ -95,12 +101,26 @@ def make_engine(url: URL) -> Engine:
     connect_args: dict[str, Any] = {"application_name": "acs-security"}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
-    return sa.create_engine(
-        url,
-        hide_parameters=True,
-        pool_pre_ping=True,  # survive a database restart between calls
-        connect_args=connect_args,
-    )
+    engine = sa.create_engine(url, hide_parameters=True, connect_args=connect_args)
+
+    # Survive a database restart between calls: a connection that sat idle in the pool is
+    # pinged before use and replaced if dead. Not pool_pre_ping, which pings at every
+    # checkout: a round trip on every store call of every session (docs/performance.md).
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) < POSTGRES_PING_AFTER_IDLE_S:
+            return
+        try:
+            dbapi_connection.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as exc:  # noqa: BLE001 - any failure: the pool connects anew
+            raise sa.exc.DisconnectionError(f"idle connection lost: {type(exc).__name__}") from exc
+
+    return engine
 
 
 def _sqlite_engine(url: URL) -> Engine:

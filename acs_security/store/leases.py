@@ -48,20 +48,12 @@ class LeasesMixin:
         check_text("node", node, empty=False)
         check_text("token", token, empty=False)
         check_aware("until", until)
-        now = self._now()
         c = t.device_sessions.c
-        insert = self._insert(t.device_sessions).values(
-            device_id=device_id, node=node, token=token, expires_at=until)
-        stmt = insert.on_conflict_do_update(
-            index_elements=[c.device_id],
-            set_={"node": insert.excluded.node, "token": insert.excluded.token,
-                  "expires_at": insert.excluded.expires_at},
-            # In the DO UPDATE's WHERE the table's columns are the row already there.
-            where=sa.or_(c.expires_at < now, sa.and_(c.node == node, c.token == token)),
-        ).returning(c.device_id)
+        stmt = self._lease_statements()[0]
+        params = {"l_device": device_id, "l_node": node, "l_token": token, "l_until": until, "l_now": self._now()}
         with self._write("claim a device session") as conn:
             for _ in range(2):
-                if conn.execute(stmt).first() is not None:
+                if conn.execute(stmt, params).first() is not None:
                     return None
                 # Refused: the row exists and stays locked by this transaction on PostgreSQL
                 # (SQLite: no other writer), so the holder read here is the one that refused.
@@ -70,6 +62,28 @@ class LeasesMixin:
                     return str(holder)
                 # Gone between the two statements (not expected, see above): try once more.
         raise StoreError(f"cannot claim a device session: the lease on {device_id!r} keeps changing")
+
+    def _lease_statements(self) -> tuple[Any, Any]:
+        """The claim and release statements, built once per store: they run on every
+        session's path, and building an upsert costs more than running it."""
+        cached = getattr(self, "_lease_stmts", None)
+        if cached is None:
+            c = t.device_sessions.c
+            insert = self._insert(t.device_sessions).values(
+                device_id=sa.bindparam("l_device"), node=sa.bindparam("l_node"),
+                token=sa.bindparam("l_token"), expires_at=sa.bindparam("l_until", type_=t.UTCDateTime))
+            claim = insert.on_conflict_do_update(
+                index_elements=[c.device_id],
+                set_={"node": insert.excluded.node, "token": insert.excluded.token,
+                      "expires_at": insert.excluded.expires_at},
+                # In the DO UPDATE's WHERE the table's columns are the row already there.
+                where=sa.or_(c.expires_at < sa.bindparam("l_now", type_=t.UTCDateTime),
+                             sa.and_(c.node == insert.excluded.node, c.token == insert.excluded.token)),
+            ).returning(c.device_id)
+            release = sa.delete(t.device_sessions).where(c.device_id == sa.bindparam("l_device"),
+                                                         c.token == sa.bindparam("l_token"))
+            cached = self._lease_stmts = (claim, release)
+        return cached
 
     def renew_device_session(self, device_id: str, token: str, until: datetime) -> bool:
         """Move the lease of session ``token`` on ``device_id`` to ``until``; False when the
@@ -89,10 +103,8 @@ class LeasesMixin:
         (a lease another session took meanwhile is left alone)."""
         check_text("device_id", device_id, empty=False)
         check_text("token", token, empty=False)
-        c = t.device_sessions.c
         with self._write("release a device session") as conn:
-            result = conn.execute(sa.delete(t.device_sessions)
-                                  .where(c.device_id == device_id, c.token == token))
+            result = conn.execute(self._lease_statements()[1], {"l_device": device_id, "l_token": token})
         return bool(result.rowcount)
 
     def release_node_sessions(self, node: str) -> int:

@@ -138,6 +138,10 @@ class Store(JobsMixin, TokensMixin, LeasesMixin):
     @contextmanager
     def _read(self, what: str) -> Iterator[Connection]:
         with self._guard(what), self._engine.connect() as conn:
+            if self.backend == "postgresql":
+                # Reads run in autocommit: no BEGIN and no ROLLBACK round trips around
+                # them (each statement sees committed data, which is all a read needs).
+                conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     @contextmanager
