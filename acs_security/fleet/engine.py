@@ -121,6 +121,7 @@ class FleetEngine:
         # Several nodes on one store (fleet/cluster.py); None: this process is the only one.
         self._cluster = ClusterMode(self, cluster) if cluster is not None else None
         self.node = cluster.node if cluster is not None else node
+        self._session_tasks: dict[str, list[LiveTask]] = {}
 
     @property
     def clustered(self) -> bool:
@@ -457,7 +458,12 @@ class FleetEngine:
 
     async def session_started(self, ctx: SessionContext) -> None:
         if self._cluster is not None:
-            tasks = await self._cluster.session_tasks(ctx.device_id or "", ctx.inform)
+            # Read from the store once per session; later calls (after a task is done, for
+            # another job's task) go over the same tasks.
+            tasks = self._session_tasks.get(ctx.token)
+            if tasks is None:
+                tasks = self._session_tasks[ctx.token] = await self._cluster.session_tasks(
+                    ctx.device_id or "", ctx.inform)
         else:
             tasks = self._by_device.get(ctx.device_id or "")
         if not tasks:
@@ -606,6 +612,7 @@ class FleetEngine:
         return d
 
     async def session_ended(self, ctx: SessionContext, outcome: str) -> None:
+        self._session_tasks.pop(ctx.token, None)
         work: _Work | None = ctx.provisioner_state
         if work is None:
             return

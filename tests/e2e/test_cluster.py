@@ -59,6 +59,7 @@ class Cluster:
         self.procs: dict[str, Any] = {}
         self.balancer: TcpBalancer | None = None
         self.token = ""
+        self.sims: SimulatedFleet | None = None
 
     def thread(self, fn: Any, *a: Any) -> Any:
         return deferToThreadPool(self.reactor, self.pool, fn, *a)
@@ -72,6 +73,19 @@ class Cluster:
         self.balancer = TcpBalancer(self.reactor, [("127.0.0.1", p) for p in self.cwmp.values()], down_for=2.0)
         port = self.balancer.listen(0, "127.0.0.1").getHost().port
         return f"http://acs.example.net:{port}/cwmp"
+
+    async def boot(self, url: str, n: int, seed: int, timeout: float) -> SimulatedFleet:
+        """Simulated phones through ``url``, once each completed its boot session."""
+        self.sims = fleet(self.reactor, url, n, seed=seed)
+        await self.sims.start()
+        await wait_until(self.reactor, lambda: all(p.sessions_completed for p in self.sims.phones),
+                         timeout=timeout, what="boot informs")
+        return self.sims
+
+    async def push(self, node: str, **options: Any) -> dict[str, Any]:
+        """The hardening policy to every phone, submitted on ``node``'s API."""
+        return await self.api_call(node, "POST", "/api/v1/jobs",
+                                   {"policy": HARDENING.read_text(), "select": "all", **options})
 
     async def api_call(self, node: str, method: str, path: str, body: Any = None) -> Any:
         return await self.thread(api_json, self.api[node], method, path, body, self.token)
@@ -96,6 +110,8 @@ class Cluster:
             store.close()
 
     async def stop(self) -> None:
+        if self.sims is not None:
+            await self.sims.stop()
         if self.balancer is not None:
             await self.balancer.stop()
         for proc in self.procs.values():
@@ -116,23 +132,15 @@ def test_two_nodes_split_a_2000_phone_push_and_apply_each_phone_once(tmp_path, p
 
     async def go(reactor):
         cluster = Cluster(reactor, tmp_path, pg_db)
-        sims = None
         try:
-            url = await cluster.start()
-            sims = fleet(reactor, url, n, seed=21)
-            await sims.start()
-            await wait_until(reactor, lambda: all(p.sessions_completed for p in sims.phones),
-                             timeout=90, what="boot informs through the balancer")
-            job = await cluster.api_call("node-a", "POST", "/api/v1/jobs", {
-                "policy": HARDENING.read_text(), "select": "all"})
+            sims = await cluster.boot(await cluster.start(), n, seed=21, timeout=90)
+            job = await cluster.push("node-a")
             # Either node answers for the job: the summary comes from the store.
             state = await cluster.wait_job("node-b", job["id"], timeout=150)
             rows = await cluster.thread(cluster.tasks, job["id"])
             received = [p.spv_by_key[job["parameter_key"]] for p in sims.phones]
             return state, rows, received, cluster.balancer.counters
         finally:
-            if sims is not None:
-                await sims.stop()
             await cluster.stop()
 
     state, rows, received, counters = run_in_reactor(go, timeout=300)
@@ -150,15 +158,9 @@ def test_a_node_killed_mid_push_leaves_its_devices_to_the_other(tmp_path, pg_db)
 
     async def go(reactor):
         cluster = Cluster(reactor, tmp_path, pg_db)
-        sims = None
         try:
-            url = await cluster.start()
-            sims = fleet(reactor, url, n, seed=22)
-            await sims.start()
-            await wait_until(reactor, lambda: all(p.sessions_completed for p in sims.phones),
-                             timeout=60, what="boot informs")
-            job = await cluster.api_call("node-a", "POST", "/api/v1/jobs", {
-                "policy": HARDENING.read_text(), "select": "all", "max_in_progress": 20})
+            sims = await cluster.boot(await cluster.start(), n, seed=22, timeout=60)
+            job = await cluster.push("node-a", max_in_progress=20)
             key = job["parameter_key"]
             await wait_until(reactor, lambda: sum(p.spv_by_key[key] for p in sims.phones) >= 60,
                              timeout=60, what="a part of the fleet applied")
@@ -172,8 +174,6 @@ def test_a_node_killed_mid_push_leaves_its_devices_to_the_other(tmp_path, pg_db)
             rows = await cluster.thread(cluster.tasks, job["id"])
             return state, orphaned, rows, [p.spv_by_key[key] for p in sims.phones]
         finally:
-            if sims is not None:
-                await sims.stop()
             await cluster.stop()
 
     state, orphaned, rows, received = run_in_reactor(go, timeout=300)
@@ -229,27 +229,21 @@ def test_roles_split_the_endpoint_the_job_runner_and_the_api(tmp_path, pg_db):
         cluster.cwmp = {"edge": free_port(), "runner": free_port(), "north": free_port()}
         cluster.api = {name: free_port() for name in cluster.cwmp}
         roles = {"edge": "cwmp", "runner": "jobs", "north": "api"}
-        sims = None
         try:
             cluster.token = await cluster.thread(make_token, pg_db)
             for name, role in roles.items():
                 cluster.procs[name] = await cluster.thread(
                     start_serve, tmp_path, pg_db, cluster.cwmp[name], cluster.api[name],
                     "--node-id", name, "--role", role, *NODE_ARGS)
-            sims = fleet(reactor, f"http://acs.example.net:{cluster.cwmp['edge']}/cwmp", n, seed=23)
-            await sims.start()
-            await wait_until(reactor, lambda: all(p.sessions_completed for p in sims.phones),
-                             timeout=60, what="boot informs")
-            job = await cluster.api_call("north", "POST", "/api/v1/jobs", {
-                "policy": HARDENING.read_text(), "select": "all"})
+            sims = await cluster.boot(f"http://acs.example.net:{cluster.cwmp['edge']}/cwmp", n, seed=23,
+                                      timeout=60)
+            job = await cluster.push("north")
             state = await cluster.wait_job("north", job["id"], timeout=90)
             rows = await cluster.thread(cluster.tasks, job["id"])
             edge_ready = await cluster.thread(_get, cluster.api["edge"], "/readyz", "")
             edge_jobs = await cluster.thread(_get, cluster.api["edge"], "/api/v1/jobs", cluster.token)
             return state, rows, [p.spv_by_key[job["parameter_key"]] for p in sims.phones], edge_ready, edge_jobs
         finally:
-            if sims is not None:
-                await sims.stop()
             await cluster.stop()
 
     state, rows, received, edge_ready, edge_jobs = run_in_reactor(go, timeout=240)
