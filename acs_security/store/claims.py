@@ -60,7 +60,7 @@ class ClaimsMixin:
         c = t.tasks.c
         pick = (
             sa.select(c.job_id, c.device_id)
-            .where(c.job_id == job_id, c.state.in_(ACTIVE_TASK_STATES), c.wave <= max_wave,
+            .where(c.job_id == job_id, t.ACTIVE_TASKS_SQL, c.wave <= max_wave,
                    sa.not_(c.cr_exhausted),
                    sa.or_(c.claimed_by.is_(None), c.claim_until < now),
                    sa.or_(c.next_attempt.is_(None), c.next_attempt <= now))
@@ -84,7 +84,7 @@ class ClaimsMixin:
         so the node can forget the ones another node finished."""
         check_aware("until", until)
         c = t.tasks.c
-        mine = sa.and_(c.claimed_by == node, c.state.in_(ACTIVE_TASK_STATES))
+        mine = sa.and_(c.claimed_by == node, t.ACTIVE_TASKS_SQL)
         with self._write("renew claims") as conn:
             conn.execute(sa.update(t.tasks).where(mine).values(claim_until=until))
             return {(r.job_id, r.device_id) for r in conn.execute(sa.select(c.job_id, c.device_id).where(mine))}

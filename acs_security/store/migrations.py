@@ -205,6 +205,16 @@ def _v4(conn: Connection) -> None:
     _add_column(conn, "tasks", sa.Column("node", sa.Text))
     _add_column(conn, "jobs", sa.Column("brake_released", sa.Integer, server_default=sa.text("-1")))
     md = sa.MetaData()
+    active = sa.text("state IN ('pending', 'requested', 'in_session')")
+    tasks = sa.Table(
+        "tasks", md,
+        sa.Column("job_id", sa.Integer), sa.Column("position", sa.Integer),
+        sa.Column("state", sa.Text), sa.Column("claimed_by", sa.Text),
+    )
+    sa.Index("ix_tasks_active_position", tasks.c.job_id, tasks.c.position,
+             postgresql_where=active, sqlite_where=active).create(conn)
+    sa.Index("ix_tasks_active_claimed_by", tasks.c.claimed_by,
+             postgresql_where=active, sqlite_where=active).create(conn)
     sa.Table(
         "device_sessions", md,
         sa.Column("device_id", sa.Text, primary_key=True),
@@ -212,7 +222,7 @@ def _v4(conn: Connection) -> None:
         sa.Column("token", sa.Text, nullable=False),
         sa.Column("expires_at", UTCDateTime, nullable=False),
     )
-    md.create_all(conn, checkfirst=False)
+    md.tables["device_sessions"].create(conn, checkfirst=False)
 
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -178,6 +178,10 @@ jobs = sa.Table(
     sa.Index("ix_jobs_parameter_key", "parameter_key", unique=True),
 )
 
+#: The condition of the partial indexes on active tasks; queries that should use them repeat
+#: it to the letter (store/claims.py), which is how both planners match a partial index.
+ACTIVE_TASKS_SQL = sa.text("state IN ('pending', 'requested', 'in_session')")
+
 tasks = sa.Table(
     "tasks",
     metadata,
@@ -204,6 +208,13 @@ tasks = sa.Table(
     sa.Column("node", sa.Text),
     sa.Index("ix_tasks_device_id", "device_id"),
     sa.Index("ix_tasks_job_state", "job_id", "state"),
+    # Partial indexes over the active tasks only: the claims (next due tasks of a job, in
+    # order) and their renewal (this node's) run every second on every job runner, and must
+    # not scan the finished tasks of every job ever run (migration step 4).
+    sa.Index("ix_tasks_active_position", "job_id", "position",
+             postgresql_where=ACTIVE_TASKS_SQL, sqlite_where=ACTIVE_TASKS_SQL),
+    sa.Index("ix_tasks_active_claimed_by", "claimed_by",
+             postgresql_where=ACTIVE_TASKS_SQL, sqlite_where=ACTIVE_TASKS_SQL),
 )
 
 # One CWMP session per device across every node on this database (migration step 4): a
