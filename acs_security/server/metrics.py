@@ -32,6 +32,19 @@ def _label(value: Any) -> str:
     return text if 0 < len(text) <= _MAX_LABEL and text.isprintable() else "other"
 
 
+#: Refusal details (cwmp_resource.py) by prefix -> the reason label; the rest is "other".
+_REFUSALS = (("busy: session limit", "capacity"), ("busy: device in a session on node", "device_other_node"),
+             ("busy:", "device_busy"), ("auth:", "auth"), ("protocol:", "protocol"), ("inform:", "protocol"))
+
+
+def refusal_reason(detail: str) -> str:
+    """A bounded label for a refusal's detail (details name devices and nodes)."""
+    for prefix, reason in _REFUSALS:
+        if detail.startswith(prefix):
+            return reason
+    return "other"
+
+
 def _fault_code(fault: Any) -> str:
     if isinstance(fault, Mapping):
         return _label(fault.get("code", "other"))
@@ -77,6 +90,9 @@ class AcsMetrics:
                                           buckets=SESSION_BUCKETS, registry=r)
         self.store_latency = Histogram("acs_store_call_seconds", "Store call latency, by method", ["method"],
                                        buckets=STORE_BUCKETS, registry=r)
+        self.refusals = Counter(
+            "acs_cwmp_refusals", "Sessions refused at their Inform, by reason (device_other_node: the "
+            "device is in a session on another node)", ["reason"], registry=r)
         self.api_requests = Counter("acs_nbi_requests", "Northbound requests, by face and HTTP status",
                                     ["face", "status"], registry=r)
 
@@ -88,6 +104,8 @@ class AcsMetrics:
         """One CWMP session as the CWMP resource's observer reports it (device, events, rpcs,
         faults, outcome, duration_ms). Never raises for odd values."""
         self.sessions.labels(_label(entry.get("outcome") or "unknown")).inc()
+        if entry.get("outcome") == "refused":
+            self.refusals.labels(refusal_reason(str(entry.get("detail") or ""))).inc()
         for event in entry.get("events") or ():
             self.informs.labels(_label(event)).inc()
         for rpc in entry.get("rpcs") or ():

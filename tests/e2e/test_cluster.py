@@ -210,15 +210,17 @@ def test_one_device_informing_both_nodes_gets_one_session(tmp_path, pg_db):
             cookie = first[1].get("Set-Cookie", "").split(";")[0]
             end = await cluster.thread(_post, a, b"", cookie)
             third = await cluster.thread(_post, b, inform("FCH0000C1U5", ("2 PERIODIC",)))
-            return first, second, end, third
+            metrics = await cluster.thread(_get, cluster.api["node-b"], "/metrics", cluster.token)
+            return first, second, end, third, metrics
         finally:
             await cluster.stop()
 
-    first, second, end, third = run_in_reactor(go, timeout=120)
+    first, second, end, third, metrics = run_in_reactor(go, timeout=120)
     assert first[0] == 200 and b"InformResponse" in first[2]
     assert second[0] == 503 and second[1].get("Retry-After") == "1", second
     assert end[0] == 204
     assert third[0] == 200 and b"InformResponse" in third[2]  # the lease went with a's session
+    assert b'acs_cwmp_refusals_total{reason="device_other_node"} 1.0' in metrics[1]
 
 
 def test_roles_split_the_endpoint_the_job_runner_and_the_api(tmp_path, pg_db):
