@@ -1,0 +1,250 @@
+"""The job engine's session half: what a CWMP session does for a targeted device.
+
+The CWMP endpoint calls these as its :class:`~acs_security.server.provisioning.Provisioner`
+(a mixin of :class:`~acs_security.fleet.engine.FleetEngine`, which holds the state): when a
+targeted device is in a session and its wave is open, it gets its SetParameterValues (per
+model batches, only the last carrying the job's ParameterKey), optionally read back with
+GetParameterValues; the response or fault becomes the task's outcome, committed before the
+session goes on. A device whose Inform already carries the job's key is done without
+another SetParameterValues (TR-069 A.3.2.1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+
+from acs_security.cwmp import messages as m
+from acs_security.cwmp.values import parse_value
+from acs_security.fleet.live import LiveJob, LiveTask
+from acs_security.fleet.tasks import TaskEvent, TaskState
+from acs_security.policy.plan import DevicePlan
+from acs_security.server.sessions import SessionContext
+from acs_security.store.jobs import TargetDevice
+
+if TYPE_CHECKING:
+    from acs_security.fleet.cluster import ClusterMode
+    from acs_security.fleet.writes import TaskWriter
+
+__all__ = ["SessionSide"]
+
+
+class _Work:
+    """What a session does for one task: plan, SetParameterValues, optional read-back."""
+
+    __slots__ = ("task", "plan", "stage", "batches", "batch")
+
+    def __init__(self, task: LiveTask) -> None:
+        self.task = task
+        self.plan: DevicePlan | None = None
+        self.stage = "plan"
+        self.batches: list[tuple[Any, ...]] = []
+        self.batch = 0
+
+    def request(self, job: LiveJob) -> m.SetParameterValues:
+        """The SetParameterValues of the current batch. Only the last batch carries the
+        job's ParameterKey, so that the key in a later Inform means *all* of it landed."""
+        params = self.batches[self.batch]
+        last = self.batch == len(self.batches) - 1
+        key = job.parameter_key if last else f"{job.parameter_key}.{self.batch + 1}"
+        return m.SetParameterValues(
+            tuple(m.ParameterValue(p.path, parse_value(p.xsi_type, p.value), p.xsi_type) for p in params), key)
+
+
+class SessionSide:
+    """The provisioner methods of the engine (see the module doc)."""
+
+    _cluster: ClusterMode | None
+    _writer: TaskWriter
+    _session_tasks: dict[str, list[LiveTask]]
+    _by_device: dict[str, list[LiveTask]]
+    devices: dict[str, TargetDevice]
+    _store: Any
+    _clock: Any
+    _random: Any
+    limits: Any
+
+    # FleetEngine's: _plan_cache(job) -> PlanCache, _batch_size(device) -> int | None.
+    _plan_cache: Any
+    _batch_size: Any
+
+    async def session_started(self, ctx: SessionContext) -> None:
+        if self._cluster is not None:
+            # Read from the store once per session; later calls (after a task is done, for
+            # another job's task) go over the same tasks.
+            tasks = self._session_tasks.get(ctx.token)
+            if tasks is None:
+                tasks = self._session_tasks[ctx.token] = await self._cluster.session_tasks(
+                    ctx.device_id or "", ctx.inform)
+        else:
+            tasks = self._by_device.get(ctx.device_id or "")
+        if not tasks:
+            return
+        inform = ctx.inform
+        values = inform.parameter_map if inform is not None else {}
+        key = values.get("Device.ManagementServer.ParameterKey")
+        known = self.devices.get(ctx.device_id or "")
+        if known is not None and inform is not None:
+            self.devices[known.device_id] = TargetDevice(
+                known.device_id, known.product_class,
+                str(values.get("Device.DeviceInfo.SoftwareVersion") or known.software_version or "") or None,
+                known.serial_number,
+                str(values.get("Device.ManagementServer.ConnectionRequestURL") or known.connection_request_url or "") or None,
+                str(values.get("Device.ManagementServer.UDPConnectionRequestAddress")
+                    or known.udp_connection_request_address or "") or None,
+                str(key) if key is not None else known.parameter_key, known.tags,
+            )
+        now = self._clock.seconds()
+        for task in list(tasks):
+            job = task.job
+            if task.state not in (TaskState.PENDING, TaskState.REQUESTED, TaskState.IN_SESSION):
+                continue
+            if key is not None and key == job.parameter_key:
+                # TR-069 A.3.2.1: the key of the last successful SetParameterValues.
+                job.apply(task, TaskEvent.KEY_SEEN, now)
+                task.detail = "the device reports the job's ParameterKey"
+                if self._cluster is not None:
+                    # Durable before another node's session could read the task as pending.
+                    await self._writer.durable(task.update(now))
+                else:
+                    self._writer.mark(task.update(now))
+                continue
+            if ctx.provisioner_state is None and job.state == "running" and job.open_wave(task.wave) \
+                    and task.state is not TaskState.IN_SESSION:
+                ctx.provisioner_state = _Work(task)
+        if self._cluster is not None:
+            chosen = ctx.provisioner_state.task if ctx.provisioner_state is not None else None
+            for task in tasks:
+                if task is not chosen and task.state is not TaskState.IN_SESSION:
+                    self._cluster.settled(task)
+
+    async def next_request(self, ctx: SessionContext) -> Any | None:
+        work: _Work | None = ctx.provisioner_state
+        while work is not None:
+            task, job = work.task, work.task.job
+            if work.stage == "plan":
+                if task.state not in (TaskState.PENDING, TaskState.REQUESTED) or job.state != "running":
+                    work = ctx.provisioner_state = None
+                    break
+                now = self._clock.seconds()
+                job.apply(task, TaskEvent.SESSION, now)
+                device = self.devices.get(task.device_id)
+                known = None
+                if not job.options.force_all:
+                    params = await self._store.call("device_parameters", task.device_id)
+                    known = {name: value for name, (value, _t) in params.items()}
+                plan = (self._plan_cache(job).plan(device.product_class, device.software_version,
+                                                   known, force_all=job.options.force_all)
+                        if device is not None else DevicePlan(params=(), error="device unknown"))
+                work.plan = plan
+                if plan.error is not None:
+                    await self._outcome(task, TaskEvent.FAULT, detail=plan.error)
+                elif not plan.params:
+                    event = TaskEvent.NOTHING_TO_DO if plan.skipped and not plan.unchanged else TaskEvent.APPLIED
+                    detail = ("every setting of the policy is absent on this model/firmware"
+                              if event is TaskEvent.NOTHING_TO_DO else "already compliant: nothing to change")
+                    await self._outcome(task, event, detail=detail)
+                else:
+                    size = self._batch_size(device) or len(plan.params)
+                    work.batches = [plan.params[i:i + size] for i in range(0, len(plan.params), size)]
+                    work.stage = "sent"
+                    task.sent += 1
+                    return work.request(job)
+                work = ctx.provisioner_state = None
+            elif work.stage == "next-batch":
+                work.stage = "sent"
+                return work.request(job)
+            elif work.stage == "readback" and work.plan is not None:
+                work.stage = "readback-sent"
+                return m.GetParameterValues(tuple(p.path for p in work.plan.params))
+            else:
+                work = ctx.provisioner_state = None
+        # Another job may have work for this device in the same session.
+        await self.session_started(ctx)
+        if ctx.provisioner_state is not None:
+            return await self.next_request(ctx)
+        return None
+
+    async def handle_response(self, ctx: SessionContext, request: Any, response: Any) -> None:
+        work: _Work | None = ctx.provisioner_state
+        if work is None or work.plan is None:
+            return
+        task = work.task
+        if isinstance(request, m.SetParameterValues):
+            if isinstance(response, m.SetParameterValuesResponse):
+                applied = [(p.path, p.value, p.xsi_type) for p in work.batches[work.batch]]
+                await self._store.call("set_device_parameters", task.device_id, applied)
+                if work.batch + 1 < len(work.batches):
+                    work.batch += 1
+                    work.stage = "next-batch"
+                    ctx.provisioner_state = work
+                    return
+                if task.job.options.readback:
+                    work.stage = "readback"
+                    work.task.detail = "applied; reading back"
+                    ctx.provisioner_state = work
+                    return
+                event = TaskEvent.APPLIED if response.status == 0 else TaskEvent.APPLIED_REBOOT
+                await self._outcome(task, event, detail=None)
+            elif isinstance(response, m.Fault):
+                faults = tuple({"name": f.name, "code": f.code, "string": f.string}
+                               for f in response.set_parameter_values_faults)
+                detail = (f"batch {work.batch + 1} of {len(work.batches)} refused"
+                          if len(work.batches) > 1 else None)
+                await self._outcome(task, TaskEvent.FAULT, fault=(response.code, response.string),
+                                    faults=faults, detail=detail)
+            ctx.provisioner_state = work if work.stage in ("readback", "next-batch") else None
+        elif isinstance(request, m.GetParameterValues) and work.stage == "readback-sent":
+            if isinstance(response, m.GetParameterValuesResponse):
+                got = {p.name: p for p in response.parameters}
+                wrong = [p.path for p in work.plan.params
+                         if p.path not in got or not _same(got[p.path], p)]
+                if wrong:
+                    await self._outcome(task, TaskEvent.FAULT, detail=f"read-back differs: {', '.join(wrong)}")
+                else:
+                    await self._outcome(task, TaskEvent.APPLIED, detail="applied and read back")
+            else:
+                await self._outcome(task, TaskEvent.APPLIED, detail="applied; read-back refused")
+            ctx.provisioner_state = None
+
+    def _outcome(self, task: LiveTask, event: TaskEvent, *, detail: str | None = None,
+                 fault: tuple[int, str] | None = None,
+                 faults: tuple[dict[str, Any], ...] = ()) -> Deferred[None]:
+        now = self._clock.seconds()
+        task.job.apply(task, event, now)
+        task.detail = detail
+        if fault is not None:
+            task.fault_code, task.fault_string = fault
+        task.faults = faults
+        # Committed before the session goes on: an outcome is never lost to a crash.
+        d = self._writer.durable(task.update(now))
+        if self._cluster is not None:
+            cluster = self._cluster
+            d.addCallback(lambda _: cluster.settled(task))
+        return d
+
+    async def session_ended(self, ctx: SessionContext, outcome: str) -> None:
+        self._session_tasks.pop(ctx.token, None)
+        work: _Work | None = ctx.provisioner_state
+        if work is None:
+            return
+        task = work.task
+        if task.state is TaskState.IN_SESSION:
+            now = self._clock.seconds()
+            task.job.apply(task, TaskEvent.SESSION_LOST, now)
+            task.detail = f"session ended ({outcome}) before the device answered"
+            task.next_attempt = now + self.limits.backoff.delay(1, self._random())
+            self._writer.mark(task.update(now))
+        if self._cluster is not None and task.state is not TaskState.IN_SESSION:
+            self._cluster.settled(task)
+        ctx.provisioner_state = None
+
+
+def _same(got: m.ParameterValue, sent: Any) -> bool:
+    """Read-back check: the value the device reports equals the one sent, compared as typed
+    values (the codec's), so "true" and "1" agree; an unreadable value does not."""
+    try:
+        return got.value == parse_value(sent.xsi_type, sent.value)
+    except ValueError:
+        return False
