@@ -66,7 +66,7 @@ def parse_duration(text: str | float | int) -> timedelta:
 
 
 REPORT_COLUMNS = ("device_id", "state", "wave", "attempts", "sent", "fault_code", "fault_string",
-                  "faults", "detail", "finished_at")
+                  "faults", "detail", "finished_at", "node")
 
 
 class FleetService:

@@ -188,10 +188,6 @@ def render_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _safe_db(url: str) -> str:
-    """The database URL with any password replaced by ``***``."""
-    return mask_db_url(url)
-
 
 def render_effective(config: ServerConfig) -> str:
     """The effective settings as TOML (unset ones commented); the database password masked."""
@@ -199,7 +195,7 @@ def render_effective(config: ServerConfig) -> str:
     for name in FIELDS:
         value = getattr(config, name)
         if name == "db":
-            value = _safe_db(value)
+            value = mask_db_url(value)
         if value is None:
             lines.append(f"#{name} = (unset)")
         else:

@@ -30,7 +30,6 @@ from twisted.logger import Logger
 
 from acs_security.fleet.live import LiveJob, LiveTask
 from acs_security.fleet.tasks import ACTIVE, TERMINAL, TaskState
-from acs_security.store.jobs import TargetDevice
 
 if TYPE_CHECKING:
     from acs_security.fleet.engine import FleetEngine
@@ -109,7 +108,7 @@ class ClusterMode:
 
     # -- sessions (any role that serves CWMP) -------------------------------------------
 
-    async def session_tasks(self, device_id: str, inform: Any) -> list[LiveTask]:
+    async def session_tasks(self, device_id: str) -> list[LiveTask]:
         """The device's active tasks, from the store: the session may be on any node.
         With no unfinished job known here (refreshed every sync), the store is not asked:
         periodic sessions of a quiet fleet cost no query."""
@@ -126,8 +125,6 @@ class ClusterMode:
             if task is None or task.gone:
                 task = job.add(rec, count=False, queue=False, claimed=False)
             out.append(task)
-        if out and device_id not in self.engine.devices and inform is not None:
-            self.engine.devices[device_id] = _device_from_inform(device_id, inform)
         return out
 
     def settled(self, task: LiveTask) -> None:
@@ -287,17 +284,3 @@ class ClusterMode:
         if job is not None:
             job.state, job.reason, job.current_wave, job.brake_released = "running", None, nxt, wave
         return True
-
-
-def _device_from_inform(device_id: str, inform: Any) -> TargetDevice:
-    values = inform.parameter_map
-
-    def text(name: str) -> str | None:
-        v = values.get(name)
-        return str(v) if v not in (None, "") else None
-
-    ident = inform.device_id
-    return TargetDevice(device_id, ident.product_class, text("Device.DeviceInfo.SoftwareVersion"),
-                        ident.serial_number, text("Device.ManagementServer.ConnectionRequestURL"),
-                        text("Device.ManagementServer.UDPConnectionRequestAddress"),
-                        text("Device.ManagementServer.ParameterKey"))

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from acs_security.fleet.cluster import ClusterMode
     from acs_security.fleet.writes import TaskWriter
 
-__all__ = ["SessionSide"]
+__all__ = ["SessionSide", "device_from_inform"]
 
 
 class _Work:
@@ -76,7 +76,7 @@ class SessionSide:
             tasks = self._session_tasks.get(ctx.token)
             if tasks is None:
                 tasks = self._session_tasks[ctx.token] = await self._cluster.session_tasks(
-                    ctx.device_id or "", ctx.inform)
+                    ctx.device_id or "")
         else:
             tasks = self._by_device.get(ctx.device_id or "")
         if not tasks:
@@ -84,17 +84,10 @@ class SessionSide:
         inform = ctx.inform
         values = inform.parameter_map if inform is not None else {}
         key = values.get("Device.ManagementServer.ParameterKey")
-        known = self.devices.get(ctx.device_id or "")
-        if known is not None and inform is not None:
-            self.devices[known.device_id] = TargetDevice(
-                known.device_id, known.product_class,
-                str(values.get("Device.DeviceInfo.SoftwareVersion") or known.software_version or "") or None,
-                known.serial_number,
-                str(values.get("Device.ManagementServer.ConnectionRequestURL") or known.connection_request_url or "") or None,
-                str(values.get("Device.ManagementServer.UDPConnectionRequestAddress")
-                    or known.udp_connection_request_address or "") or None,
-                str(key) if key is not None else known.parameter_key, known.tags,
-            )
+        if inform is not None and ctx.device_id:
+            # What the Inform says is newer than what the engine knew (firmware, URLs).
+            self.devices[ctx.device_id] = device_from_inform(ctx.device_id, inform,
+                                                             self.devices.get(ctx.device_id))
         now = self._clock.seconds()
         for task in list(tasks):
             job = task.job
@@ -248,3 +241,25 @@ def _same(got: m.ParameterValue, sent: Any) -> bool:
         return got.value == parse_value(sent.xsi_type, sent.value)
     except ValueError:
         return False
+
+
+def device_from_inform(device_id: str, inform: Any, known: TargetDevice | None = None) -> TargetDevice:
+    """The device as its Inform describes it; values the Inform leaves out (and the tags,
+    which the Inform never carries) are taken from ``known``."""
+    values = inform.parameter_map
+
+    def text(name: str, fallback: str | None) -> str | None:
+        v = values.get(name)
+        return str(v) if v not in (None, "") else fallback
+
+    ident = inform.device_id
+    return TargetDevice(
+        device_id, ident.product_class,
+        text("Device.DeviceInfo.SoftwareVersion", known.software_version if known else None),
+        ident.serial_number,
+        text("Device.ManagementServer.ConnectionRequestURL", known.connection_request_url if known else None),
+        text("Device.ManagementServer.UDPConnectionRequestAddress",
+             known.udp_connection_request_address if known else None),
+        text("Device.ManagementServer.ParameterKey", known.parameter_key if known else None),
+        known.tags if known else (),
+    )

@@ -358,7 +358,9 @@ def mask_db_url(url: str) -> str:
     the store refuses them with its own message)."""
     import sqlalchemy as sa
 
+    from acs_security.store.engine import safe_url
+
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - ArgumentError for text that is not a URL
+        return safe_url(sa.engine.make_url(url))
+    except sa.exc.ArgumentError:
         return url

@@ -74,7 +74,9 @@ SCHEMAS: dict[str, Any] = {
     "JobPage": _page("Job", "jobs"),
     "Task": _obj({"device_id": _S, "wave": _I, "state": _S, "attempts": _I, "sent": _I,
                   "fault_code": _NI, "fault_string": _NS, "faults": {"type": "array"},
-                  "detail": _NS, "finished_at": _NS}, ["device_id", "state"]),
+                  "detail": _NS, "finished_at": _NS, "next_attempt": _NS,
+                  # The ACS node that last changed the task (several nodes: who handled it).
+                  "node": _NS}, ["device_id", "state"]),
     "TaskPage": _page("Task", "devices"),
     "Report": _obj({"job": _ref("Job"), "devices": {"type": "array", "items": _ref("Task")}}, ["job", "devices"]),
     "PolicyRequest": _obj({"policy": _S, "policy_name": _S}, ["policy"]),

@@ -27,7 +27,7 @@ from acs_security.store.records import check_aware, check_text
 
 __all__ = ["ClaimsMixin", "ACTIVE_TASK_STATES"]
 
-ACTIVE_TASK_STATES = ("pending", "requested", "in_session")
+ACTIVE_TASK_STATES = t.ACTIVE_TASK_STATES
 
 
 # On every session's path with a job running: built once (building costs more than running).

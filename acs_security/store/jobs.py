@@ -291,7 +291,7 @@ class JobsMixin(ClaimsMixin):
         # verdict stands), except that an outcome the device reported replaces a verdict of
         # absence written meanwhile.
         state = sa.bindparam("b_state")
-        guard = sa.or_(_one_of(c.state, ACTIVE_TASK_STATES),
+        guard = sa.or_(t.ACTIVE_TASKS_SQL,
                        sa.and_(_one_of(c.state, _ABSENCE_VERDICTS), _one_of(state, _DEVICE_OUTCOMES)))
         stmt = (
             sa.update(t.tasks)
@@ -324,7 +324,7 @@ class JobsMixin(ClaimsMixin):
         query = (
             sa.select(t.tasks)
             .join(t.jobs, t.jobs.c.id == c.job_id)
-            .where(t.jobs.c.state.in_(list(job_states)), c.state.in_(["pending", "requested", "in_session"]))
+            .where(t.jobs.c.state.in_(list(job_states)), c.state.in_(ACTIVE_TASK_STATES))
             .order_by(c.job_id, c.position)
         )
         with self._read("list active tasks") as conn:

@@ -180,7 +180,8 @@ jobs = sa.Table(
 
 #: The condition of the partial indexes on active tasks; queries that should use them repeat
 #: it to the letter (store/claims.py), which is how both planners match a partial index.
-ACTIVE_TASKS_SQL = sa.text("state IN ('pending', 'requested', 'in_session')")
+ACTIVE_TASK_STATES = ("pending", "requested", "in_session")  # fleet/tasks.py ACTIVE, in the store
+ACTIVE_TASKS_SQL = sa.text("state IN (" + ", ".join(f"'{s}'" for s in ACTIVE_TASK_STATES) + ")")
 
 tasks = sa.Table(
     "tasks",

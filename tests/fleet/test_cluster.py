@@ -116,6 +116,12 @@ def test_two_nodes_split_a_push_and_apply_each_phone_once(cluster):
         summary = drive(h, node.service.job_summary(job.id))
         assert summary["state"] == "completed" and summary["applied"] == 12 and summary["p50_s"] is not None
     assert b.engine.jobs[job.id].state == "completed"
+    # Operators see which node handled each phone, in the report and the devices page.
+    csv_text = drive(h, b.service.job_report(job.id, fmt="csv")).decode()
+    header, *lines = csv_text.strip().splitlines()
+    assert header.split(",")[-1] == "node" and {ln.rsplit(",", 1)[1] for ln in lines} == {"node-a", "node-b"}
+    page = drive(h, a.service.job_devices(job.id, limit=20))
+    assert {d["node"] for d in page["devices"]} == {"node-a", "node-b"}
 
 
 def test_a_dead_nodes_claims_lapse_and_the_other_node_finishes(cluster):

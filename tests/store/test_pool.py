@@ -17,7 +17,7 @@ def pg_url(postgres_url: str):
     yield from _postgres_schema_url(postgres_url)
 
 
-def _backends(admin: psycopg.Connection, store) -> list[int]:
+def _backends(store) -> list[int]:
     """The server process of the store's pooled connection (calls run one at a time, so the
     pool holds one): only this test's connection is killed."""
     with store.engine.connect() as conn:
@@ -34,7 +34,7 @@ def test_idle_connections_killed_by_the_server_are_replaced(pg_url: str, postgre
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             # Connections now count as idle for long enough to be checked (no real waiting).
             monkeypatch.setattr(store_engine, "POSTGRES_PING_AFTER_IDLE_S", 0.0)
-            for pid in _backends(admin, store):
+            for pid in _backends(store):
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         assert store.count_devices() == 1
         store.record_informs([inform("FCH0002")])
@@ -54,7 +54,7 @@ def test_a_recently_used_connection_is_not_pinged_and_a_dead_one_fails_once(
         store.count_devices()
         monkeypatch.setattr(store_engine, "POSTGRES_PING_AFTER_IDLE_S", 3600.0)
         with psycopg.connect(postgres_url, autocommit=True) as admin:
-            for pid in _backends(admin, store):
+            for pid in _backends(store):
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with pytest.raises(StoreUnavailable):
             store.count_devices()
