@@ -50,11 +50,11 @@ def _open(url: str) -> Any:
 
 
 def _create(args: Any) -> int:
-    from acs_security.server.auth import hash_token
+    from acs_security.server.auth import hash_token, new_token
     from acs_security.store.errors import InvalidArgument
     from acs_security.store.tokens import tokens_of
 
-    token = secrets.token_urlsafe(32)
+    token = new_token(secrets.token_bytes(32))
     store = _open(args.db)
     try:
         record = tokens_of(store).create_token(args.name, args.role, hash_token(token), datetime.now(UTC))

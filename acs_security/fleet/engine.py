@@ -90,7 +90,7 @@ class FleetEngine(SessionSide):
         self.jobs: dict[int, LiveJob] = {}
         self.devices: dict[str, TargetDevice] = {}
         self._by_device: dict[str, list[LiveTask]] = {}
-        self._writer = TaskWriter(store)
+        self._writer = TaskWriter(store, clock=clock)
         # Per job: its devices' plans, memoised (plancache.py: planning is most of a push
         # session's CPU, and a fleet's devices mostly share a plan).
         self._plans: dict[int, PlanCache] = {}

@@ -38,7 +38,9 @@ def result(coro):
 
 
 def test_new_token_is_urlsafe_256_bits_and_hash_is_sha256_hex():
-    assert len(TOKEN) == 43 and "=" not in TOKEN
+    assert len(TOKEN) == 47 and TOKEN.startswith("acs_") and "=" not in TOKEN
+    # base64url can start with "-"; the prefix keeps every token usable as ``--token T``.
+    assert new_token(b"\xf8" * 32).startswith("acs_-")
     assert hash_token(TOKEN) == __import__("hashlib").sha256(TOKEN.encode()).hexdigest()
     with pytest.raises(ValueError):
         new_token(b"short")
@@ -141,7 +143,7 @@ def test_tokens_command_creates_lists_and_revokes(tmp_path, capsys):
     db = f"sqlite:///{tmp_path}/c.db"
     assert cli_main(["tokens", "create", "--db", db, "--name", "noc", "--role", "viewer", "--json"]) == 0
     created = json.loads(capsys.readouterr().out)
-    assert created["role"] == "viewer" and len(created["token"]) == 43
+    assert created["role"] == "viewer" and len(created["token"]) == 47
     store = open_store(db)
     try:
         assert tokens_of(store).token_by_hash(hash_token(created["token"])).name == "noc"
