@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
@@ -30,11 +30,10 @@ from twisted.logger import Logger
 
 from acs_security.fleet.live import LiveJob, LiveTask
 from acs_security.fleet.tasks import ACTIVE, TERMINAL, TaskState
+from acs_security.fleet.waves import halt_reason, job_verdict
+from acs_security.store.jobrecords import TargetDevice
 
-if TYPE_CHECKING:
-    from acs_security.fleet.engine import FleetEngine
-
-__all__ = ["ClusterOptions", "ClusterMode"]
+__all__ = ["ClusterMode", "ClusterOptions", "EngineCore"]
 
 log = Logger(namespace="acs_security.fleet")
 
@@ -49,6 +48,22 @@ class ClusterOptions:
     run_jobs: bool = True
 
 
+class EngineCore(Protocol):
+    """What cluster mode needs of the job engine (fleet/engine.py): its working copies and
+    its per-tick work on this node's claimed tasks."""
+
+    jobs: dict[int, LiveJob]
+    devices: dict[str, TargetDevice]
+
+    def flush(self) -> Deferred[None]: ...
+
+    def check_requested(self, job: LiveJob, now: float) -> None: ...
+
+    def send_requests(self, job: LiveJob, now: float) -> None: ...
+
+    def forget_finished(self) -> None: ...
+
+
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -56,11 +71,11 @@ def _dt(ts: float) -> datetime:
 class ClusterMode:
     """The engine's shared-store half: job adoption, claims, sync and session lookup."""
 
-    def __init__(self, engine: FleetEngine, options: ClusterOptions) -> None:
+    def __init__(self, engine: EngineCore, options: ClusterOptions, *, store: Any, clock: Any) -> None:
         self.engine = engine
         self.options = options
-        self._store = engine._store
-        self._clock = engine._clock
+        self._store = store
+        self._clock = clock
         self._loop: LoopingCall | None = None
         self._syncing = False
 
@@ -138,8 +153,8 @@ class ClusterMode:
     def drive(self, job: LiveJob, now: float) -> None:
         """Every tick: this node's share of connection requests (the decisions are made at
         sync, from the store's counts)."""
-        self.engine._check_requested(job, now)
-        self.engine._send_requests(job, now)
+        self.engine.check_requested(job, now)
+        self.engine.send_requests(job, now)
 
     def in_progress(self, job: LiveJob) -> int:
         return len(job.requested)
@@ -176,7 +191,7 @@ class ClusterMode:
         for rec in records.values():
             self._adopt(rec)
         if not self.options.run_jobs:
-            self.engine._forget_finished()
+            self.engine.forget_finished()
             return
         held = await store.call("renew_claims", node, until=_dt(now + self.options.claim_lease))
         for job in list(self.engine.jobs.values()):
@@ -193,11 +208,9 @@ class ClusterMode:
                 await self._judge(job, now)
             if job.state == "running":
                 await self._claim(job, now)
-        self.engine._forget_finished()
+        self.engine.forget_finished()
 
     async def _judge(self, job: LiveJob, now: float) -> None:
-        from acs_security.fleet.engine import halt_reason, job_verdict
-
         store = self._store
         job.set_counts(await store.call("task_counts", job.id, by_wave=True))
         if now >= job.deadline:
@@ -215,7 +228,7 @@ class ClusterMode:
                          counts={s.value: n for s, n in job.counts.items() if n})
             job.state = "completed"
             return
-        counts = job.wave_counts.get(job.current_wave, {})
+        counts = job.wave_state_counts()
         busy = counts.get(TaskState.REQUESTED, 0) + counts.get(TaskState.IN_SESSION, 0)
         contactable = 0 if busy else await store.call("contactable_tasks", job.id, job.current_wave)
         verdict = job_verdict(job, contactable)

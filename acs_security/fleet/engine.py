@@ -32,10 +32,10 @@ from acs_security.connreq.policy import BackoffPolicy
 from acs_security.fleet.cluster import ClusterMode, ClusterOptions
 from acs_security.fleet.live import JobOptions, LiveJob, LiveTask
 from acs_security.fleet.plancache import PlanCache
-from acs_security.fleet.session_side import SessionSide
 from acs_security.fleet.selector import Selector
+from acs_security.fleet.session_side import SessionSide
 from acs_security.fleet.tasks import TaskEvent, TaskState
-from acs_security.fleet.waves import WaveOptions, assign_waves, wave_verdict
+from acs_security.fleet.waves import WaveOptions, assign_waves, halt_reason, job_verdict
 from acs_security.fleet.writes import TaskWriter
 from acs_security.mapping import Catalogue, load_catalogue
 from acs_security.policy.document import Policy
@@ -98,7 +98,7 @@ class FleetEngine(SessionSide):
         self._loop: LoopingCall | None = None
         self._ticking = False
         # Several nodes on one store (fleet/cluster.py); None: this process is the only one.
-        self._cluster = ClusterMode(self, cluster) if cluster is not None else None
+        self._cluster = ClusterMode(self, cluster, store=store, clock=clock) if cluster is not None else None
         self.node = cluster.node if cluster is not None else node
         self._session_tasks: dict[str, list[LiveTask]] = {}
 
@@ -182,7 +182,7 @@ class FleetEngine(SessionSide):
         rec = await self._store.call(
             "create_job", name=policy.name, policy=policy.to_json(), selector=selector.text,
             options=options.to_json(), parameter_key_prefix=PARAMETER_KEY_PREFIX,
-            deadline=now + deadline, tasks=[(d.device_id, w) for d, w in zip(devices, waves)],
+            deadline=now + deadline, tasks=[(d.device_id, w) for d, w in zip(devices, waves, strict=True)],
         )
         job = LiveJob.from_record(rec)
         job.created = self._clock.seconds()
@@ -193,7 +193,7 @@ class FleetEngine(SessionSide):
             log.info("job {id} {name}: {n} device(s) in {w} wave(s), key {key}", id=job.id,
                      name=job.name, n=len(devices), w=job.wave_count, key=job.parameter_key)
             return job
-        for i, (d, w) in enumerate(zip(devices, waves)):
+        for i, (d, w) in enumerate(zip(devices, waves, strict=True)):
             task = LiveTask(job, d.device_id, i, w)
             job.tasks[d.device_id] = task
             job.counts[TaskState.PENDING] += 1
@@ -306,11 +306,11 @@ class FleetEngine(SessionSide):
                     job.apply(task, TaskEvent.DEADLINE, now)
                     task.detail = "no session before the job's deadline"
                     self._writer.mark(task.update(now))
-        self._check_requested(job, now)
+        self.check_requested(job, now)
         if job.active == 0:
             self._finish(job, "completed")
             return
-        counts = job.wave_counts.get(job.current_wave, {})
+        counts = job.wave_state_counts()
         busy = counts.get(TaskState.REQUESTED, 0) + counts.get(TaskState.IN_SESSION, 0)
         # With devices requested or in session the wave is open whatever else it holds: the
         # O(tasks) count of contactable ones is needed only once nothing is in flight.
@@ -325,9 +325,9 @@ class FleetEngine(SessionSide):
             job.current_wave += 1
             log.info("job {id}: wave {w} opens", id=job.id, w=job.current_wave)
             self._persist_job(job)
-        self._send_requests(job, now)
+        self.send_requests(job, now)
 
-    def _check_requested(self, job: LiveJob, now: float) -> None:
+    def check_requested(self, job: LiveJob, now: float) -> None:
         """Devices that accepted a connection request but did not call in."""
         for task in list(job.requested):
             if (task.state is TaskState.REQUESTED and task.requested_at is not None
@@ -357,9 +357,9 @@ class FleetEngine(SessionSide):
                 lst.remove(task)
                 if not lst:
                     del self._by_device[task.device_id]
-        self._forget_finished()
+        self.forget_finished()
 
-    def _forget_finished(self) -> None:
+    def forget_finished(self) -> None:
         # A long-running server must not keep every finished job's tasks in memory: the
         # most recent ones stay (their summaries have rates and percentiles), older ones
         # are answered from the store.
@@ -368,7 +368,7 @@ class FleetEngine(SessionSide):
             del self.jobs[job_id]
             self._plans.pop(job_id, None)
 
-    def _send_requests(self, job: LiveJob, now: float) -> None:
+    def send_requests(self, job: LiveJob, now: float) -> None:
         in_progress = self._cluster.in_progress(job) if self._cluster is not None else job.in_progress
         budget = min(self.limits.max_cr_in_flight - self._cr_in_flight,
                      job.options.max_in_progress - in_progress)
@@ -432,15 +432,3 @@ class FleetEngine(SessionSide):
         else:
             task.next_attempt = now + self.limits.backoff.delay(task.attempts, self._random())
         self._writer.mark(task.update(now))
-
-def job_verdict(job: LiveJob, contactable: int) -> Any:
-    """The current wave's verdict from the job's counts; a wave whose brake an operator
-    released (resume) is judged without the brake."""
-    counts = job.wave_counts.get(job.current_wave, {})
-    rate = 1.0 if job.current_wave <= job.brake_released else job.options.max_fault_rate
-    return wave_verdict(counts, contactable=contactable, max_fault_rate=rate)
-
-
-def halt_reason(job: LiveJob, verdict: Any) -> str:
-    return (f"wave {job.current_wave}: {verdict.faulted} faulted of {verdict.decided} "
-            f"decided ({verdict.fault_rate:.0%} > {job.options.max_fault_rate:.0%})")

@@ -187,6 +187,10 @@ class LiveJob:
     def in_progress(self) -> int:
         return self.counts[TaskState.REQUESTED] + self.counts[TaskState.IN_SESSION]
 
+    def wave_state_counts(self, wave: int | None = None) -> Counter[TaskState]:
+        """Task counts by state of ``wave`` (default: the current wave); empty when none."""
+        return self.wave_counts.get(self.current_wave if wave is None else wave) or Counter()
+
     def open_wave(self, wave: int) -> bool:
         return wave <= self.current_wave
 

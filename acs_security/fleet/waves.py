@@ -13,10 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from acs_security.fleet.tasks import SUCCESS, TaskState
 
-__all__ = ["WaveOptions", "WaveVerdict", "assign_waves", "wave_verdict", "parse_canary"]
+if TYPE_CHECKING:
+    from acs_security.fleet.live import LiveJob
+
+__all__ = ["WaveOptions", "WaveVerdict", "assign_waves", "halt_reason", "job_verdict", "parse_canary", "wave_verdict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +102,16 @@ def wave_verdict(
     if decided and rate > max_fault_rate:
         return WaveVerdict("halt", decided, faulted, rate)
     return WaveVerdict("settled", decided, faulted, rate)
+
+
+def job_verdict(job: LiveJob, contactable: int) -> WaveVerdict:
+    """The current wave's verdict from the job's counts; a wave whose brake an operator
+    released (resume) is judged without the brake."""
+    counts = job.wave_state_counts()
+    rate = 1.0 if job.current_wave <= job.brake_released else job.options.max_fault_rate
+    return wave_verdict(counts, contactable=contactable, max_fault_rate=rate)
+
+
+def halt_reason(job: LiveJob, verdict: WaveVerdict) -> str:
+    return (f"wave {job.current_wave}: {verdict.faulted} faulted of {verdict.decided} "
+            f"decided ({verdict.fault_rate:.0%} > {job.options.max_fault_rate:.0%})")

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from acs_security.store import schema as t
 from acs_security.store.errors import InvalidArgument
+from acs_security.store.jobrecords import task_from_row as _task
 from acs_security.store.records import check_aware, check_text
 
 __all__ = ["ClaimsMixin", "ACTIVE_TASK_STATES"]
@@ -50,8 +51,6 @@ class ClaimsMixin:
         """Claim up to ``limit`` of the job's active tasks in waves <= ``max_wave`` that no
         live claim holds, whose next connection request is due and whose requests are not
         exhausted; returns their TaskRecords (claimed by ``node`` until ``until``)."""
-        from acs_security.store.jobs import _task
-
         check_text("node", node, empty=False)
         check_aware("until", until)
         check_aware("now", now)
@@ -105,8 +104,6 @@ class ClaimsMixin:
         are filtered here. Conditions on the task state let a planner walk a job's tasks by
         (job_id, state) instead, one row per device of the job for every session (seen on
         SQLite: the cost grew with the fleet)."""
-        from acs_security.store.jobs import _task
-
         with self._read("read a device's tasks") as conn:
             rows = conn.execute(_DEVICE_TASKS, {"d_device": device_id}).all()
         return [(_task(r), r.job_state, r.job_wave, r.job_brake) for r in rows

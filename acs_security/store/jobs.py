@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +19,9 @@ import sqlalchemy as sa
 from acs_security.store import schema as t
 from acs_security.store.claims import ACTIVE_TASK_STATES, ClaimsMixin
 from acs_security.store.errors import InvalidArgument, StoreError
+from acs_security.store.jobrecords import JobRecord, TargetDevice, TaskRecord, TaskUpdate
+from acs_security.store.jobrecords import job_from_row as _job
+from acs_security.store.jobrecords import task_from_row as _task
 from acs_security.store.records import check_aware, check_text
 
 __all__ = ["JobRecord", "TaskRecord", "TaskUpdate", "JobsMixin", "TargetDevice", "JOB_STATES"]
@@ -32,107 +34,10 @@ _ABSENCE_VERDICTS = ("unreachable", "cancelled")
 MAX_TASK_PAGE = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    id: int
-    name: str
-    policy: dict[str, Any]
-    selector: str
-    options: dict[str, Any]
-    parameter_key: str
-    state: str
-    current_wave: int
-    wave_count: int
-    total: int
-    reason: str | None
-    created_at: datetime
-    updated_at: datetime
-    deadline: datetime
-    finished_at: datetime | None
-    brake_released: int = -1
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
-    job_id: int
-    device_id: str
-    position: int
-    wave: int
-    state: str
-    attempts: int
-    sent: int
-    cr_exhausted: bool
-    fault_code: int | None
-    fault_string: str | None
-    faults: tuple[dict[str, Any], ...]
-    detail: str | None
-    updated_at: datetime
-    finished_at: datetime | None
-    node: str | None = None
-    next_attempt: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TaskUpdate:
-    """The new values of one task row (every column the engine changes)."""
-
-    job_id: int
-    device_id: str
-    state: str
-    attempts: int
-    sent: int
-    cr_exhausted: bool
-    updated_at: datetime
-    fault_code: int | None = None
-    fault_string: str | None = None
-    faults: tuple[dict[str, Any], ...] = field(default=())
-    detail: str | None = None
-    finished_at: datetime | None = None
-    # The node that made the change (None keeps the stored one) and when the next
-    # connection request may go (None: now).
-    node: str | None = None
-    next_attempt: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TargetDevice:
-    """What the engine needs of a targeted device."""
-
-    device_id: str
-    product_class: str
-    software_version: str | None
-    serial_number: str
-    connection_request_url: str | None
-    udp_connection_request_address: str | None
-    parameter_key: str | None
-    tags: tuple[str, ...] = ()
-
-
 def _one_of(expr: Any, values: Sequence[str]) -> Any:
     """``expr IN (...)`` written as ORs of inline constants: an executemany (one statement,
     many rows) cannot expand an IN list (SQLAlchemy), and these values are our own names."""
     return sa.or_(*(expr == sa.literal_column(f"'{v}'") for v in values))
-
-
-def _job(row: Any) -> JobRecord:
-    return JobRecord(
-        id=row.id, name=row.name, policy=json.loads(row.policy), selector=row.selector,
-        options=json.loads(row.options), parameter_key=row.parameter_key, state=row.state,
-        current_wave=row.current_wave, wave_count=row.wave_count, total=row.total,
-        reason=row.reason, created_at=row.created_at, updated_at=row.updated_at,
-        deadline=row.deadline, finished_at=row.finished_at, brake_released=row.brake_released,
-    )
-
-
-def _task(row: Any) -> TaskRecord:
-    return TaskRecord(
-        job_id=row.job_id, device_id=row.device_id, position=row.position, wave=row.wave,
-        state=row.state, attempts=row.attempts, sent=row.sent, cr_exhausted=bool(row.cr_exhausted),
-        fault_code=row.fault_code, fault_string=row.fault_string,
-        faults=tuple(json.loads(row.faults)) if row.faults else (), detail=row.detail,
-        updated_at=row.updated_at, finished_at=row.finished_at, node=row.node,
-        next_attempt=row.next_attempt,
-    )
 
 
 class JobsMixin(ClaimsMixin):
@@ -290,7 +195,7 @@ class JobsMixin(ClaimsMixin):
         # A final state is never overwritten (several nodes may judge one task: the first
         # verdict stands), except that an outcome the device reported replaces a verdict of
         # absence written meanwhile.
-        state = sa.bindparam("b_state")
+        state: Any = sa.bindparam("b_state")
         guard = sa.or_(t.ACTIVE_TASKS_SQL,
                        sa.and_(_one_of(c.state, _ABSENCE_VERDICTS), _one_of(state, _DEVICE_OUTCOMES)))
         stmt = (
