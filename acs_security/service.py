@@ -16,6 +16,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from acs_security.store.errors import InvalidArgument
+from acs_security.store.records import parse_device_id
+
 __all__ = ["ServiceError", "FleetService", "device_json", "parse_duration", "MAX_POLICY_BYTES"]
 
 MAX_PAGE = 1000
@@ -44,6 +47,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _identity(device_id: str) -> dict[str, str | None]:
+    """What a person recognises a phone by (its label: serial number and model, and the
+    OUI), taken from the device id, which is built from them (TR-069 3.4.4)."""
+    try:
+        oui, product_class, serial = parse_device_id(device_id)
+    except InvalidArgument:
+        return {"serial_number": None, "product_class": None, "oui": None}
+    return {"serial_number": serial, "product_class": product_class or None, "oui": oui}
+
+
 def device_json(device: Any) -> dict[str, Any]:
     return {k: _jsonable(v) for k, v in asdict(device).items()}
 
@@ -65,8 +78,9 @@ def parse_duration(text: str | float | int) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-REPORT_COLUMNS = ("device_id", "state", "wave", "attempts", "sent", "fault_code", "fault_string",
-                  "faults", "detail", "finished_at", "node")
+# The phone as a person finds it (serial, model, OUI) first; the device id for programs.
+REPORT_COLUMNS = ("serial_number", "product_class", "oui", "device_id", "state", "wave", "attempts", "sent",
+                  "fault_code", "fault_string", "faults", "detail", "finished_at", "node")
 
 
 class FleetService:
@@ -235,6 +249,7 @@ class FleetService:
             totals[verdict] += 1
             devices.append({
                 "device_id": device.device_id,
+                **_identity(device.device_id),
                 "product_class": device.product_class,
                 "verdict": verdict,
                 "changes": [{"path": p, "known": self.mask(p, k) if k is not None else None,
@@ -317,6 +332,7 @@ class FleetService:
         rows = []
         for t in tasks:
             row = {k: _jsonable(v) for k, v in asdict(t).items() if k not in ("job_id", "position", "updated_at")}
+            row.update(_identity(t.device_id))
             lt = live.tasks.get(t.device_id) if live is not None else None
             if lt is not None:  # the engine's copy is newer than the last batch written
                 row.update(state=lt.state.value, attempts=lt.attempts, sent=lt.sent, detail=lt.detail)

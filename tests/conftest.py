@@ -1,13 +1,17 @@
 """Shared test fixtures.
 
-PostgreSQL tests run when ``ACS_TEST_POSTGRES_URL`` names a server (CI sets it to the
-database on 127.0.0.1:5432); without it they are skipped with that reason, never faked.
+PostgreSQL tests run against the server ``ACS_TEST_POSTGRES_URL`` names, else against
+``postgresql://postgres@127.0.0.1:5432/test`` when a server answers there (a developer
+machine or CI with PostgreSQL running); ``ACS_TEST_POSTGRES_URL=off`` turns them off. Where
+no server answers they are skipped with that reason, never faked. The run's header and its
+last line say which store backends ran.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,11 +25,63 @@ def bbf_dir() -> Path:
     return BBF
 
 
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+_postgres: dict[str, str | None] = {}
+
+
+def _find_postgres() -> tuple[str | None, str]:
+    """(URL, why) of the PostgreSQL server the tests use, or (None, why not)."""
+    if "url" in _postgres:
+        return _postgres["url"], _postgres["why"] or ""
+    named = os.environ.get("ACS_TEST_POSTGRES_URL", "").strip()
+    if named.lower() in ("off", "none", "0", "no"):
+        url, why = None, "turned off by ACS_TEST_POSTGRES_URL"
+    else:
+        candidate = named or DEFAULT_POSTGRES_URL
+        try:
+            import psycopg
+
+            psycopg.connect(candidate, connect_timeout=3).close()
+            url, why = candidate, "named by ACS_TEST_POSTGRES_URL" if named else "answering at the default address"
+        except Exception as exc:  # noqa: BLE001 - any failure means: no server for this run
+            url = None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            why = f"no PostgreSQL server answered at {_safe(candidate)} ({first})"
+    _postgres.update(url=url, why=why)
+    return url, why
+
+
+def _safe(url: str) -> str:
+    import sqlalchemy as sa
+
+    from acs_security.store.engine import safe_url
+
+    try:
+        return safe_url(sa.make_url(url))
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown without its user part
+        return url.rsplit("@", 1)[-1]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _backends_line()
+
+
+def _backends_line() -> str:
+    url, why = _find_postgres()
+    if url is not None:
+        return f"store backends: SQLite and PostgreSQL ({_safe(url)}, {why})"
+    return f"store backends: SQLite only; PostgreSQL tests skipped: {why}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.write_line(_backends_line())
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    url = os.environ.get("ACS_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("ACS_TEST_POSTGRES_URL is not set: no PostgreSQL server named for this run")
+    url, why = _find_postgres()
+    if url is None:
+        pytest.skip(why)
     return url
 
 

@@ -277,7 +277,7 @@ def test_a_full_push_leaks_no_secret_to_logs_outputs_or_database_files(tmp_path,
             assert await cli("push", str(policy), "--select", "all", "--dry-run", "--server", api, "--token", token) == 0
             assert await cli("push", str(policy), "--select", "all", "--dry-run", "--json", "--server", api, "--token", token) == 0
             assert await cli("push", str(policy), "--select", "all", "--wait", "--json", "--server", api, "--token", token) == 0
-            summary = json.loads(outputs[-1])
+            summary = json.loads(outputs[-1].splitlines()[-1])  # JSON lines: the final one
             assert summary["state"] == "completed" and summary["applied"] + summary["applied_pending_reboot"] == 6
             dry = json.loads(outputs[1])
             assert [f["rule"] for f in dry["findings"]] == ["proxy-credentials-cleartext"] and not dry["refused_by"]

@@ -100,7 +100,7 @@ async def _demo(reactor: Any, args: Any, policy: Path, faults: Any, workdir: Pat
     port = server.address("cwmp").port
     acs_url = f"http://acs.example.net:{port}/"
     console.print(f"[bold]ACS[/bold] CWMP {acs_url} (acs.example.net -> 127.0.0.1), "
-                  f"API {server.url('api')}, SQLite in {workdir}")
+                  f"API {server.url('api')}, SQLite in {workdir}", soft_wrap=True)
     fleet = SimulatedFleet(
         reactor, acs_url, phones=args.phones, seed=args.seed, faults=faults,
         inform_interval=args.inform_interval, resolve={"acs.example.net": "127.0.0.1"},
@@ -122,7 +122,7 @@ async def _demo(reactor: Any, args: Any, policy: Path, faults: Any, workdir: Pat
         body = {"policy": policy.read_text(), "policy_name": policy.name, "select": "all",
                 "canary": args.canary, "max_fault_rate": 0.5, "deadline": args.deadline}
         job = await deferToThreadPool(reactor, pool, lambda: client.request("POST", "/api/v1/jobs", body=body))
-        final = await deferToThreadPool(reactor, pool, follow, client, job["id"])
+        final = await deferToThreadPool(reactor, pool, lambda: follow(client, job["id"]))
         render_summary(final, console)
         report = await deferToThreadPool(reactor, pool, client.get, f"/api/v1/jobs/{job['id']}/report")
         _print_outliers(report, console)
@@ -135,21 +135,14 @@ async def _demo(reactor: Any, args: Any, policy: Path, faults: Any, workdir: Pat
 
 
 def _print_outliers(report: dict[str, Any], console: Any) -> None:
-    from rich.table import Table
+    from acs_security.commands._output import outcome_table
 
     rows = [d for d in report["devices"] if not d["state"].startswith("applied")]
     if not rows:
         return
-    table = Table(title=f"{len(rows)} device(s) not applied")
-    for col in ("device", "state", "fault", "detail"):
-        table.add_column(col)
-    for d in rows[:30]:
-        fault = ""
-        if d.get("fault_code"):
-            names = ", ".join(f"{f['name'].rsplit('.', 1)[-1]}={f['code']}" for f in d.get("faults") or [])
-            fault = f"{d['fault_code']} {names}"
-        table.add_row(d["device_id"], d["state"], fault, d.get("detail") or "")
-    console.print(table)
+    shown = rows[:30]
+    title = f"{len(rows)} device(s) not applied" + (f" (the first {len(shown)})" if len(rows) > len(shown) else "")
+    console.print(outcome_table(shown, title=title))
 
 
 def _sleep(reactor: Any, seconds: float) -> Any:

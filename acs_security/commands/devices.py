@@ -8,9 +8,11 @@ import urllib.parse
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
+from acs_security.commands import UsageError
 from acs_security.commands._client import ApiClient, add_server_argument
+from acs_security.commands._output import cell, new_table
+from acs_security.display import device_labels, device_parts, printable
 
 __all__ = ["register"]
 
@@ -30,7 +32,7 @@ def register(sub: Any) -> None:
     lst.set_defaults(func=list_devices)
     show = dsub.add_parser("show", help="show one device with its known parameter values")
     add_server_argument(show)
-    show.add_argument("device_id")
+    show.add_argument("device_id", metavar="DEVICE", help="the device id, or its serial number")
     show.set_defaults(func=show_device)
 
 
@@ -44,32 +46,50 @@ def list_devices(args: Any) -> int:
         json.dump(data, sys.stdout, indent=2)
         print()
         return 0
-    table = Table(title=f"{data['total']} devices (showing {len(data['devices'])} from {data['offset']})")
-    for col in ("device", "product class", "software", "last inform", "events"):
-        table.add_column(col)
+    table = new_table(("serial", "model", "OUI", "software", "last inform", "events"),
+                      title=f"{data['total']} devices (showing {len(data['devices'])} from {data['offset']})",
+                      keep_whole=("serial", "model", "last inform"))
     for d in data["devices"]:
-        table.add_row(d["device_id"], d["product_class"], d.get("software_version") or "",
-                      d.get("last_inform") or "", " ".join(d.get("events") or []))
+        table.add_row(*(cell(v) for v in (d.get("serial_number"), d.get("product_class"), d.get("oui"),
+                                          d.get("software_version") or "", d.get("last_inform") or "",
+                                          " ".join(d.get("events") or []))))
     Console().print(table)
     return 0
 
 
+def _resolve(client: ApiClient, text: str) -> str:
+    """The device id for ``text``: a device id as it is, else a serial number looked up (an
+    operator reads the serial off the phone's label). Raises UsageError when no device or
+    several devices have that serial number (the answer lists them)."""
+    if device_parts(text) is not None:
+        return text
+    found = client.get("/api/v1/devices", serial=text, limit=20)["devices"]
+    if len(found) == 1:
+        return str(found[0]["device_id"])
+    if not found:
+        raise UsageError(f"no device has the id or serial number {printable(text)!r}", code=1)
+    labels = ", ".join(device_labels(found))
+    raise UsageError(f"several devices have the serial number {printable(text)!r} ({labels}): give the device id",
+                     code=1)
+
+
 def show_device(args: Any) -> int:
-    data = ApiClient(args.server).get("/api/v1/devices/" + urllib.parse.quote(args.device_id, safe=""))
+    client = ApiClient(args.server)
+    device_id = _resolve(client, args.device_id)
+    data = client.get("/api/v1/devices/" + urllib.parse.quote(device_id, safe=""))
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         print()
         return 0
     console = Console()
-    table = Table(title=data["device_id"], show_header=False)
+    table = new_table(("field", "value"), title=device_labels([data])[0])
+    table.show_header = False
     for key, value in data.items():
         if key != "parameters":
-            table.add_row(key, json.dumps(value) if isinstance(value, list) else str(value or ""))
+            table.add_row(cell(key), cell(json.dumps(value) if isinstance(value, list) else str(value or "")))
     console.print(table)
-    params = Table(title="parameters")
-    for col in ("name", "value", "type"):
-        params.add_column(col)
+    params = new_table(("name", "value", "type"), title="parameters")
     for name, p in data.get("parameters", {}).items():
-        params.add_row(name, p["value"], p["type"])
+        params.add_row(cell(name), cell(p["value"]), cell(p["type"]))
     console.print(params)
     return 0

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
 from acs_security.commands import UsageError
 from acs_security.commands._client import ApiClient, add_server_argument
+from acs_security.commands._output import STATE_ORDER, cell, new_table, outcome_table, watch_job
+from acs_security.display import device_labels, printable
 
-__all__ = ["register", "register_push", "render_summary"]
-
-STATE_ORDER = ("pending", "requested", "in_session", "applied", "applied_pending_reboot",
-               "faulted", "unreachable", "skipped", "cancelled")
-FINAL_JOB_STATES = ("completed", "cancelled")
+__all__ = ["follow", "register", "register_push", "render_summary"]
 
 
 def register_push(sub: Any) -> None:
@@ -34,7 +30,9 @@ def register_push(sub: Any) -> None:
     p.add_argument("--force-all", action="store_true", help="send every setting, not only the ones that differ")
     p.add_argument("--readback", action="store_true", help="confirm with GetParameterValues after applying")
     p.add_argument("--dry-run", action="store_true", help="show per device what would change; create nothing")
-    p.add_argument("--wait", action="store_true", help="follow the job with a progress bar until it ends")
+    p.add_argument("--wait", action="store_true",
+                   help="follow the job until it ends: a progress bar on a terminal, else a line every "
+                        "few seconds (JSON lines with --json)")
     p.add_argument("--force", action="append", default=[], metavar="RULE",
                    help="push although guardrail RULE refuses the policy (repeatable; see docs/guardrails.md)")
     add_server_argument(p)
@@ -51,6 +49,12 @@ def register(sub: Any) -> None:
     lst.add_argument("--limit", type=int, default=50)
     add_server_argument(lst)
     lst.set_defaults(func=list_jobs)
+    fol = jsub.add_parser("follow", help="follow a job until it ends or halts (bar, lines or JSON lines)")
+    fol.add_argument("job_id", type=int)
+    fol.add_argument("--every", type=float, default=5.0, metavar="S",
+                     help="seconds between progress lines when the output is not a terminal (default 5)")
+    add_server_argument(fol)
+    fol.set_defaults(func=follow_job)
     for name, helptext in (("show", "a job's counts per state, rate and estimated end"),
                            ("cancel", "stop a job: devices not yet in a session are cancelled"),
                            ("resume", "resume a job halted by its fault brake")):
@@ -120,39 +124,34 @@ def push(args: Any) -> int:
             print(f"job {result['id']} submitted: {result['total']} device(s), "
                   f"ParameterKey {result['parameter_key']}")
         return 0
-    final = follow(client, result["id"], quiet=args.json)
-    if args.json:
-        _dump(final)
-    else:
+    print(f"job {result['id']} submitted: {result['total']} device(s), ParameterKey {result['parameter_key']}",
+          file=sys.stderr)
+    final = follow(client, result["id"], mode="json" if args.json else "auto")
+    if not args.json:
         render_summary(final, Console())
     return 0 if final["state"] == "completed" and not final.get("faulted") else 1
 
 
-def follow(client: ApiClient, job_id: int, *, quiet: bool = False, interval: float = 0.5,
-           console: Console | None = None) -> dict[str, Any]:
-    """Poll a job until it ends (or halts), with a live bar and counts per state."""
-    console = console or Console(stderr=True)
-    summary = client.get(f"/api/v1/jobs/{job_id}")
-    progress = Progress(TextColumn("job {task.fields[job]}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
-                        console=console, disable=quiet, transient=False)
-    with progress:
-        bar = progress.add_task("push", total=summary["total"], job=job_id, counts="")
-        while True:
-            counts = " ".join(f"{s}={summary['counts'][s]}" for s in STATE_ORDER if summary["counts"].get(s))
-            progress.update(bar, completed=summary["done"] + summary["counts"].get("cancelled", 0),
-                            counts=f"{summary['state']} {counts}")
-            if summary["state"] in FINAL_JOB_STATES or summary["state"] == "halted":
-                return summary
-            time.sleep(interval)
-            summary = client.get(f"/api/v1/jobs/{job_id}")
+def follow(client: ApiClient, job_id: int, *, mode: str = "auto", interval: float = 0.5,
+           line_every: float = 5.0) -> dict[str, Any]:
+    """Poll a job until it ends (or halts); progress by ``mode`` (see _output.watch_job:
+    auto, bar, lines, json, quiet). Returns the last summary."""
+    return watch_job(lambda: client.get(f"/api/v1/jobs/{job_id}"), mode=mode, interval=interval,
+                     line_every=line_every)
+
+
+def follow_job(args: Any) -> int:
+    client = ApiClient(args.server)
+    final = follow(client, args.job_id, mode="json" if args.json else "auto", line_every=args.every)
+    if not args.json:
+        render_summary(final, Console())
+    return 0 if final["state"] == "completed" and not final.get("faulted") else 1
 
 
 def render_summary(s: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"job {s['id']} {s['name']}: {s['state']}"
-                  + (f" ({s['reason']})" if s.get("reason") else ""))
-    table.add_column("state")
-    table.add_column("devices", justify="right")
+    title = f"job {s['id']} {s['name']}: {s['state']}" + (f" ({s['reason']})" if s.get("reason") else "")
+    table = new_table(("state", "devices"), title=title)
+    table.columns[1].justify = "right"
     for state in STATE_ORDER:
         table.add_row(state, str(s["counts"].get(state, 0)))
     table.add_row("total", str(s["total"]), style="bold")
@@ -173,25 +172,24 @@ def _print_dry_run(result: dict[str, Any], *, as_json: bool) -> int:
         return 0
     console = Console()
     totals = result["totals"]
-    console.print(f"dry run of {result['policy']!r} on {result['targets']} device(s): "
-                  + ", ".join(f"{k} {v}" for k, v in totals.items()))
-    table = Table()
-    for col in ("device", "verdict", "setting", "known -> new / reason"):
-        table.add_column(col)
-    for d in result["devices"][:200]:
+    console.print(Text(f"dry run of {printable(result['policy'])!r} on {result['targets']} device(s): "
+                       + ", ".join(f"{k} {v}" for k, v in totals.items())))
+    table = new_table(("device", "verdict", "setting", "known -> new / reason"), keep_whole=("device",))
+    shown = result["devices"][:200]
+    for label, d in zip(device_labels(shown), shown, strict=True):
         first = True
         for c in d["changes"]:
-            table.add_row(d["device_id"] if first else "", d["verdict"] if first else "", c["path"],
-                          f"{c['known'] if c['known'] is not None else '(unknown)'} -> {c['new']}")
+            table.add_row(cell(label if first else ""), cell(d["verdict"] if first else ""), cell(c["path"]),
+                          cell(f"{c['known'] if c['known'] is not None else '(unknown)'} -> {c['new']}"))
             first = False
         for sk in d["skipped"]:
-            table.add_row(d["device_id"] if first else "", d["verdict"] if first else "",
-                          sk["setting"], f"skipped: {sk['reason']}")
+            table.add_row(cell(label if first else ""), cell(d["verdict"] if first else ""),
+                          cell(sk["setting"]), cell(f"skipped: {sk['reason']}"))
             first = False
         if d["error"]:
-            table.add_row(d["device_id"], "error", "", d["error"])
+            table.add_row(cell(label), cell("error"), cell(""), cell(d["error"]))
         elif first:
-            table.add_row(d["device_id"], d["verdict"], "", "")
+            table.add_row(cell(label), cell(d["verdict"]), cell(""), cell(""))
     console.print(table)
     if len(result["devices"]) > 200:
         console.print(f"... {len(result['devices']) - 200} more device(s); use --json for all")
@@ -212,13 +210,12 @@ def list_jobs(args: Any) -> int:
     if args.json:
         _dump(data)
         return 0
-    table = Table(title=f"{data['total']} job(s)")
-    for col in ("id", "name", "state", "total", "applied", "faulted", "pending", "created"):
-        table.add_column(col)
+    table = new_table(("id", "name", "state", "total", "applied", "faulted", "pending", "created"),
+                      title=f"{data['total']} job(s)", keep_whole=("id", "state", "created"))
     for j in data["jobs"]:
         applied = j["counts"]["applied"] + j["counts"]["applied_pending_reboot"]
-        table.add_row(str(j["id"]), j["name"], j["state"], str(j["total"]), str(applied),
-                      str(j["counts"]["faulted"]), str(j["counts"]["pending"]), j["created_at"])
+        table.add_row(*(cell(v) for v in (j["id"], j["name"], j["state"], j["total"], applied,
+                                          j["counts"]["faulted"], j["counts"]["pending"], j["created_at"])))
     Console().print(table)
     return 0
 
@@ -240,15 +237,7 @@ def show_job(args: Any) -> int:
 
 
 def _device_table(rows: list[dict[str, Any]], console: Console) -> None:
-    table = Table()
-    for col in ("device", "state", "attempts", "fault", "detail"):
-        table.add_column(col)
-    for d in rows:
-        fault = ""
-        if d.get("fault_code"):
-            fault = str(d["fault_code"]) + "".join(f" {f['name']}={f['code']}" for f in d.get("faults") or [])
-        table.add_row(d["device_id"], d["state"], str(d["attempts"]), fault, d.get("detail") or "")
-    console.print(table)
+    console.print(outcome_table(rows, attempts=True))
 
 
 def cancel_job(args: Any) -> int:

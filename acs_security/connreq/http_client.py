@@ -299,7 +299,10 @@ class HttpConnectionRequester:
             raise
         except Exception as exc:  # noqa: BLE001 - every network failure becomes a result
             result = _classify_failure(exc)
-        self._log.info(
+        # An accepted request is routine (debug: the session line follows); a failed one is
+        # worth a line at the default level.
+        emit = self._log.debug if result.ok else self._log.info
+        emit(
             "connection request to {url} as {username}: {kind} (status {status}, {auth}) {detail}",
             url=target.safe,
             username=username,

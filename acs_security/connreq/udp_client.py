@@ -123,7 +123,9 @@ class UdpConnectionRequester:
 
         def finish(error: str | None) -> None:
             result = UdpSendResult(str(target), request_id, state["sent"], error)
-            self._log.info(
+            # Routine when sent (debug); a failure at the default level.
+            emit = self._log.debug if error is None else self._log.info
+            emit(
                 "UDP connection request {id} to {address} as {username}: {copies} copies{error}",
                 id=request_id,
                 address=str(target),

@@ -28,6 +28,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from acs_security.fleet.joblog import job_event
 from acs_security.fleet.live import LiveJob, LiveTask
 from acs_security.fleet.tasks import ACTIVE, TERMINAL, TaskState
 from acs_security.fleet.waves import halt_reason, job_verdict
@@ -224,8 +225,8 @@ class ClusterMode:
         if job.active == 0:
             if await store.call("transition_job", job.id, from_states=["running"], state="completed",
                                 finished=True):
-                log.info("job {id} completed: {counts}", id=job.id,
-                         counts={s.value: n for s, n in job.counts.items() if n})
+                job.state = "completed"
+                job_event(job, "completed", node=self.options.node)
             job.state = "completed"
             return
         counts = job.wave_state_counts()
@@ -237,12 +238,14 @@ class ClusterMode:
             reason = halt_reason(job, verdict)
             if await store.call("transition_job", job.id, from_states=["running"], expect_wave=wave,
                                 state="halted", reason=reason):
-                log.warn("job {id} halted: {reason}", id=job.id, reason=reason)
+                job.state, job.reason = "halted", reason
+                job_event(job, "halted", detail=reason, warn=True, node=self.options.node)
             job.state, job.reason = "halted", reason
         elif verdict.state == "settled" and wave + 1 < job.wave_count:
             if await store.call("transition_job", job.id, from_states=["running"], expect_wave=wave,
                                 current_wave=wave + 1):
-                log.info("job {id}: wave {w} opens", id=job.id, w=wave + 1)
+                job.current_wave = wave + 1
+                job_event(job, "wave_started", detail=f"wave {wave + 2}/{job.wave_count}", node=self.options.node)
             job.current_wave = wave + 1
 
     async def _claim(self, job: LiveJob, now: float) -> None:
@@ -278,6 +281,7 @@ class ClusterMode:
         job = self.engine.jobs.get(job_id)
         if job is not None:
             job.state, job.reason = "cancelled", "cancelled by operator"
+            job_event(job, "cancelled", detail="cancelled by operator", node=self.options.node)
             for task in list(job.tasks.values()):
                 if task.state is not TaskState.IN_SESSION:
                     job.forget(task)
@@ -296,4 +300,5 @@ class ClusterMode:
         job = await self.job(job_id)
         if job is not None:
             job.state, job.reason, job.current_wave, job.brake_released = "running", None, nxt, wave
+            job_event(job, "resumed", detail=f"wave {nxt + 1}/{job.wave_count}", node=self.options.node)
         return True

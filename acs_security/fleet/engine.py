@@ -30,6 +30,7 @@ from twisted.logger import Logger
 
 from acs_security.connreq.policy import BackoffPolicy
 from acs_security.fleet.cluster import ClusterMode, ClusterOptions
+from acs_security.fleet.joblog import job_event, maybe_progress
 from acs_security.fleet.live import JobOptions, LiveJob, LiveTask
 from acs_security.fleet.plancache import PlanCache
 from acs_security.fleet.selector import Selector
@@ -101,6 +102,8 @@ class FleetEngine(SessionSide):
         self._cluster = ClusterMode(self, cluster, store=store, clock=clock) if cluster is not None else None
         self.node = cluster.node if cluster is not None else node
         self._session_tasks: dict[str, list[LiveTask]] = {}
+        # Job id -> when its last progress line was logged (joblog.py).
+        self._progress_logged: dict[int, float] = {}
 
     @property
     def clustered(self) -> bool:
@@ -190,8 +193,8 @@ class FleetEngine(SessionSide):
         if self._cluster is not None:
             # The job runners claim its tasks from the store (any node, this one included).
             self.jobs[job.id] = job
-            log.info("job {id} {name}: {n} device(s) in {w} wave(s), key {key}", id=job.id,
-                     name=job.name, n=len(devices), w=job.wave_count, key=job.parameter_key)
+            job_event(job, "submitted", detail=f"{len(devices)} device(s) in {job.wave_count} wave(s), "
+                                              f"ParameterKey {job.parameter_key}")
             return job
         for i, (d, w) in enumerate(zip(devices, waves, strict=True)):
             task = LiveTask(job, d.device_id, i, w)
@@ -202,8 +205,8 @@ class FleetEngine(SessionSide):
             self._index(task)
             self.devices[d.device_id] = d
         self.jobs[job.id] = job
-        log.info("job {id} {name}: {n} device(s) in {w} wave(s), key {key}", id=job.id,
-                 name=job.name, n=len(devices), w=job.wave_count, key=job.parameter_key)
+        job_event(job, "submitted", detail=f"{len(devices)} device(s) in {job.wave_count} wave(s), "
+                                          f"ParameterKey {job.parameter_key}")
         return job
 
     def _batch_size(self, device: TargetDevice | None) -> int | None:
@@ -243,6 +246,7 @@ class FleetEngine(SessionSide):
                 job.apply(task, TaskEvent.CANCEL, now)
                 self._writer.mark(task.update(now))
         job.state = "cancelled"
+        job_event(job, "cancelled", detail="cancelled by operator")
         self._plans.pop(job.id, None)
         await self._writer.flush()
         await self._store.call("set_job_state", job.id, "cancelled", reason="cancelled by operator",
@@ -279,6 +283,7 @@ class FleetEngine(SessionSide):
         await self._store.call("transition_job", job.id, from_states=["halted"], state="running",
                                current_wave=job.current_wave, brake_released=job.brake_released,
                                clear_reason=True)
+        job_event(job, "resumed", detail=f"wave {job.current_wave + 1}/{job.wave_count}")
 
     # -- the tick -----------------------------------------------------------------------
 
@@ -290,7 +295,10 @@ class FleetEngine(SessionSide):
             now = self._clock.seconds()
             for job in list(self.jobs.values()):
                 if job.state != "running":
+                    self._progress_logged.pop(job.id, None)
                     continue
+                if self._cluster is None or self._cluster.options.run_jobs:
+                    maybe_progress(job, now, self._progress_logged)
                 if self._cluster is not None:
                     self._cluster.drive(job, now)
                 else:
@@ -318,12 +326,12 @@ class FleetEngine(SessionSide):
         if verdict.state == "halt":
             job.state = "halted"
             job.reason = halt_reason(job, verdict)
-            log.warn("job {id} halted: {reason}", id=job.id, reason=job.reason)
+            job_event(job, "halted", detail=job.reason or "", warn=True)
             self._persist_job(job)
             return
         if verdict.state == "settled" and job.current_wave + 1 < job.wave_count:
             job.current_wave += 1
-            log.info("job {id}: wave {w} opens", id=job.id, w=job.current_wave)
+            job_event(job, "wave_started", detail=f"wave {job.current_wave + 1}/{job.wave_count}")
             self._persist_job(job)
         self.send_requests(job, now)
 
@@ -343,8 +351,7 @@ class FleetEngine(SessionSide):
     def _finish(self, job: LiveJob, state: str) -> None:
         job.state = state
         self._plans.pop(job.id, None)
-        log.info("job {id} {state}: {counts}", id=job.id, state=state,
-                 counts={s.value: n for s, n in job.counts.items() if n})
+        job_event(job, state)
         d = self._writer.flush()
         d.addCallback(lambda _: self._store.call("set_job_state", job.id, state, finished=True))
         d.addErrback(lambda f: log.failure("saving job {id} failed", f, id=job.id))

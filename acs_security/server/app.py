@@ -30,11 +30,12 @@ from twisted.internet.endpoints import (
     TCP6ClientEndpoint,
     wrapClientTLS,
 )
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from acs_security.connreq.http_client import HttpConnectionRequester
+from acs_security.connreq.pool import QuietConnectionPool
 from acs_security.connreq.udp_client import UdpConnectionRequester
 from acs_security.fleet.cluster import ClusterOptions
 from acs_security.fleet.engine import EngineLimits, FleetEngine
@@ -213,7 +214,7 @@ class AcsServer:
                                                    cr_session_wait=cfg.cr_session_wait))
         agent = Agent.usingEndpointFactory(
             self.reactor, DirectIPEndpointFactory(self.reactor, timeout=cfg.cr_timeout),
-            pool=HTTPConnectionPool(self.reactor, persistent=False))
+            pool=QuietConnectionPool(self.reactor, persistent=False))
         http = CountingRequester(HttpConnectionRequester(agent, self.reactor, nonce_source=self.random_bytes,
                                                          timeout=cfg.cr_timeout), self.metrics, "http")
         self._udp_port = self.reactor.listenUDP(0, DatagramProtocol(), interface="0.0.0.0")

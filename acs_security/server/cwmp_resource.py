@@ -32,6 +32,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from acs_security.cwmp import messages as m
+from acs_security.display import device_label, printable
 from acs_security.cwmp.session import (
     CpeEmptyPost,
     CpeFault,
@@ -326,9 +327,14 @@ class CwmpResource(Resource):
         }
         if detail:
             entry["detail"] = detail
+        # The phone as its label names it (serial, model); the device id stays in "device".
+        ident = inform.device_id if inform is not None else None
+        label = (device_label(ident.serial_number, ident.product_class) if ident is not None
+                 else printable(ctx.device_id or ctx.remote or "?"))
         log.info(
-            "session {device} {outcome} events={events} rpcs={rpcs} {duration_ms}ms",
+            "session {label} {outcome} events={events} rpcs={rpcs} {duration_ms}ms",
             session=entry,
+            label=label,
             **entry,
         )
         if self._observer is not None:

@@ -127,6 +127,8 @@ def make_site(resource: Any, *, max_body_bytes: int, reactor: Any = None, channe
     site.max_body_bytes = max_body_bytes  # type: ignore[attr-defined]
     site.channel_lost = channel_lost  # type: ignore[attr-defined]
     site.displayTracebacks = False
+    # "Starting factory" lines: the server logs its own "listening ..." line.
+    site.noisy = False
     # twisted.web's access log would record every CWMP POST; the session log line replaces it.
     site.log = lambda request: None  # type: ignore[method-assign]
     return site

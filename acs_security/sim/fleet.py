@@ -188,6 +188,8 @@ class SimulatedFleet:
             site = Site(ConnectionRequestRoot(self, self._cr_verifier, self._reactor,
                                               self._rng.randbytes))
             site.noisy = False
+            # No access log line per connection request (the fleet's status line counts them).
+            site.log = lambda request: None  # type: ignore[method-assign]
             listening = self._reactor.listenTCP(port, site, interface=host)
             self._ports.append(listening)
             shown = self._advertise or (host if host not in ("0.0.0.0", "::") else "127.0.0.1")

@@ -23,6 +23,7 @@ from twisted.internet.task import deferLater
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
+from acs_security.connreq.pool import QuietConnectionPool
 from acs_security.mapping import Catalogue
 from acs_security.cwmp import messages as m
 from acs_security.sim.cpe_session import CpeSession, SessionEnd, retry_wait_range
@@ -88,7 +89,7 @@ class SessionRunner:
     def _agent_for(self, phone: Phone, url: str) -> tuple[IAgent, HTTPConnectionPool | None]:
         if self._agent is not None:
             return self._agent, None
-        pool = HTTPConnectionPool(self._reactor, persistent=True)
+        pool = QuietConnectionPool(self._reactor, persistent=True)
         pool.maxPersistentPerHost = 1
         pool.retryAutomatically = False
         self._pools.add(pool)

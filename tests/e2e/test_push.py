@@ -79,25 +79,30 @@ def test_push_of_the_hardening_policy_to_500_phones_through_the_cli(tmp_path, ca
             rc = await cli(reactor, "push", str(HARDENING), "--select", "all", "--wait", "--json",
                            "--server", api, "--token", token)
             out = capsys.readouterr().out
-            summary = json.loads(out)
+            # --json without a terminal: JSON lines, progress then the final summary.
+            lines = [json.loads(line) for line in out.splitlines()]
+            assert [e["event"] for e in lines[:-1]] == ["progress"] * (len(lines) - 1)
+            assert lines[-1]["event"] == "final"
+            summary = lines[-1]
             key = job_key(server, summary["id"])
             received = [p.spv_by_key[key] for p in fleet.phones]
             locked = [p.serial for p in fleet.phones if p.locked_out]
             rc_report = await cli(reactor, "jobs", "report", str(summary["id"]), "--format", "csv",
                                   "--output", str(tmp_path / "report.csv"), "--server", api, "--token", token)
-            return rc, summary, received, locked, rc_report
+            return rc, summary, received, locked, rc_report, fleet
         finally:
             await fleet.stop()
             await server.stop()
 
-    rc, summary, received, locked, rc_report = run_in_reactor(go, timeout=150)
+    rc, summary, received, locked, rc_report, fleet = run_in_reactor(go, timeout=150)
     assert summary["state"] == "completed", summary
     assert summary["applied"] + summary["applied_pending_reboot"] == 500, summary["counts"]
     assert rc == 0 and rc_report == 0
     assert received == [1] * 500  # every phone got the job's SetParameterValues exactly once
     assert locked == []  # the policy keeps acs.example.net in the restricted domains
     rows = (tmp_path / "report.csv").read_text().splitlines()
-    assert rows[0].startswith("device_id,state") and len(rows) == 501
+    assert rows[0].startswith("serial_number,product_class,oui,device_id,state") and len(rows) == 501
+    assert {r.split(",")[0] for r in rows[1:]} == {p.serial for p in fleet.phones}
 
 
 def test_busy_phones_get_the_change_at_their_periodic_inform_and_rejecting_ones_are_named(tmp_path):
