@@ -52,7 +52,7 @@ class PlanCache:
             # Every path the policy sets on this model and firmware: the plan with nothing
             # known and everything forced lists them all.
             every = self._plan(product_class, software_version, None, True)
-            paths = self._paths[model] = tuple(p.path for p in every.params)
+            paths = self._paths[model] = tuple(every.paths)
         values = None if known is None else tuple(known.get(path) for path in paths)
         key = (model, force_all, values)
         found = self._memo.get(key)

@@ -408,6 +408,11 @@ class ModelView:
     def writable(self, setting: Setting) -> bool:
         return setting.writable and setting.key not in self.override.read_only
 
+    def exposes(self, setting: Setting) -> bool:
+        """Whether the phone has a TR-069 parameter for the setting (an override's
+        ``cfgxml_only`` says it takes the setting only from its cfg.xml)."""
+        return setting.key not in self.override.cfgxml_only
+
     def missing_reason(self, setting: Setting) -> str | None:
         """Why this phone lacks the setting, or None when it has it."""
         if self.model and setting.key in self.model.lacks:
@@ -439,7 +444,7 @@ class ModelView:
     def _parameters(self) -> list[ParamSpec]:
         result = []
         for s in self.catalogue.settings:
-            if self.missing_reason(s) is not None:
+            if self.missing_reason(s) is not None or not self.exposes(s):
                 continue
             extensions: Sequence[int | None] = range(1, self.extension_count + 1) if s.per_extension else (None,)
             xsi = self.xsi_type_of(s)
@@ -480,9 +485,12 @@ def _load(directory: Path) -> Catalogue:
     overrides = load_overrides(directory / "overrides")
     catalogue = Catalogue(settings, models, rules, ciphers, dhcp, overrides, directory)
     for o in overrides:
-        for key in list(o.paths) + list(o.types) + list(o.absent) + list(o.read_only):
+        for key in list(o.paths) + list(o.types) + list(o.absent) + list(o.read_only) + list(o.cfgxml_only):
             if key not in catalogue._by_key:
                 raise CatalogueError(f"overrides/{o.file}: unknown setting key {key!r}")
+        for key in o.cfgxml_only:
+            if catalogue._by_key[key].element is None:
+                raise CatalogueError(f"overrides/{o.file}: cfgxml_only {key!r} has no cfg.xml element")
     return catalogue
 
 

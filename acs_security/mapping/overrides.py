@@ -9,6 +9,7 @@ that for the phones it matches, without touching code::
     source = "learned from GetParameterNames of a CP-8841-3PCC"
     absent = ["Device.X_CISCO_SecuritySettings.FIPSMode"]   # settings the phone lacks
     read_only = []                                          # settings it reports not writable
+    cfgxml_only = ["Webex_Metrics_Enable"]   # in its cfg.xml, but no TR-069 parameter
 
     [paths]            # setting key (cfg.xml element template, or base path) -> path template
     SIP_Transport_n_ = "Device.X_CISCO_Line.{n}.SIPTransport"
@@ -17,6 +18,11 @@ that for the phones it matches, without touching code::
     Firewall = "string"
 
 Files apply in file-name order; a later file wins for the same setting.
+
+``cfgxml_only`` names settings the phone takes from its cfg.xml but does not expose as a
+TR-069 parameter (reference section 2: only one vendor path is published, so a firmware
+may well lack the others): a push sends those in a cfg.xml Download instead of a
+SetParameterValues (docs/files.md).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from acs_security.mapping.records import PATH_INSTANCE, XSI_TYPES
 
 __all__ = ["Override", "EffectiveOverride", "load_overrides", "merge_overrides", "render_override"]
 
-_KEYS = {"product_class", "software_version", "source", "absent", "read_only", "paths", "types"}
+_KEYS = {"product_class", "software_version", "source", "absent", "read_only", "cfgxml_only", "paths", "types"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,7 @@ class Override:
     absent: frozenset[str] = frozenset()
     read_only: frozenset[str] = frozenset()
     types: Mapping[str, str] = field(default_factory=dict)
+    cfgxml_only: frozenset[str] = frozenset()
 
     def matches(self, product_class: str | None, software_version: str | None) -> bool:
         """True when this file applies to a phone of that product class and firmware.
@@ -72,6 +79,7 @@ class EffectiveOverride:
     read_only: frozenset[str] = frozenset()
     types: Mapping[str, str] = field(default_factory=dict)
     files: tuple[str, ...] = ()
+    cfgxml_only: frozenset[str] = frozenset()
 
 
 def _str_list(data: Mapping[str, Any], key: str, file: str) -> frozenset[str]:
@@ -118,6 +126,7 @@ def parse_override(data: Mapping[str, Any], file: str) -> Override:
         absent=_str_list(data, "absent", file),
         read_only=_str_list(data, "read_only", file),
         types=types,
+        cfgxml_only=_str_list(data, "cfgxml_only", file),
     )
 
 
@@ -144,6 +153,7 @@ def merge_overrides(overrides: Iterable[Override], product_class: str | None, so
     types: dict[str, str] = {}
     absent: set[str] = set()
     read_only: set[str] = set()
+    cfgxml_only: set[str] = set()
     files = []
     for override in overrides:
         if not override.matches(product_class, software_version):
@@ -153,7 +163,9 @@ def merge_overrides(overrides: Iterable[Override], product_class: str | None, so
         types.update(override.types)
         absent |= override.absent
         read_only |= override.read_only
-    return EffectiveOverride(paths, frozenset(absent), frozenset(read_only), types, tuple(files))
+        cfgxml_only |= override.cfgxml_only
+    return EffectiveOverride(paths, frozenset(absent), frozenset(read_only), types, tuple(files),
+                             frozenset(cfgxml_only))
 
 
 def _toml_string(text: str) -> str:
@@ -170,6 +182,8 @@ def render_override(override: Override, comments: Iterable[str] = ()) -> str:
         lines.append(f"source = {_toml_string(override.source)}")
     lines.append("absent = [" + ", ".join(_toml_string(k) for k in sorted(override.absent)) + "]")
     lines.append("read_only = [" + ", ".join(_toml_string(k) for k in sorted(override.read_only)) + "]")
+    if override.cfgxml_only:
+        lines.append("cfgxml_only = [" + ", ".join(_toml_string(k) for k in sorted(override.cfgxml_only)) + "]")
     lines.append("")
     lines.append("[paths]")
     for key, path in override.paths.items():

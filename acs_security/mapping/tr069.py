@@ -49,7 +49,7 @@ def validate_tr069(
     except UnknownSettingError:
         return Tr069Fault(9005, f"{path}: no such parameter")
     reason = view.missing_reason(setting)
-    if reason is not None or (n is not None and n > view.extension_count):
+    if reason is not None or not view.exposes(setting) or (n is not None and n > view.extension_count):
         return Tr069Fault(9005, f"{path}: no such parameter on this phone")
     if not view.writable(setting):
         return Tr069Fault(9008, f"{path} is not writable")

@@ -261,3 +261,33 @@ def test_datamodel_dir_honours_the_environment(monkeypatch, tmp_path: Path) -> N
     assert datamodel_dir() == tmp_path
     monkeypatch.delenv(DATAMODEL_ENV)
     assert (datamodel_dir() / "settings.toml").is_file()
+
+
+def test_cfgxml_only_settings_have_no_tr069_parameter(datamodel_copy: Path) -> None:
+    from acs_security.mapping import validate_tr069
+    from acs_security.mapping.overrides import parse_override, render_override
+
+    text = ('product_class = "CP-78??-3PCC"\n'
+            'cfgxml_only = ["Firewall_Config", "SIP_Transport_n_"]\n')
+    (datamodel_copy / "overrides" / "60-cfg.toml").write_text(text)
+    cat = load_catalogue(datamodel_copy)
+    view = cat.view("CP-7841-3PCC", "11.3.7")
+    assert not view.exposes(cat.setting("Firewall_Config")) and view.exposes(cat.setting("Firewall"))
+    paths = {p.path for p in cat.parameters_for("CP-7841-3PCC", "11.3.7")}
+    assert "Device.X_CISCO_SecuritySettings.FirewallOptions" not in paths
+    assert not any(p.endswith(".SIPTransport") for p in paths)
+    assert "Device.X_CISCO_SecuritySettings.FirewallOptions" in {
+        p.path for p in cat.parameters_for("CP-8841-3PCC", "11.3.7")}
+    fault = validate_tr069("Device.X_CISCO_SecuritySettings.FirewallOptions", "NO_ICMP_PING", "string",
+                           product_class="CP-7841-3PCC", software_version="11.3.7", catalogue=cat)
+    assert fault is not None and fault.code == 9005
+    # The key survives a render/parse round trip (datamodel learn writes these files).
+    again = parse_override(__import__("tomllib").loads(render_override(cat.overrides[0])), "x")
+    assert again.cfgxml_only == {"Firewall_Config", "SIP_Transport_n_"}
+
+
+def test_cfgxml_only_needs_a_cfgxml_element(datamodel_copy: Path) -> None:
+    (datamodel_copy / "overrides" / "bad.toml").write_text(
+        'product_class = "*"\ncfgxml_only = ["Device.X_CISCO_SecuritySettings.FIPSMode"]\n')
+    with pytest.raises(CatalogueError, match="no cfg.xml element"):
+        load_catalogue(datamodel_copy)
