@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from twisted.web.test.requesthelper import DummyRequest
 
 from acs_security.cli import build_parser, main
-from acs_security.commands.config import EXAMPLES, defaults, render_example, render_reference
+from acs_security.commands.config import EXAMPLES, defaults, render_example
 from acs_security.mapping.paths import DATAMODEL_ENV
 from acs_security.secrets import read_key_file
 from acs_security.server.api import ApiResource

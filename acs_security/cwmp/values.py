@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from acs_security.cwmp.errors import MessageValidationError
 
@@ -67,7 +67,7 @@ _DT_RE = re.compile(
 # rejects out-of-range fields; everything else takes the full XML Schema path.
 _DT_FAST_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z?")
 _SECRET_RE = re.compile(r"(?i)(password|passphrase|secret|psk|privatekey|sharedkey)")
-_UTC = timezone.utc
+_UTC = UTC
 
 
 def is_secret_name(name: str) -> bool:

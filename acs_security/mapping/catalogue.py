@@ -336,7 +336,7 @@ class Catalogue:
     def max_extensions(self) -> int:
         return max((m.extension_count for m in self.models.values()), default=1)
 
-    def view(self, product_class: str | None, software_version: str | None = None) -> "ModelView":
+    def view(self, product_class: str | None, software_version: str | None = None) -> ModelView:
         """The settings and paths of one model and firmware (cached). Raises UnknownModelError."""
         canonical = self.model(product_class).product_class if product_class is not None else None
         key = (canonical, software_version)

@@ -10,6 +10,7 @@ import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from OpenSSL import crypto
 from twisted.internet import ssl
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IListeningPort
-from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
-
-from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
     wrapClientTLS,
 )
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.threadpool import ThreadPool
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
@@ -40,26 +42,23 @@ from acs_security.connreq.udp_client import UdpConnectionRequester
 from acs_security.fleet.cluster import ClusterOptions
 from acs_security.fleet.engine import EngineLimits, FleetEngine
 from acs_security.httpauth.digest import DigestVerifier
-from acs_security.server.api import ApiResource
 from acs_security.policy.guardrails import context_from_config
 from acs_security.secrets import KeyFileError, SecretStore, digest_nonce_key, open_codec, unknown_key_ids
-from acs_security.server.leases import DeviceLeases
+from acs_security.server.api import ApiResource
+from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
 from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
 from acs_security.server.cpe_auth import CpeAuthenticator
 from acs_security.server.cwmp_resource import CwmpResource
 from acs_security.server.http import make_site
+from acs_security.server.leases import DeviceLeases
+from acs_security.server.metrics import AcsMetrics, CountingRequester, TimedStore, engine_states
+from acs_security.server.openapi import openapi_document
 from acs_security.server.provisioning import Provisioner
+from acs_security.server.soap import make_soap_resource
 from acs_security.service import FleetService
 from acs_security.store import open_store
 from acs_security.store.deferred import DeferredStore, make_threadpool
-from acs_security.store.tokens import TokenRecord, tokens_of
-from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
-from acs_security.server.metrics import AcsMetrics, CountingRequester, TimedStore, engine_states
-from acs_security.server.openapi import openapi_document
-from acs_security.server.soap import make_soap_resource
-from twisted.internet.threads import deferToThreadPool
-from twisted.python.threadpool import ThreadPool
-from datetime import UTC, datetime
+from acs_security.store.tokens import tokens_of
 
 __all__ = ["AcsServer", "certificate_auth", "tls_options"]
 

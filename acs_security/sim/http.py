@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet import ssl
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,

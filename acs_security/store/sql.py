@@ -21,13 +21,9 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from acs_security.store import schema as t
-from acs_security.store.jobs import JobsMixin
-from acs_security.store.leases import LeasesMixin
-from acs_security.store.tokens import TokensMixin
 from acs_security.store.batch import device_row, merge_informs
 from acs_security.store.codec import IdentityCodec, SecretCodec
 from acs_security.store.driver import cursor_of
-from acs_security.store.statements import created_at_result, device_upsert, driver_statements, parameter_upsert
 from acs_security.store.engine import WRITE_OPTION, is_sqlite_memory, make_engine, parse_store_url, safe_url
 from acs_security.store.errors import (
     InvalidArgument,
@@ -36,6 +32,8 @@ from acs_security.store.errors import (
     StoreUnavailable,
     UnknownDevice,
 )
+from acs_security.store.jobs import JobsMixin
+from acs_security.store.leases import LeasesMixin
 from acs_security.store.migrations import check_version, migrate
 from acs_security.store.records import (
     Credential,
@@ -46,6 +44,8 @@ from acs_security.store.records import (
     check_aware,
     check_text,
 )
+from acs_security.store.statements import created_at_result, device_upsert, driver_statements, parameter_upsert
+from acs_security.store.tokens import TokensMixin
 
 __all__ = ["MAX_PAGE", "MAX_SERIALS_PER_QUERY", "SHARED_CREDENTIAL_KEY", "Store", "open_store"]
 

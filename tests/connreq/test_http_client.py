@@ -10,13 +10,13 @@ import itertools
 from typing import Any
 
 import pytest
+from treq.testing import RequestTraversalAgent
 from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, Logger, formatEvent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
-from treq.testing import RequestTraversalAgent
 
 from acs_security.connreq.http_client import (
     ConnectionRequestResult,

@@ -14,7 +14,7 @@ from OpenSSL.SSL import Error as TLSError
 from treq.client import HTTPClient
 from twisted.internet import ssl
 from twisted.internet.threads import deferToThreadPool
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
+from twisted.web.client import Agent
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 

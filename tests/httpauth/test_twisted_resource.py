@@ -5,10 +5,10 @@ Driven through treq's StubTreq against the real resource; the clock is a task.Cl
 
 from __future__ import annotations
 
+from treq.testing import StubTreq
 from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 from twisted.web.server import Request
-from treq.testing import StubTreq
 
 from acs_security.httpauth.digest import DigestVerifier, digest_authorization
 from acs_security.httpauth.result import AuthFailure, AuthResult

@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acs_security.mapping import CfgXmlError, InvalidValues, UnknownSettingError, ValidationError, parse_cfgxml, render_cfgxml
+from acs_security.mapping import (
+    CfgXmlError,
+    InvalidValues,
+    UnknownSettingError,
+    ValidationError,
+    parse_cfgxml,
+    render_cfgxml,
+)
 
 SEED_PROFILE = b"""<?xml version="1.0" encoding="UTF-8"?>
 <flat-profile>

@@ -27,7 +27,7 @@ def test_empty_database_is_migrated_to_head(store_url: str) -> None:
     s = open_store(store_url)
     s.close()
     assert _versions(store_url) == [m.version for m in MIGRATIONS]
-    assert SCHEMA_HEAD == MIGRATIONS[-1].version
+    assert MIGRATIONS[-1].version == SCHEMA_HEAD
 
 
 def test_migrated_schema_matches_the_current_table_definitions(store_url: str) -> None:
