@@ -16,7 +16,7 @@ How each setting travels (``method``, docs/files.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from acs_security.mapping import (
@@ -104,10 +104,9 @@ def plan_device(
         else:
             desired[key] = value
     if policy.extension_settings:
-        wanted = (
-            range(1, model.extension_count + 1)
-            if policy.extensions == "all"
-            else [n for n in policy.extensions]
+        wanted: Sequence[int] = (
+            policy.extensions if isinstance(policy.extensions, tuple)
+            else range(1, model.extension_count + 1)
         )
         for template, value in policy.extension_settings.items():
             setting = cat.setting(template)
@@ -139,8 +138,8 @@ def plan_device(
             unchanged.append(p.path)
             continue
         changes.append((p.path, current, p.value))
-        setting, n = view.resolve_path(p.path)
-        element = setting.element_for(n)
+        setting, ext = view.resolve_path(p.path)
+        element = setting.element_for(ext)
         if element is not None and (method == "download" or not view.exposes(setting)):
             in_file.append(FileSetting(element, desired[element], p))
         else:
