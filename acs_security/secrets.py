@@ -11,6 +11,8 @@ What is stored encrypted (docs/guardrails.md, "Secrets at rest"):
   of the raw ``jobs`` table (or a backup) sees neither the password nor a mask that could be
   pushed by mistake: an unsealed read simply lacks the setting.
 * Secret device parameters the ACS learnt by pushing them (``device_parameters``).
+* Files served to phones and configuration backups (``device_files``, ``config_blobs``):
+  whole cfg.xml documents, which may hold passwords, through the store's SecretCodec.
 
 Stored form: ``acs1:<key id>:<base64url(nonce | ciphertext | tag)>``; the key id is the first
 8 hex digits of the key's SHA-256, so a value names the key that decrypts it and rotation can
@@ -417,6 +419,12 @@ def _stored_values(engine: Any, catalogue: Catalogue) -> Iterable[tuple[str, Any
                 for key, value in (policy.get(section) or {}).items():
                     if value and is_secret_parameter(key, catalogue):
                         yield "jobs", (job_id, section, key), value
+        f = t.device_files.c
+        for file_id, content in conn.execute(sa.select(f.id, f.content).where(f.content.is_not(None))):
+            yield "device_files", file_id, content
+        b = t.config_blobs.c
+        for sha, content in conn.execute(sa.select(b.sha256, b.content)):
+            yield "config_blobs", sha, content
         p = t.device_parameters.c
         query = sa.select(p.device_id, p.name, p.value).where(_secret_param_filter(t, catalogue))
         for device_id, name, value in conn.execute(query):
@@ -489,6 +497,12 @@ def _reencrypt(engine: Any, codec: EncryptingCodec, catalogue: Catalogue) -> Cou
                 c = t.connection_request_credentials.c
                 stmt = (sa.update(t.connection_request_credentials)
                         .where(c.device_id == key, c.password == value).values(password=new))
+            elif table == "device_files":
+                c = t.device_files.c
+                stmt = sa.update(t.device_files).where(c.id == key, c.content == value).values(content=new)
+            elif table == "config_blobs":
+                c = t.config_blobs.c
+                stmt = sa.update(t.config_blobs).where(c.sha256 == key, c.content == value).values(content=new)
             else:
                 c = t.device_parameters.c
                 stmt = (sa.update(t.device_parameters)

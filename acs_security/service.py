@@ -282,13 +282,14 @@ class FleetService:
             state, wave, reason = live.state, live.current_wave, live.reason
         else:
             from acs_security.fleet.tasks import TaskState
+            from acs_security.store.schema import ACTIVE_TASK_STATES
 
             counts = await self._store.call("task_counts", job_id)
             stats = {"counts": {s.value: counts.get(s.value, 0) for s in TaskState},
                      "total": rec.total, "rate_per_s": None, "eta_s": None}
             done, last, p50, p99 = await self._store.call("job_timing", job_id, rec.created_at)
             if done:
-                active = sum(counts.get(s, 0) for s in ("pending", "requested", "in_session"))
+                active = sum(counts.get(s, 0) for s in ACTIVE_TASK_STATES)
                 end = last.timestamp() if last is not None and rec.state != "running" else now
                 rate = done / max(1e-9, end - rec.created_at.timestamp())
                 stats.update(done=done, rate_per_s=round(rate, 2), p50_s=round(p50, 3), p99_s=round(p99, 3),

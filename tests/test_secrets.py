@@ -116,7 +116,8 @@ def _device(store: Any, serial: str) -> str:
 def _raw(store: Any) -> str:
     with store.engine.connect() as conn:
         rows = [list(r) for table in (t.cpe_credentials, t.connection_request_credentials, t.jobs,
-                                       t.device_parameters) for r in conn.execute(sa.select(table))]
+                                       t.device_parameters, t.device_files, t.config_blobs)
+                for r in conn.execute(sa.select(table))]
     return json.dumps(rows, default=str)
 
 
@@ -133,17 +134,22 @@ def _filled_store(tmp_path: Path, codec: Any) -> tuple[Any, str]:
                      deadline=datetime(2030, 1, 1, tzinfo=UTC), tasks=[(device, 0)])
     store.set_device_parameters(device, [("Device.X_CISCO_HTTPProxySettings.Password", "Proxy-Secret-333", "string"),
                                          ("Device.X_CISCO_SecuritySettings.Firewall", "Enabled", "string")])
+    cfg = "<flat-profile><VPN_Password>File-Secret-666</VPN_Password></flat-profile>"
+    store.create_file(device_id=device, kind="download", command_key="k-1", auth="digest",
+                      expires_at=datetime(2030, 1, 1, tzinfo=UTC), content=cfg)
+    store.store_backup(device_id=device, content=cfg.replace("666", "777"), report={}, keep=5)
     return store, device
 
 
-SECRETS = ("Cpe-Secret-111", "Cr-Secret-222", "Proxy-Secret-333", "Vpn-Secret-444")
+SECRETS = ("Cpe-Secret-111", "Cr-Secret-222", "Proxy-Secret-333", "Vpn-Secret-444", "File-Secret-666",
+           "File-Secret-777")
 
 
 def test_store_keeps_no_cleartext_and_gives_it_back(tmp_path):
     codec = EncryptingCodec(KeyRing((b"a" * 32,)), random_bytes=counter_bytes())
     store, device = _filled_store(tmp_path, codec)
     raw = _raw(store)
-    assert not any(s in raw for s in SECRETS) and raw.count(PREFIX) == 5
+    assert not any(s in raw for s in SECRETS) and raw.count(PREFIX) == 7
     assert "********" not in raw  # sealed, not masked: an unsealed read cannot push a mask
     job = store.get_job(1)
     assert Policy.from_json(job.policy).settings["Proxy_Password"] == "Proxy-Secret-333"
@@ -154,7 +160,8 @@ def test_store_keeps_no_cleartext_and_gives_it_back(tmp_path):
     assert store.find_cpe_credential(device_id=None, serial_number=None).password == "Cpe-Secret-111"
     assert scan_secrets(store.engine) == {
         "cpe_credentials": {codec.ring.primary_id: 1}, "connection_request_credentials": {codec.ring.primary_id: 1},
-        "jobs": {codec.ring.primary_id: 2}, "device_parameters": {codec.ring.primary_id: 1}}
+        "jobs": {codec.ring.primary_id: 2}, "device_parameters": {codec.ring.primary_id: 1},
+        "device_files": {codec.ring.primary_id: 1}, "config_blobs": {codec.ring.primary_id: 1}}
     store.close()
 
 
@@ -168,7 +175,7 @@ def test_rotation_reencrypts_everything_and_drops_the_old_key(tmp_path):
     report = rotate_secrets(store.engine, key_file, random_bytes=counter_bytes())
     assert report.old_key_ids == (old.ring.primary_id,) and report.remaining == 0 and report.dropped_old
     assert report.reencrypted == {"cpe_credentials": 1, "connection_request_credentials": 1, "jobs": 2,
-                                  "device_parameters": 1}
+                                  "device_parameters": 1, "device_files": 1, "config_blobs": 1}
     ring = read_key_file(key_file)
     assert ring.ids == (report.new_key_id,) and stat.S_IMODE(key_file.stat().st_mode) == 0o600
     raw = _raw(store)
@@ -178,6 +185,8 @@ def test_rotation_reencrypts_everything_and_drops_the_old_key(tmp_path):
     assert reopened.find_cpe_credential(device_id=None, serial_number=None).password == "Legacy-Secret-555"
     assert Policy.from_json(reopened.get_job(1).policy).settings["VPN_Password"] == "Vpn-Secret-444"
     assert reopened.device_parameters(device)["Device.X_CISCO_HTTPProxySettings.Password"][0] == "Proxy-Secret-333"
+    assert "File-Secret-666" in reopened.get_file(1).content
+    assert "File-Secret-777" in reopened.get_backup(device).content
     with pytest.raises(ValueError, match="does not hold"):
         old.decode(new.encode("x"))  # the dropped key cannot read what the new one wrote
     reopened.close()

@@ -29,7 +29,7 @@ from acs_security.display import device_labels, printable
 
 __all__ = ["STATE_ORDER", "cell", "fault_text", "new_table", "outcome_table", "progress_line", "watch_job"]
 
-STATE_ORDER = ("pending", "requested", "in_session", "applied", "applied_pending_reboot",
+STATE_ORDER = ("pending", "requested", "in_session", "transferring", "applied", "applied_pending_reboot",
                "faulted", "unreachable", "skipped", "cancelled")
 FINAL_JOB_STATES = ("completed", "cancelled")
 

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from acs_security.display import printable
 from acs_security.fleet.live import LiveJob
-from acs_security.fleet.tasks import TaskState
+from acs_security.fleet.tasks import ACTIVE, TaskState
 
 __all__ = ["PROGRESS_EVERY", "JOB_EVENTS", "job_event", "maybe_progress"]
 
@@ -53,6 +53,6 @@ def maybe_progress(job: LiveJob, now: float, last: dict[int, float], *,
     if now - seen < every:
         return
     last[job.id] = now
-    done = sum(n for s, n in job.counts.items() if s.value not in ("pending", "requested", "in_session"))
+    done = sum(n for s, n in job.counts.items() if s not in ACTIVE)
     total = sum(job.counts.values())
     job_event(job, "progress", detail=f"{done}/{total} done, wave {job.current_wave + 1}/{job.wave_count}")

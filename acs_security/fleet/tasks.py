@@ -12,11 +12,19 @@ Pure: no clock, no store; the runner feeds events and persists what comes out.
     pending|requested --deadline--> unreachable
     pending|requested --cancel----> cancelled
     pending --nothing_to_do--> skipped
+    in_session --transfer_started--> transferring   (DownloadResponse / UploadResponse Status 1)
+    transferring --transfer_done--> applied         (TransferComplete without fault)
+    transferring --transfer_failed--> faulted       (TransferComplete 9010-9019, or no TransferComplete in time)
+    transferring --transfer_lost--> pending         (the phone never fetched its file: nothing applied, retried)
 
 ``key_seen`` is how a job survives a restart without applying anything twice: the
 ParameterKey of a successful SetParameterValues is reported in every later Inform
 (TR-069 section 3.7.2.4 / A.3.2.1, Device.ManagementServer.ParameterKey), so a device
-that already carries the job's key is done, whatever the store last recorded.
+that already carries the job's key is done, whatever the store last recorded. A file
+transfer (Download or Upload, TR-069 A.3.2.8/A.3.2.9) is told by its CommandKey, the job's
+key, in the TransferComplete the phone sends in a later session (A.3.3.2); that may arrive
+while the task is still pending (a restarted server that had not recorded the transfer),
+so pending and requested tasks take the transfer's outcome too.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ class TaskState(str, enum.Enum):
     PENDING = "pending"
     REQUESTED = "requested"
     IN_SESSION = "in_session"
+    TRANSFERRING = "transferring"
     APPLIED = "applied"
     APPLIED_PENDING_REBOOT = "applied_pending_reboot"
     FAULTED = "faulted"
@@ -60,6 +69,10 @@ class TaskEvent(str, enum.Enum):
     DEADLINE = "deadline"  # the job's deadline passed
     CANCEL = "cancel"
     NOTHING_TO_DO = "nothing_to_do"  # every setting already has the desired value / absent
+    TRANSFER_STARTED = "transfer_started"  # the phone took a Download/Upload (Status 1)
+    TRANSFER_DONE = "transfer_done"  # TransferComplete without fault
+    TRANSFER_FAILED = "transfer_failed"  # TransferComplete with a fault, or none in time
+    TRANSFER_LOST = "transfer_lost"  # the file was never fetched before it expired: retry
 
 
 S, E = TaskState, TaskEvent
@@ -73,6 +86,8 @@ TRANSITIONS: dict[TaskState, dict[TaskEvent, TaskState]] = {
         E.DEADLINE: S.UNREACHABLE,
         E.CANCEL: S.CANCELLED,
         E.NOTHING_TO_DO: S.SKIPPED,
+        E.TRANSFER_DONE: S.APPLIED,
+        E.TRANSFER_FAILED: S.FAULTED,
     },
     S.REQUESTED: {
         E.CR_LOST: S.PENDING,
@@ -81,6 +96,8 @@ TRANSITIONS: dict[TaskState, dict[TaskEvent, TaskState]] = {
         E.DEADLINE: S.UNREACHABLE,
         E.CANCEL: S.CANCELLED,
         E.NOTHING_TO_DO: S.SKIPPED,
+        E.TRANSFER_DONE: S.APPLIED,
+        E.TRANSFER_FAILED: S.FAULTED,
     },
     S.IN_SESSION: {
         E.APPLIED: S.APPLIED,
@@ -89,6 +106,16 @@ TRANSITIONS: dict[TaskState, dict[TaskEvent, TaskState]] = {
         E.SESSION_LOST: S.PENDING,
         E.KEY_SEEN: S.APPLIED,
         E.NOTHING_TO_DO: S.SKIPPED,
+        E.TRANSFER_STARTED: S.TRANSFERRING,
+        E.TRANSFER_DONE: S.APPLIED,
+        E.TRANSFER_FAILED: S.FAULTED,
+    },
+    S.TRANSFERRING: {
+        E.KEY_SEEN: S.APPLIED,
+        E.TRANSFER_DONE: S.APPLIED,
+        E.TRANSFER_FAILED: S.FAULTED,
+        E.TRANSFER_LOST: S.PENDING,
+        E.CANCEL: S.CANCELLED,
     },
     S.APPLIED: {},
     S.APPLIED_PENDING_REBOOT: {},

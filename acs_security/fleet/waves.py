@@ -3,7 +3,8 @@
 Pure arithmetic over counts. A wave is *settled* when none of its devices is being
 contacted or in a session any more: every task is final, or waiting for the device's next
 periodic Inform after its connection requests failed (an offline phone must not hold
-back the whole fleet). When a settled wave's fault rate (faulted / decided) passes the
+back the whole fleet); a device that took a file transfer is in flight until its
+TransferComplete. When a settled wave's fault rate (faulted / decided) passes the
 job's threshold, the job halts and waits for an operator's ``resume``; a wave whose
 faults already exceed the threshold of its whole size halts at once, without waiting.
 """
@@ -95,7 +96,8 @@ def wave_verdict(
     if total and faulted > max_fault_rate * total:
         return WaveVerdict("halt", decided, faulted, rate)
     in_flight = (
-        counts.get(TaskState.REQUESTED, 0) + counts.get(TaskState.IN_SESSION, 0) + contactable
+        counts.get(TaskState.REQUESTED, 0) + counts.get(TaskState.IN_SESSION, 0)
+        + counts.get(TaskState.TRANSFERRING, 0) + contactable
     )
     if in_flight:
         return WaveVerdict("open", decided, faulted, rate)

@@ -132,8 +132,8 @@ _LIMIT = _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page s
 _OFFSET = _q("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000}, "rows to skip")
 _JOB = _p("job_id", {"type": "integer", "minimum": 1, "maximum": 999_999_999})
 _DEVICE = _p("device_id", {"type": "string", "pattern": "^[^/]+$"})
-_TASK_STATES = ["pending", "requested", "in_session", "applied", "applied_pending_reboot", "faulted",
-                "unreachable", "skipped", "cancelled"]
+_TASK_STATES = ["pending", "requested", "in_session", "transferring", "applied", "applied_pending_reboot",
+                "faulted", "unreachable", "skipped", "cancelled"]
 
 
 def openapi_document(server_url: str | None = None) -> dict[str, Any]:

@@ -225,11 +225,79 @@ def _v4(conn: Connection) -> None:
     md.tables["device_sessions"].create(conn, checkfirst=False)
 
 
+def _v8(conn: Connection) -> None:
+    """Vendor configuration files: files served to one phone each (Download/Upload), config
+    backups with deduplicated contents, and "transferring" among the active task states
+    (the partial indexes over active tasks are rebuilt with it)."""
+    md = sa.MetaData()
+    tasks = sa.Table(
+        "tasks", md,
+        sa.Column("job_id", sa.Integer), sa.Column("position", sa.Integer),
+        sa.Column("state", sa.Text), sa.Column("claimed_by", sa.Text),
+    )
+    active = sa.text("state IN ('pending', 'requested', 'in_session', 'transferring')")
+    for name in ("ix_tasks_active_position", "ix_tasks_active_claimed_by"):
+        conn.execute(sa.text(f"DROP INDEX {name}"))
+    sa.Index("ix_tasks_active_position", tasks.c.job_id, tasks.c.position,
+             postgresql_where=active, sqlite_where=active).create(conn)
+    sa.Index("ix_tasks_active_claimed_by", tasks.c.claimed_by,
+             postgresql_where=active, sqlite_where=active).create(conn)
+    sa.Table("devices", md, sa.Column("id", sa.Text, primary_key=True))
+    sa.Table("jobs", md, sa.Column("id", sa.Integer, primary_key=True))
+    files = sa.Table(
+        "device_files", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE")),
+        sa.Column("command_key", sa.Text, nullable=False),
+        sa.Column("auth", sa.Text, nullable=False),
+        sa.Column("content", sa.Text),
+        sa.Column("sha256", sa.Text),
+        sa.Column("size", sa.Integer, nullable=False),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("fetches", sa.Integer, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Column("fetched_at", UTCDateTime),
+        sa.Column("completed_at", UTCDateTime),
+        sa.Column("fault_code", sa.Integer),
+        sa.Column("detail", sa.Text),
+        sa.Column("backup_id", sa.Integer),
+        sa.Index("ix_device_files_device_id", "device_id"),
+        sa.Index("ix_device_files_job_device", "job_id", "device_id"),
+    )
+    blobs = sa.Table(
+        "config_blobs", md,
+        sa.Column("sha256", sa.Text, primary_key=True),
+        sa.Column("content", sa.Text, nullable=False),
+        sa.Column("size", sa.Integer, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    backups = sa.Table(
+        "config_backups", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("sha256", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("confirmed_at", UTCDateTime, nullable=False),
+        sa.Column("uploads", sa.Integer, nullable=False),
+        sa.Column("job_id", sa.Integer),
+        sa.Column("report", sa.Text, nullable=False),
+        sa.Index("ix_config_backups_device_version", "device_id", "version", unique=True),
+        sa.Index("ix_config_backups_sha256", "sha256"),
+    )
+    for table in (files, blobs, backups):
+        table.create(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, device_parameters, device_tags, credentials, transfer_completes", _v1),
     Migration(2, "jobs, tasks", _v2),
     Migration(3, "api_tokens", _v3),
     Migration(4, "task claims, job brake, device_sessions (scale-out)", _v4),
+    Migration(8, "device_files, config_blobs, config_backups; transferring tasks are active", _v8),
 )
 HEAD: int = MIGRATIONS[-1].version
 

@@ -27,6 +27,9 @@ __all__ = [
     "metadata",
     "schema_version",
     "api_tokens",
+    "config_backups",
+    "config_blobs",
+    "device_files",
     "tasks",
     "transfer_completes",
 ]
@@ -180,7 +183,7 @@ jobs = sa.Table(
 
 #: The condition of the partial indexes on active tasks; queries that should use them repeat
 #: it to the letter (store/claims.py), which is how both planners match a partial index.
-ACTIVE_TASK_STATES = ("pending", "requested", "in_session")  # fleet/tasks.py ACTIVE, in the store
+ACTIVE_TASK_STATES = ("pending", "requested", "in_session", "transferring")  # fleet/tasks.py ACTIVE
 ACTIVE_TASKS_SQL = sa.text("state IN (" + ", ".join(f"'{s}'" for s in ACTIVE_TASK_STATES) + ")")
 
 tasks = sa.Table(
@@ -245,4 +248,60 @@ api_tokens = sa.Table(
     sa.Column("last_used", UTCDateTime),
     sa.Index("ix_api_tokens_token_sha256", "token_sha256", unique=True),
     sa.Index("ix_api_tokens_name", "name", unique=True),
+)
+
+# Files served to one phone each (migration step 8, docs/files.md): a cfg.xml a Download
+# points at, or the place an Upload puts the phone's configuration. ``content`` is encoded
+# with the store's SecretCodec (it may hold passwords); the URL's token is signed, never
+# stored. A row lives until the transfer completes or expires.
+device_files = sa.Table(
+    "device_files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # download | upload
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE")),
+    sa.Column("command_key", sa.Text, nullable=False),
+    sa.Column("auth", sa.Text, nullable=False),  # digest | signed
+    sa.Column("content", sa.Text),
+    sa.Column("sha256", sa.Text),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # offered, fetched, completed, failed, expired
+    sa.Column("fetches", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("fetched_at", UTCDateTime),
+    sa.Column("completed_at", UTCDateTime),
+    sa.Column("fault_code", sa.Integer),
+    sa.Column("detail", sa.Text),
+    sa.Column("backup_id", sa.Integer),
+    sa.Index("ix_device_files_device_id", "device_id"),
+    sa.Index("ix_device_files_job_device", "job_id", "device_id"),
+)
+
+# Configuration backups (migration step 8): each distinct content once (by SHA-256), encoded
+# with the SecretCodec; per device, numbered versions that point at a content.
+config_blobs = sa.Table(
+    "config_blobs",
+    metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+config_backups = sa.Table(
+    "config_backups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("confirmed_at", UTCDateTime, nullable=False),
+    sa.Column("uploads", sa.Integer, nullable=False),
+    sa.Column("job_id", sa.Integer),
+    sa.Column("report", sa.Text, nullable=False),  # JSON: element names only, never values
+    sa.Index("ix_config_backups_device_version", "device_id", "version", unique=True),
+    sa.Index("ix_config_backups_sha256", "sha256"),
 )

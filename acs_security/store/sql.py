@@ -32,6 +32,7 @@ from acs_security.store.errors import (
     StoreUnavailable,
     UnknownDevice,
 )
+from acs_security.store.files import FilesMixin
 from acs_security.store.jobs import JobsMixin
 from acs_security.store.leases import LeasesMixin
 from acs_security.store.migrations import check_version, migrate
@@ -62,7 +63,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class Store(JobsMixin, TokensMixin, LeasesMixin):
+class Store(JobsMixin, TokensMixin, LeasesMixin, FilesMixin):
     """Storage behind a narrow interface. Build one with open_store()."""
 
     def __init__(

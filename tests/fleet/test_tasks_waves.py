@@ -93,3 +93,19 @@ def test_wave_halts_over_threshold_when_settled():
 def test_wave_halts_early_when_faults_exceed_threshold_of_whole_wave():
     v = wave_verdict({S.FAULTED: 3, S.PENDING: 7}, contactable=7, max_fault_rate=0.2)
     assert v.state == "halt"
+
+
+def test_a_file_transfer_waits_for_its_transfer_complete():
+    s = next_state(TaskState.IN_SESSION, TaskEvent.TRANSFER_STARTED)
+    assert s is TaskState.TRANSFERRING and s in ACTIVE
+    assert next_state(s, TaskEvent.TRANSFER_DONE) is TaskState.APPLIED
+    assert next_state(s, TaskEvent.TRANSFER_FAILED) is TaskState.FAULTED
+    assert next_state(s, TaskEvent.TRANSFER_LOST) is TaskState.PENDING  # never fetched: retried
+    # A restarted server may learn the outcome before it knew the transfer had started.
+    for state in (TaskState.PENDING, TaskState.REQUESTED):
+        assert next_state(state, TaskEvent.TRANSFER_DONE) is TaskState.APPLIED
+    # A wave is not settled while a transfer is out, and a transfer cannot run out of time
+    # by the job's deadline (its own timeout ends it).
+    assert TaskEvent.DEADLINE not in TRANSITIONS[TaskState.TRANSFERRING]
+    verdict = wave_verdict({TaskState.TRANSFERRING: 1, TaskState.APPLIED: 3}, contactable=0, max_fault_rate=0.5)
+    assert verdict.state == "open"
