@@ -53,6 +53,7 @@ __all__ = [
     "RotationReport",
     "default_key_path",
     "digest_nonce_key",
+    "file_url_key",
     "is_secret_parameter",
     "key_id_of",
     "load_or_create_key_file",
@@ -279,6 +280,7 @@ def open_codec(key_file: Path | None, db_url: str, *,
 
 
 _DIGEST_NONCE_INFO = b"acs-security digest nonce v1"
+_FILE_URL_INFO = b"acs-security file url v1"
 
 
 def digest_nonce_key(codec: EncryptingCodec) -> bytes:
@@ -297,6 +299,18 @@ def digest_nonce_key(codec: EncryptingCodec) -> bytes:
         raise TypeError(f"digest_nonce_key takes an EncryptingCodec, not {type(codec).__name__}")
     return HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None,
                 info=_DIGEST_NONCE_INFO).derive(codec.ring.keys[0])
+
+
+def file_url_key(codec: EncryptingCodec) -> bytes:
+    """The 32-byte key that signs the URLs of files served to phones (files/tokens.py):
+    derived like :func:`digest_nonce_key` (HKDF-SHA256, info ``acs-security file url v1``),
+    so every node of a cluster checks the URLs any node issued. After ``secrets rotate``
+    URLs issued before the restart stop working; the transfer is then offered again.
+    Raises TypeError for anything but an EncryptingCodec."""
+    if not isinstance(codec, EncryptingCodec):
+        raise TypeError(f"file_url_key takes an EncryptingCodec, not {type(codec).__name__}")
+    return HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None,
+                info=_FILE_URL_INFO).derive(codec.ring.keys[0])
 
 
 # ---------------------------------------------------------------------- what is secret

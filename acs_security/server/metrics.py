@@ -95,6 +95,10 @@ class AcsMetrics:
             "device is in a session on another node)", ["reason"], registry=r)
         self.api_requests = Counter("acs_nbi_requests", "Northbound requests, by face and HTTP status",
                                     ["face", "status"], registry=r)
+        self.file_requests = Counter(
+            "acs_file_requests", "Requests to the file endpoint (cfg.xml downloads and uploads), by method "
+            "and outcome (served, stored, unchanged, not_found, expired, gone, used, unauthorized, "
+            "bad_method, bad_body, error)", ["method", "outcome"], registry=r)
 
     def watch_engine(self, source: Callable[[], tuple[Mapping[str, int], Mapping[str, int]]]) -> None:
         """Report jobs and tasks by state from ``source()`` -> (jobs, tasks) at each scrape."""
@@ -121,6 +125,9 @@ class AcsMetrics:
 
     def observe_store_call(self, method: str, seconds: float) -> None:
         self.store_latency.labels(_label(method)).observe(max(0.0, seconds))
+
+    def observe_file_request(self, method: str, outcome: str) -> None:
+        self.file_requests.labels(_label(method), _label(outcome)).inc()
 
     def observe_request(self, face: str, status: int) -> None:
         self.api_requests.labels(_label(face), str(int(status))).inc()

@@ -91,7 +91,7 @@ class FilesMixin:
         if with_content and row.content is not None:
             try:
                 content = self._codec.decode(row.content)
-            except Exception:  # the codec's error may quote the ciphertext: do not chain it
+            except Exception:  # noqa: BLE001 - the codec's error may quote the ciphertext: do not chain it
                 raise StoreError(f"cannot decode the content of file {row.id}") from None
         return FileRecord(
             id=row.id, device_id=row.device_id, kind=row.kind, job_id=row.job_id,
@@ -322,7 +322,7 @@ class FilesMixin:
             return None
         try:
             content = self._codec.decode(row.blob)
-        except Exception:  # the codec's error may quote the ciphertext: do not chain it
+        except Exception:  # noqa: BLE001 - the codec's error may quote the ciphertext: do not chain it
             raise StoreError(f"cannot decode backup version {row.version} of {device_id!r}") from None
         return self._backup(row, content)
 
