@@ -124,7 +124,8 @@ def export_bbf(catalogue: Catalogue | None = None) -> bytes:
         device = _sub(model, "object", base="Device.", access="readOnly", minEntries="1", maxEntries="1")
         for table in tables:
             param = _sub(device, "parameter", name=_num_entries(table), access="readOnly", version=EXTENSION_VERSION)
-            _sub(param, "description").text = f"The number of entries in the {{{{object|{table}}}}} table: one per extension."
+            _sub(param, "description").text = (
+                f"The number of entries in the {{{{object|{table}}}}} table: one per extension.")
             syntax = _sub(param, "syntax")
             _sub(syntax, "unsignedInt")
 
@@ -138,7 +139,8 @@ def export_bbf(catalogue: Catalogue | None = None) -> bytes:
         _sub(obj, "description").text = f"{settings[0].location.replace('(n)', '(i)')} settings of the phone."
         for setting in settings:
             leaf = setting.path.rpartition(".")[2]
-            param = _sub(obj, "parameter", name=leaf, access="readWrite" if setting.writable else "readOnly", version=EXTENSION_VERSION)
+            param = _sub(obj, "parameter", name=leaf, access="readWrite" if setting.writable else "readOnly",
+                         version=EXTENSION_VERSION)
             _sub(param, "description").text = _description(setting, cat)
             _syntax(param, setting)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))

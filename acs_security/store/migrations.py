@@ -286,6 +286,7 @@ def check_version(engine: Engine) -> int:
     _refuse_newer(version)
     if version < HEAD:
         raise SchemaVersionError(
-            f"the database schema is at version {version}, this code needs {HEAD}: open the store with create=True to migrate"
+            f"the database schema is at version {version}, this code needs {HEAD}: "
+            "open the store with create=True to migrate"
         )
     return version
