@@ -116,8 +116,8 @@ def export_bbf(catalogue: Catalogue | None = None) -> bytes:
     for setting in cat.settings:
         if not setting.path.startswith("Device.X_"):
             continue  # standard TR-181 parameters are imported, not redefined
-        obj, _, _ = setting.path.rpartition(".")
-        objects.setdefault(obj.replace(PATH_INSTANCE, "{i}") + ".", []).append(setting)
+        parent, _, _ = setting.path.rpartition(".")
+        objects.setdefault(parent.replace(PATH_INSTANCE, "{i}") + ".", []).append(setting)
 
     tables = [name for name in objects if "{i}" in name]
     if tables:
