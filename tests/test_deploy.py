@@ -401,7 +401,7 @@ def test_systemd_unit_runs_the_real_command_hardened(tmp_path):
         return  # no systemd here: the parse above is the check
     copy = tmp_path / "acs-security.service"
     shutil.copy(DEPLOY / "acs-security.service", copy)
-    run = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60, check=False)
     complaints = [line for line in (run.stdout + run.stderr).splitlines()
                   if line.strip() and "/opt/acs-security/bin/acs-security" not in line]
     assert complaints == [], complaints

@@ -16,7 +16,7 @@ How each setting travels (``method``, docs/files.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from acs_security.mapping import (
@@ -104,9 +104,10 @@ def plan_device(
         else:
             desired[key] = value
     if policy.extension_settings:
-        wanted: Sequence[int] = (
-            policy.extensions if isinstance(policy.extensions, tuple)
-            else range(1, model.extension_count + 1)
+        wanted = (
+            range(1, model.extension_count + 1)
+            if isinstance(policy.extensions, str)  # "all", the only text a policy's extensions hold
+            else [n for n in policy.extensions]
         )
         for template, value in policy.extension_settings.items():
             setting = cat.setting(template)

@@ -225,7 +225,7 @@ class ApiResource(Resource):
         if check is not None:
             try:
                 await check()
-            except Exception as exc:  # any failure means "not ready"; the reason is logged
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason is logged
                 log.warn("not ready: {error}", error=type(exc).__name__)
                 raise ServiceError(503, "not ready", "the store is not reachable") from None
         return {"status": "ready", **self._info}

@@ -118,7 +118,9 @@ def certificate_auth(cert_file: Path) -> str | None:
         key = x509.load_pem_x509_certificates(cert_file.read_bytes())[0].public_key()
     except (OSError, ValueError, IndexError):
         return None
-    return "rsa" if isinstance(key, rsa.RSAPublicKey) else "ecdsa" if isinstance(key, ec.EllipticCurvePublicKey) else None
+    if isinstance(key, rsa.RSAPublicKey):
+        return "rsa"
+    return "ecdsa" if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 
 @implementer(IAgentEndpointFactory)

@@ -100,12 +100,12 @@ class CwmpResource(Resource):
 
     # -- twisted.web entry points -------------------------------------------------------
 
-    def render_GET(self, request: IRequest) -> bytes:
+    def render_GET(self, request: IRequest) -> bytes:  # noqa: N802 - Twisted's interface name
         request.setResponseCode(405)
         request.setHeader(b"Allow", b"POST")
         return b"CWMP endpoint: POST SOAP envelopes here\n"
 
-    def render_POST(self, request: IRequest) -> Any:
+    def render_POST(self, request: IRequest) -> Any:  # noqa: N802 - Twisted's interface name
         d = Deferred.fromCoroutine(self._handle(request))
         d.addErrback(self._crashed, request)
         return server.NOT_DONE_YET

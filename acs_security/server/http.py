@@ -71,13 +71,13 @@ class LimitedRequest(server.Request):
     def _limit(self) -> int:
         return getattr(self.channel.site, "max_body_bytes", 1024 * 1024)
 
-    def gotLength(self, length: int | None) -> None:
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's interface name
         if length is not None and length > self._limit():
             self._refuse()
             length = 0
         super().gotLength(length)
 
-    def handleContentChunk(self, data: bytes) -> None:
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 - Twisted's interface name
         if self._too_large:
             return
         self._received += len(data)
@@ -94,7 +94,7 @@ class LimitedRequest(server.Request):
                 transport.write(_TOO_LARGE)
                 transport.loseConnection()
 
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:  # noqa: N802 - Twisted's interface name
         if self._too_large:
             # The 413 is already on the wire; do not dispatch the truncated request.
             return
@@ -104,7 +104,7 @@ class LimitedRequest(server.Request):
 class LimitedChannel(http.HTTPChannel):
     """HTTP/1.1 channel that tells the site when the connection ends (cookie-less sessions)."""
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any) -> None:  # noqa: N802 - Twisted's interface name
         hook = getattr(self.site, "channel_lost", None)
         if hook is not None:
             hook(self)

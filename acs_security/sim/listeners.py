@@ -114,7 +114,7 @@ class ConnectionRequestRoot(Resource):
         self._clock = clock
         self._random_bytes = random_bytes
 
-    def getChild(self, path: bytes, request: IRequest) -> Resource:
+    def getChild(self, path: bytes, request: IRequest) -> Resource:  # noqa: N802 - Twisted's interface name
         try:
             serial = path.decode("ascii")
         except UnicodeDecodeError:
@@ -148,5 +148,5 @@ class UdpConnectionRequestProtocol(DatagramProtocol):
     def __init__(self, hooks: ConnectionRequestHooks) -> None:
         self._hooks = hooks
 
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:  # noqa: N802 - Twisted's interface name
         self._hooks.udp_datagram(datagram)

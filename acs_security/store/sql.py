@@ -127,7 +127,8 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, FilesMixin):
         except StoreError:
             raise
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot {what}: the database at {self._where} is unavailable: {_first_line(exc)}") from exc
+            raise StoreUnavailable(
+                f"cannot {what}: the database at {self._where} is unavailable: {_first_line(exc)}") from exc
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"cannot {what}: {_first_line(exc)}") from exc
         except self._dbapi_error as exc:  # a driver statement (driver.py) failed
@@ -425,7 +426,7 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, FilesMixin):
     def _decode(self, what: str, key: str, stored: str) -> str:
         try:
             return self._codec.decode(stored)
-        except Exception as exc:  # the codec's own error may quote the ciphertext: do not chain it
+        except Exception as exc:  # noqa: BLE001 - the codec's own error may quote the ciphertext: do not chain it
             raise StoreError(f"cannot decode the stored {what} password for {key!r} ({type(exc).__name__})") from None
 
     @staticmethod

@@ -193,7 +193,8 @@ def test_basic_authentication_over_tls(tmp_path):
             assert any(v.startswith("Basic") for v in resp.headers.getRawHeaders("WWW-Authenticate"))
             code, _, _ = await post(client, url, inform(), {"Authorization": basic_authorization("fleet", "bad")})
             assert code == 401
-            code, _, _ = await post(client, url, inform(), {"Authorization": basic_authorization("fleet", "fleet-pass")})
+            code, _, _ = await post(client, url, inform(),
+                                    {"Authorization": basic_authorization("fleet", "fleet-pass")})
             assert code == 200
             assert (await post(client, url, b""))[0] == 204
         finally:

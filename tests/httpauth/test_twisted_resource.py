@@ -20,7 +20,7 @@ NOW = 1_700_000_000.0
 class Hello(Resource):
     isLeaf = True
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802 - Twisted's interface name
         return b"hello"
 
 
@@ -46,7 +46,8 @@ def fetch(stub: StubTreq, headers: dict[bytes, bytes] | None = None) -> tuple[in
 
     def collect(response: object) -> object:
         body = stub.content(response)
-        body.addCallback(lambda b: out.append((response.code, response.headers.getRawHeaders(b"www-authenticate") or [], b)))  # type: ignore[attr-defined]
+        challenges = response.headers.getRawHeaders(b"www-authenticate") or []  # type: ignore[attr-defined]
+        body.addCallback(lambda b: out.append((response.code, challenges, b)))  # type: ignore[attr-defined]
         return body
 
     d.addCallback(collect)

@@ -14,7 +14,8 @@ from acs_security.store import schema as t
 from acs_security.store.jobs import TaskUpdate
 from tests.store.conftest import T0, inform
 
-CFG = '<?xml version="1.0" encoding="UTF-8"?>\n<flat-profile>\n  <Proxy_Password>p4ss-word</Proxy_Password>\n</flat-profile>\n'
+CFG = ('<?xml version="1.0" encoding="UTF-8"?>\n<flat-profile>\n'
+       "  <Proxy_Password>p4ss-word</Proxy_Password>\n</flat-profile>\n")
 
 
 def _device(store: Store, serial: str = "F1") -> str:
