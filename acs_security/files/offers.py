@@ -85,7 +85,7 @@ class FileOffers:
         now = datetime.fromtimestamp(self._clock.seconds(), UTC)
         expires = now + timedelta(seconds=self.ttl)
         rec = await self._store.call("create_file", device_id=device_id, kind=kind, command_key=command_key,
-                                     auth=mode, expires_at=expires, job_id=job_id, content=content)
+                                     auth=mode, expires_at=expires, job_id=job_id, content=content, now=now)
         url = self.base_url + self._signer.path(rec.id, int(expires.timestamp()))
         return url, username, password, rec.size
 

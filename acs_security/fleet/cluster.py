@@ -64,6 +64,8 @@ class EngineCore(Protocol):
 
     def forget_finished(self) -> None: ...
 
+    async def check_transfers(self) -> None: ...
+
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
@@ -194,6 +196,9 @@ class ClusterMode:
         if not self.options.run_jobs:
             self.engine.forget_finished()
             return
+        # Transfers that went quiet: the store changes their tasks (every job runner may
+        # ask; the changes are conditional, so two nodes do each at most once).
+        await self.engine.check_transfers()
         held = await store.call("renew_claims", node, until=_dt(now + self.options.claim_lease))
         for job in list(self.engine.jobs.values()):
             for task in list(job.tasks.values()):
@@ -230,7 +235,8 @@ class ClusterMode:
             job.state = "completed"
             return
         counts = job.wave_state_counts()
-        busy = counts.get(TaskState.REQUESTED, 0) + counts.get(TaskState.IN_SESSION, 0)
+        busy = (counts.get(TaskState.REQUESTED, 0) + counts.get(TaskState.IN_SESSION, 0)
+                + counts.get(TaskState.TRANSFERRING, 0))
         contactable = 0 if busy else await store.call("contactable_tasks", job.id, job.current_wave)
         verdict = job_verdict(job, contactable)
         wave = job.current_wave

@@ -29,13 +29,14 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from acs_security.connreq.policy import BackoffPolicy
+from acs_security.files.offers import FileOffers
 from acs_security.fleet.cluster import ClusterMode, ClusterOptions
 from acs_security.fleet.joblog import job_event, maybe_progress
-from acs_security.fleet.live import JobOptions, LiveJob, LiveTask
+from acs_security.fleet.live import PARAMETER_KEY_PREFIX, JobOptions, LiveJob, LiveTask
 from acs_security.fleet.plancache import PlanCache
 from acs_security.fleet.selector import Selector
 from acs_security.fleet.session_side import SessionSide
-from acs_security.fleet.tasks import TaskEvent, TaskState
+from acs_security.fleet.tasks import ACTIVE, TaskEvent, TaskState
 from acs_security.fleet.waves import WaveOptions, assign_waves, halt_reason, job_verdict
 from acs_security.fleet.writes import TaskWriter
 from acs_security.mapping import Catalogue, load_catalogue
@@ -46,7 +47,6 @@ from acs_security.store.jobs import TargetDevice
 __all__ = ["FleetEngine", "EngineLimits", "PARAMETER_KEY_PREFIX"]
 
 log = Logger(namespace="acs_security.fleet")
-PARAMETER_KEY_PREFIX = "acs-sec-job-"
 
 
 class EngineLimits:
@@ -78,8 +78,12 @@ class FleetEngine(SessionSide):
         random: Callable[[], float] | None = None,
         cluster: ClusterOptions | None = None,
         node: str | None = None,
+        files: FileOffers | None = None,
     ) -> None:
+        """``files``: how the engine offers cfg.xml Downloads and Uploads (files/offers.py);
+        None: settings that need a file fault with that reason, backups cannot run."""
         self._store = store
+        self._files = files
         self._clock = clock
         self._http = http_requester
         self._udp = udp_requester
@@ -104,6 +108,10 @@ class FleetEngine(SessionSide):
         self._session_tasks: dict[str, list[LiveTask]] = {}
         # Job id -> when its last progress line was logged (joblog.py).
         self._progress_logged: dict[int, float] = {}
+        # Transfers that went quiet are looked for every transfer_check seconds (transfers.py).
+        self.transfer_check = 5.0
+        self._transfers_checked = 0.0
+        self._checking_transfers = False
 
     @property
     def clustered(self) -> bool:
@@ -137,7 +145,7 @@ class FleetEngine(SessionSide):
                 counts = await self._store.call("task_counts", job.id, by_wave=True)
                 for (wave, state), n in counts.items():
                     st = TaskState(state)
-                    if st in (TaskState.PENDING, TaskState.REQUESTED, TaskState.IN_SESSION):
+                    if st in ACTIVE:  # counted as their tasks were added
                         continue
                     job.counts[st] += n
                     job.wave_counts.setdefault(wave, type(job.counts)())[st] += n
@@ -218,21 +226,21 @@ class FleetEngine(SessionSide):
             return None
 
     def plan_for(self, policy: Policy, device: TargetDevice, known: dict[str, str] | None,
-                 *, force_all: bool = False) -> DevicePlan:
+                 *, force_all: bool = False, method: str = "auto") -> DevicePlan:
         return plan_device(policy, product_class=device.product_class,
                            software_version=device.software_version, known=known,
-                           force_all=force_all, catalogue=self._catalogue)
+                           force_all=force_all, catalogue=self._catalogue, method=method)
 
     def _plan_cache(self, job: LiveJob) -> PlanCache:
         cache = self._plans.get(job.id)
         if cache is None:
-            policy = job.policy
+            policy, method = job.policy, job.options.method
 
             def plan(product_class: str, software_version: str | None,
                      known: Any, force_all: bool) -> DevicePlan:
                 return plan_device(policy, product_class=product_class,
                                    software_version=software_version, known=known,
-                                   force_all=force_all, catalogue=self._catalogue)
+                                   force_all=force_all, catalogue=self._catalogue, method=method)
 
             cache = self._plans[job.id] = PlanCache(plan)
         return cache
@@ -303,9 +311,23 @@ class FleetEngine(SessionSide):
                     self._cluster.drive(job, now)
                 else:
                     self._drive(job, now)
+            if self._cluster is None:
+                self._check_transfers_soon(now)
             self._writer.kick()
         finally:
             self._ticking = False
+
+    def _check_transfers_soon(self, now: float) -> None:
+        """Every transfer_check seconds, while a job has a transfer out (transfers.py)."""
+        if self._files is None or self._checking_transfers or now - self._transfers_checked < self.transfer_check:
+            return
+        if not any(j.counts[TaskState.TRANSFERRING] for j in self.jobs.values()):
+            return
+        self._transfers_checked = now
+        self._checking_transfers = True
+        d = Deferred.fromCoroutine(self.check_transfers())
+        d.addErrback(lambda f: log.warn("checking file transfers failed: {error}", error=f.getErrorMessage()))
+        d.addBoth(lambda _: setattr(self, "_checking_transfers", False))
 
     def _drive(self, job: LiveJob, now: float) -> None:
         if now >= job.deadline:
@@ -319,7 +341,8 @@ class FleetEngine(SessionSide):
             self._finish(job, "completed")
             return
         counts = job.wave_state_counts()
-        busy = counts.get(TaskState.REQUESTED, 0) + counts.get(TaskState.IN_SESSION, 0)
+        busy = (counts.get(TaskState.REQUESTED, 0) + counts.get(TaskState.IN_SESSION, 0)
+                + counts.get(TaskState.TRANSFERRING, 0))
         # With devices requested or in session the wave is open whatever else it holds: the
         # O(tasks) count of contactable ones is needed only once nothing is in flight.
         verdict = job_verdict(job, 0 if busy else job.contactable(job.current_wave, self.devices))

@@ -15,7 +15,14 @@ from acs_security.fleet.tasks import ACTIVE, TERMINAL, TaskEvent, TaskState, nex
 from acs_security.policy.document import Policy
 from acs_security.store.jobs import JobRecord, TargetDevice, TaskRecord, TaskUpdate
 
-__all__ = ["LiveJob", "LiveTask", "JobOptions"]
+__all__ = ["LiveJob", "LiveTask", "JobOptions", "PARAMETER_KEY_PREFIX", "JOB_KINDS", "FILE_CONTENTS"]
+
+#: A job's ParameterKey (and the CommandKey of its transfers) is this prefix and its id.
+PARAMETER_KEY_PREFIX = "acs-sec-job-"
+#: push: make the phones match a policy; backup: have them upload their cfg.xml.
+JOB_KINDS = ("push", "backup")
+#: What a push's cfg.xml holds: the policy's settings, or the phone's whole known configuration.
+FILE_CONTENTS = ("policy", "full")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,10 @@ class JobOptions:
     readback: bool = False
     max_cr_in_flight: int = 200
     max_in_progress: int = 1000
+    # How settings travel (policy/plan.py METHODS), what a cfg.xml file holds, and the job's kind.
+    method: str = "auto"
+    file_content: str = "policy"
+    kind: str = "push"
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]

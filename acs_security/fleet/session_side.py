@@ -6,7 +6,9 @@ targeted device is in a session and its wave is open, it gets its SetParameterVa
 model batches, only the last carrying the job's ParameterKey), optionally read back with
 GetParameterValues; the response or fault becomes the task's outcome, committed before the
 session goes on. A device whose Inform already carries the job's key is done without
-another SetParameterValues (TR-069 A.3.2.1).
+another SetParameterValues (TR-069 A.3.2.1). Settings that go in a cfg.xml file, and backup
+jobs, end the session with a Download or an Upload (fleet/transfers.py); the ParameterKey
+then marks only the SetParameterValues part, never the whole task.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from acs_security.cwmp import messages as m
 from acs_security.cwmp.values import parse_value
 from acs_security.fleet.live import LiveJob, LiveTask
 from acs_security.fleet.tasks import TaskEvent, TaskState
+from acs_security.fleet.transfers import TransferSide
 from acs_security.policy.plan import DevicePlan
 from acs_security.server.sessions import SessionContext
 from acs_security.store.jobs import TargetDevice
@@ -31,9 +34,10 @@ __all__ = ["SessionSide", "device_from_inform"]
 
 
 class _Work:
-    """What a session does for one task: plan, SetParameterValues, optional read-back."""
+    """What a session does for one task: plan, SetParameterValues, optional read-back, the
+    file transfer."""
 
-    __slots__ = ("task", "plan", "stage", "batches", "batch")
+    __slots__ = ("task", "plan", "stage", "batches", "batch", "known")
 
     def __init__(self, task: LiveTask) -> None:
         self.task = task
@@ -41,18 +45,20 @@ class _Work:
         self.stage = "plan"
         self.batches: list[tuple[Any, ...]] = []
         self.batch = 0
+        self.known: dict[str, str] | None = None
 
     def request(self, job: LiveJob) -> m.SetParameterValues:
         """The SetParameterValues of the current batch. Only the last batch carries the
-        job's ParameterKey, so that the key in a later Inform means *all* of it landed."""
+        job's ParameterKey, so that the key in a later Inform means *all* of it landed; when
+        a file transfer follows, no batch does (the TransferComplete tells the end)."""
         params = self.batches[self.batch]
-        last = self.batch == len(self.batches) - 1
+        last = self.batch == len(self.batches) - 1 and not (self.plan is not None and self.plan.download)
         key = job.parameter_key if last else f"{job.parameter_key}.{self.batch + 1}"
         return m.SetParameterValues(
             tuple(m.ParameterValue(p.path, parse_value(p.xsi_type, p.value), p.xsi_type) for p in params), key)
 
 
-class SessionSide:
+class SessionSide(TransferSide):
     """The provisioner methods of the engine (see the module doc)."""
 
     _cluster: ClusterMode | None
@@ -122,17 +128,24 @@ class SessionSide:
                     break
                 now = self._clock.seconds()
                 job.apply(task, TaskEvent.SESSION, now)
+                if job.options.kind == "backup":
+                    work.stage = "offer"
+                    continue
                 device = self.devices.get(task.device_id)
                 known = None
-                if not job.options.force_all:
+                if not job.options.force_all or job.options.file_content == "full":
                     params = await self._store.call("device_parameters", task.device_id)
-                    known = {name: value for name, (value, _t) in params.items()}
+                    known = work.known = {name: value for name, (value, _t) in params.items()}
                 plan = (self._plan_cache(job).plan(device.product_class, device.software_version,
-                                                   known, force_all=job.options.force_all)
+                                                   None if job.options.force_all else known,
+                                                   force_all=job.options.force_all)
                         if device is not None else DevicePlan(params=(), error="device unknown"))
                 work.plan = plan
                 if plan.error is not None:
                     await self._outcome(task, TaskEvent.FAULT, detail=plan.error)
+                elif not plan.params and plan.download:
+                    work.stage = "offer"
+                    continue
                 elif not plan.params:
                     event = TaskEvent.NOTHING_TO_DO if plan.skipped and not plan.unchanged else TaskEvent.APPLIED
                     detail = ("every setting of the policy is absent on this model/firmware"
@@ -151,6 +164,13 @@ class SessionSide:
             elif work.stage == "readback" and work.plan is not None:
                 work.stage = "readback-sent"
                 return m.GetParameterValues(tuple(p.path for p in work.plan.params))
+            elif work.stage == "offer":
+                rpc = await self.offer_transfer(ctx, work)
+                if rpc is not None:
+                    work.stage = "transfer-sent"
+                    task.sent += 1
+                    return rpc
+                work = ctx.provisioner_state = None
             else:
                 work = ctx.provisioner_state = None
         # Another job may have work for this device in the same session.
@@ -161,9 +181,17 @@ class SessionSide:
 
     async def handle_response(self, ctx: SessionContext, request: Any, response: Any) -> None:
         work: _Work | None = ctx.provisioner_state
-        if work is None or work.plan is None:
+        if work is None:
             return
         task = work.task
+        if isinstance(request, (m.Download, m.Upload)):
+            if work.stage == "transfer-sent":
+                await self.transfer_answered(ctx, work, request, response)
+                ctx.provisioner_state = None
+            return
+        plan = work.plan
+        if plan is None:
+            return
         if isinstance(request, m.SetParameterValues):
             if isinstance(response, m.SetParameterValuesResponse):
                 applied = [(p.path, p.value, p.xsi_type) for p in work.batches[work.batch]]
@@ -178,6 +206,10 @@ class SessionSide:
                     work.task.detail = "applied; reading back"
                     ctx.provisioner_state = work
                     return
+                if plan.download:
+                    work.stage = "offer"
+                    ctx.provisioner_state = work
+                    return
                 event = TaskEvent.APPLIED if response.status == 0 else TaskEvent.APPLIED_REBOOT
                 await self._outcome(task, event, detail=None)
             elif isinstance(response, m.Fault):
@@ -187,18 +219,24 @@ class SessionSide:
                           if len(work.batches) > 1 else None)
                 await self._outcome(task, TaskEvent.FAULT, fault=(response.code, response.string),
                                     faults=faults, detail=detail)
-            ctx.provisioner_state = work if work.stage in ("readback", "next-batch") else None
+            ctx.provisioner_state = work if work.stage in ("readback", "next-batch", "offer") else None
         elif isinstance(request, m.GetParameterValues) and work.stage == "readback-sent":
             if isinstance(response, m.GetParameterValuesResponse):
                 got = {p.name: p for p in response.parameters}
-                wrong = [p.path for p in work.plan.params
+                wrong = [p.path for p in plan.params
                          if p.path not in got or not _same(got[p.path], p)]
                 if wrong:
                     await self._outcome(task, TaskEvent.FAULT, detail=f"read-back differs: {', '.join(wrong)}")
-                else:
+                    ctx.provisioner_state = None
+                    return
+                if not plan.download:
                     await self._outcome(task, TaskEvent.APPLIED, detail="applied and read back")
-            else:
+            elif not plan.download:
                 await self._outcome(task, TaskEvent.APPLIED, detail="applied; read-back refused")
+            if plan.download:
+                work.stage = "offer"
+                ctx.provisioner_state = work
+                return
             ctx.provisioner_state = None
 
     def _outcome(self, task: LiveTask, event: TaskEvent, *, detail: str | None = None,

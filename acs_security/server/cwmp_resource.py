@@ -294,6 +294,12 @@ class CwmpResource(Resource):
                 _aware(getattr(message, "start_time", None)),
                 _aware(getattr(message, "complete_time", None)),
             )
+            # The transfer's outcome (a job's Download or Upload, told by its CommandKey) is
+            # committed before the TransferCompleteResponse: the CPE repeats an
+            # unacknowledged TransferComplete (A.3.3.2), so nothing is lost to a crash.
+            hook = getattr(self._provisioner, "transfer_complete", None)
+            if hook is not None and isinstance(message, m.TransferComplete):
+                await hook(ctx, message)
 
     # -- endings and answers ------------------------------------------------------------
 

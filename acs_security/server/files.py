@@ -183,7 +183,7 @@ class FileResource(Resource):
             raise _Refused(400, "bad_body", str(exc), f"upload {rec.id} from {label}: {exc}") from None
         report = config.report()
         backup, new = await self._store.call("store_backup", device_id=rec.device_id, content=text, report=report,
-                                             keep=self._keep, job_id=rec.job_id, file_id=rec.id)
+                                             keep=self._keep, job_id=rec.job_id, file_id=rec.id, now=_dt(now))
         problems = len(report["unknown"]) + len(report["invalid"]) + len(report["absent"])
         log.info("upload {file} from {label}: backup version {version} ({what}, {n} element(s), "
                  "{problems} reported)", file=rec.id, label=label, version=backup.version,

@@ -29,6 +29,9 @@ class Provisioner(Protocol):
     async def session_ended(self, ctx: SessionContext, outcome: str) -> None:
         """The session is over: ``outcome`` is done, timeout, error, refused or disconnected."""
 
+    # Optional: ``async def transfer_complete(ctx, message)`` is called (when present) with
+    # each TransferComplete the CPE sends, after it is recorded and before it is answered.
+
 
 class NullProvisioner:
     """Sends nothing: every session is Inform, InformResponse, empty POST, 204."""

@@ -102,8 +102,9 @@ class FilesMixin:
 
     def create_file(self, *, device_id: str, kind: str, command_key: str, auth: str,
                     expires_at: datetime, job_id: int | None = None,
-                    content: str | None = None) -> FileRecord:
-        """Offer a file to one device (a download's content, or an upload's place).
+                    content: str | None = None, now: datetime | None = None) -> FileRecord:
+        """Offer a file to one device (a download's content, or an upload's place), created
+        ``now`` (default: the store's clock; the job engine gives its own).
 
         Raises UnknownDevice, InvalidArgument, StoreError."""
         if kind not in FILE_KINDS:
@@ -117,7 +118,7 @@ class FilesMixin:
         if content is not None:
             check_text("content", content)
         data = content.encode("utf-8") if content is not None else b""
-        now = self._now()
+        now = check_aware("now", now) if now is not None else self._now()
         row = {
             "device_id": device_id, "kind": kind, "job_id": job_id, "command_key": command_key,
             "auth": auth, "content": self._codec.encode(content) if content is not None else None,
@@ -175,14 +176,16 @@ class FilesMixin:
 
     def finish_file(self, file_id: int, *, state: str, fault_code: int | None = None,
                     detail: str | None = None) -> bool:
-        """End a file's life (completed, failed or expired); False when it had ended."""
+        """End a file's life (completed, failed or expired): its content is dropped (a file
+        is kept until its transfer is over); False when it had ended."""
         if state not in _FINAL_FILE_STATES:
             raise InvalidArgument(f"file state {state!r} is not one of {', '.join(_FINAL_FILE_STATES)}")
         c = t.device_files.c
         with self._write("end a file") as conn:
             return conn.execute(
                 sa.update(t.device_files).where(c.id == int(file_id), c.state.in_(LIVE_FILE_STATES))
-                .values(state=state, completed_at=self._now(), fault_code=fault_code, detail=detail)).rowcount == 1
+                .values(state=state, completed_at=self._now(), fault_code=fault_code, detail=detail,
+                        content=None)).rowcount == 1
 
     def overdue_transfers(self, *, now: datetime, transfer_timeout: float) -> list[tuple[int, str, str, str]]:
         """Transfers that went quiet, ended in one transaction with their tasks:
@@ -207,7 +210,7 @@ class FilesMixin:
                 what = "file" if row.kind == "download" else "upload place"
                 detail = f"the phone did not fetch its {what} before it expired; offered again"
                 conn.execute(sa.update(t.device_files).where(c.id == row.id).values(
-                    state="expired", completed_at=now, detail="never fetched"))
+                    state="expired", completed_at=now, detail="never fetched", content=None))
                 if row.job_id is not None and conn.execute(
                         sa.update(t.tasks).where(tc.job_id == row.job_id, tc.device_id == row.device_id,
                                                  tc.state == "transferring")
@@ -217,7 +220,7 @@ class FilesMixin:
                 detail = (f"no TransferComplete within {transfer_timeout:.0f} s of the "
                           f"{'Download' if row.kind == 'download' else 'Upload'}")
                 conn.execute(sa.update(t.device_files).where(c.id == row.id).values(
-                    state="failed", completed_at=now, detail=detail))
+                    state="failed", completed_at=now, detail=detail, content=None))
                 if row.job_id is not None and conn.execute(
                         sa.update(t.tasks).where(tc.job_id == row.job_id, tc.device_id == row.device_id,
                                                  tc.state == "transferring")
@@ -241,7 +244,8 @@ class FilesMixin:
                 .join(t.config_blobs, blob.sha256 == b.sha256))
 
     def store_backup(self, *, device_id: str, content: str, report: dict[str, Any], keep: int,
-                     job_id: int | None = None, file_id: int | None = None) -> tuple[BackupRecord, bool]:
+                     job_id: int | None = None, file_id: int | None = None,
+                     now: datetime | None = None) -> tuple[BackupRecord, bool]:
         """Keep an uploaded configuration: (its version, True when it is a new version).
 
         The same content as the device's latest version confirms that version; a new one
@@ -255,7 +259,7 @@ class FilesMixin:
         check_text("report", report_text)
         data = content.encode("utf-8")
         sha = hashlib.sha256(data).hexdigest()
-        now = self._now()
+        now = check_aware("now", now) if now is not None else self._now()
         b, blob = t.config_backups.c, t.config_blobs.c
         with self._write("store a backup") as conn:
             self._require_device(conn, device_id)

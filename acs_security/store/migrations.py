@@ -270,6 +270,7 @@ def _v8(conn: Connection) -> None:
         sa.Column("backup_id", sa.Integer),
         sa.Index("ix_device_files_device_id", "device_id"),
         sa.Index("ix_device_files_job_device", "job_id", "device_id"),
+        sa.Index("ix_device_files_state", "state"),
     )
     blobs = sa.Table(
         "config_blobs", md,

@@ -277,6 +277,8 @@ device_files = sa.Table(
     sa.Column("backup_id", sa.Integer),
     sa.Index("ix_device_files_device_id", "device_id"),
     sa.Index("ix_device_files_job_device", "job_id", "device_id"),
+    # Live files are few among the finished ones: the overdue check looks them up by state.
+    sa.Index("ix_device_files_state", "state"),
 )
 
 # Configuration backups (migration step 8): each distinct content once (by SHA-256), encoded

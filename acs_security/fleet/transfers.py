@@ -1,0 +1,257 @@
+"""The job engine's file transfers: cfg.xml Downloads and configuration Uploads.
+
+A mixin of the engine's session half (fleet/session_side.py). For a task whose plan has
+settings for the file (policy/plan.py), or a backup job's task, the session offers the
+transfer (files/offers.py: the file row is committed first) and sends the Download or
+Upload with the job's key as CommandKey. Then:
+
+- Status 0 (done at once): the outcome now;
+- Status 1: the task is ``transferring`` until the phone's TransferComplete (TR-069
+  A.3.3.2), sent in a later session: after its reboot when the file needs one, which is how
+  the engine follows a rebooting phone to its next Inform; a fault 9010-9019 becomes the
+  task's fault; no TransferComplete within ``transfer_timeout``: faulted; a file never
+  fetched before it expired: the transfer is offered again (nothing reached the phone);
+- a CWMP fault to the RPC itself (9000 not supported, 9013 protocol ...): faulted.
+
+Nothing is applied twice across a restart or a lost session: a TransferComplete is acted on
+before it is acknowledged (the phone repeats it until it is), and before a new Download
+goes out the engine looks for one that may still be out (a file of this job for this phone
+still offered or fetched: then it waits for that transfer instead) and for a
+TransferComplete already received with the job's CommandKey.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+
+from acs_security.cwmp import messages as m
+from acs_security.files.offers import OfferError
+from acs_security.files.render import render_device_file
+from acs_security.fleet.live import PARAMETER_KEY_PREFIX, LiveTask
+from acs_security.fleet.tasks import TaskEvent, TaskState
+from acs_security.mapping import MappingError, cfgxml_to_tr069, parse_cfgxml
+from acs_security.server.sessions import SessionContext
+from acs_security.store.jobrecords import TaskUpdate
+
+if TYPE_CHECKING:
+    from acs_security.files.offers import FileOffers
+
+__all__ = ["TransferSide"]
+
+log = Logger(namespace="acs_security.fleet")
+_BOOT = "1 BOOT"
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class TransferSide:
+    """Transfer methods of the engine's session half (state lives in FleetEngine)."""
+
+    _store: Any
+    _clock: Any
+    _catalogue: Any
+    _files: FileOffers | None
+    _writer: Any
+    _cluster: Any
+    _by_device: dict[str, list[LiveTask]]
+    _session_tasks: dict[str, list[LiveTask]]
+    jobs: dict[int, Any]
+    devices: dict[str, Any]
+    _outcome: Any  # SessionSide._outcome
+
+    # -- offering -------------------------------------------------------------------------
+
+    async def offer_transfer(self, ctx: SessionContext, work: Any) -> Any | None:
+        """The Download or Upload this task needs now, or None when its outcome was recorded
+        instead (a transfer already out, one already reported, or no way to offer it)."""
+        task, job = work.task, work.task.job
+        kind = "upload" if job.options.kind == "backup" else "download"
+        key = job.parameter_key
+        if self._files is None:
+            await self._outcome(task, TaskEvent.FAULT, detail="this server offers no files (no file URL)")
+            return None
+        done = [t for t in await self._store.call("list_transfer_completes", task.device_id)
+                if t.command_key == key]
+        if done and kind == "download":
+            last = done[-1]
+            event = TaskEvent.TRANSFER_DONE if last.fault_code == 0 else TaskEvent.TRANSFER_FAILED
+            await self._outcome(task, event, detail="the phone had reported this job's transfer complete",
+                                fault=(last.fault_code, last.fault_string) if last.fault_code else None)
+            return None
+        out = await self._store.call("device_file", task.device_id, kind=kind, job_id=job.id, live=True)
+        if out is not None:
+            await self._outcome(task, TaskEvent.TRANSFER_STARTED,
+                                detail=f"a {'Download' if kind == 'download' else 'Upload'} of this job may "
+                                       f"still be out (file {out.id}): waiting for its TransferComplete")
+            return None
+        device = self.devices.get(task.device_id)
+        serial = device.serial_number if device is not None else ""
+        try:
+            if kind == "upload":
+                return await self._files.upload(device_id=task.device_id, serial=serial, job_id=job.id,
+                                                command_key=key)
+            assert work.plan is not None and device is not None
+            rendered = render_device_file(
+                work.plan.download, product_class=device.product_class,
+                software_version=device.software_version, known=work.known,
+                full=job.options.file_content == "full", catalogue=self._catalogue)
+            return await self._files.download(device_id=task.device_id, serial=serial, job_id=job.id,
+                                              command_key=key, content=rendered.content)
+        except (OfferError, MappingError) as exc:
+            await self._outcome(task, TaskEvent.FAULT, detail=f"cannot offer the file: {exc}")
+            return None
+
+    async def transfer_answered(self, ctx: SessionContext, work: Any, request: Any, response: Any) -> None:
+        """The phone's answer to the Download/Upload the session sent."""
+        task = work.task
+        file_row = await self._store.call("device_file", task.device_id,
+                                          kind="upload" if isinstance(request, m.Upload) else "download",
+                                          job_id=task.job.id, live=True)
+        if isinstance(response, m.Fault):
+            if file_row is not None:
+                await self._store.call("finish_file", file_row.id, state="failed", fault_code=response.code,
+                                       detail=response.string[:200])
+            await self._outcome(task, TaskEvent.FAULT, fault=(response.code, response.string),
+                                detail=f"the phone refused the {type(request).__name__}")
+            return
+        if getattr(response, "status", 1) == 1:
+            what = "file" if isinstance(request, m.Download) else "upload"
+            await self._outcome(task, TaskEvent.TRANSFER_STARTED,
+                                detail=f"{what} transfer started; waiting for the TransferComplete")
+            return
+        # Status 0: the phone says the transfer is complete (and applied) already.
+        await self._transfer_outcome(task, 0, "", file_row, rebooted=False)
+
+    # -- TransferComplete -----------------------------------------------------------------
+
+    async def transfer_complete(self, ctx: SessionContext, message: Any) -> None:
+        """A TransferComplete (the session's CPE request): the outcome of the transfer whose
+        CommandKey it carries, committed before the endpoint acknowledges it."""
+        device_id = ctx.device_id or ""
+        key = getattr(message, "command_key", "")
+        if not key or not device_id:
+            return
+        tasks = (self._session_tasks.get(ctx.token) if self._cluster is not None
+                 else self._by_device.get(device_id)) or []
+        task = next((t for t in tasks if t.job.parameter_key == key), None)
+        rec = None
+        if task is None:
+            job_id = _job_id(key)
+            if job_id is None:
+                return  # not a transfer of this ACS's jobs
+            recs = await self._store.call("list_tasks", job_id, device_id=device_id, limit=1)
+            rec = recs[0] if recs else None
+            if rec is None or rec.state not in ("pending", "requested", "in_session", "transferring"):
+                return  # unknown, or decided already (a TransferComplete repeated)
+        elif task.state not in (TaskState.PENDING, TaskState.REQUESTED, TaskState.IN_SESSION,
+                                TaskState.TRANSFERRING):
+            return
+        kind = "upload" if _is_upload(message) else None
+        file_row = None
+        for k in ((kind,) if kind else ("download", "upload")):
+            file_row = await self._store.call("device_file", device_id, kind=k, command_key=key)
+            if file_row is not None:
+                break
+        fault = message.fault
+        events = ctx.inform.event_codes if ctx.inform is not None else ()
+        await self._transfer_outcome(task, fault.code, fault.string, file_row, rebooted=_BOOT in events,
+                                     record=rec)
+
+    async def _transfer_outcome(self, task: LiveTask | None, code: int, text: str, file_row: Any, *,
+                                rebooted: bool, record: Any = None) -> None:
+        detail: str | None
+        if code:
+            event, detail = TaskEvent.TRANSFER_FAILED, (file_row.detail if file_row is not None else None)
+            if file_row is not None:
+                await self._store.call("finish_file", file_row.id, state="failed", fault_code=code,
+                                       detail=text[:200] or None)
+        elif file_row is not None and file_row.kind == "upload":
+            fresh = await self._store.call("get_file", file_row.id)
+            if fresh is None or fresh.backup_id is None:
+                event, detail = TaskEvent.TRANSFER_FAILED, "the phone reported its upload complete, but no file arrived"
+                code, text = 9011, "Upload failure"
+                await self._store.call("finish_file", file_row.id, state="failed", fault_code=code, detail=detail)
+            else:
+                backup = await self._store.call("list_backups", device_id=file_row.device_id, limit=1)
+                version = backup[0].version if backup else "?"
+                event, detail = TaskEvent.TRANSFER_DONE, f"backup version {version}"
+                await self._store.call("finish_file", file_row.id, state="completed")
+        else:
+            event = TaskEvent.TRANSFER_DONE
+            detail = "applied by a cfg.xml Download" + (" after a reboot" if rebooted else "")
+            if file_row is not None:
+                await self._record_known(file_row)
+                await self._store.call("finish_file", file_row.id, state="completed")
+        fault = (code, text or "") if code else None
+        if task is not None:
+            await self._outcome(task, event, detail=detail, fault=fault)
+            return
+        # The task is not in this node's memory (another node's claim, a cancelled job):
+        # its outcome goes straight to the store, under the same "final is final" guard.
+        now = self._clock.seconds()
+        state = TaskState.APPLIED if event is TaskEvent.TRANSFER_DONE else TaskState.FAULTED
+        await self._writer.durable(TaskUpdate(
+            job_id=record.job_id, device_id=record.device_id, state=state.value, attempts=record.attempts,
+            sent=record.sent, cr_exhausted=record.cr_exhausted, updated_at=_dt(now),
+            fault_code=fault[0] if fault else None, fault_string=fault[1] if fault else None,
+            detail=detail, finished_at=_dt(now), node=getattr(self, "node", None)))
+
+    async def _record_known(self, file_row: Any) -> None:
+        """The values of a Download the phone applied become what the ACS knows of it."""
+        device = self.devices.get(file_row.device_id) or await self._device(file_row.device_id)
+        full = await self._store.call("get_file", file_row.id)
+        if device is None or full is None or full.content is None:
+            return
+        try:
+            params = cfgxml_to_tr069(parse_cfgxml(full.content.encode("utf-8"), catalogue=self._catalogue),
+                                     model=device.product_class, software_version=device.software_version,
+                                     catalogue=self._catalogue)
+        except MappingError as exc:  # pragma: no cover - the ACS rendered and checked it
+            log.warn("cannot record the values of file {file}: {error}", file=file_row.id, error=str(exc)[:200])
+            return
+        await self._store.call("set_device_parameters", file_row.device_id,
+                               [(p.path, p.value, p.xsi_type) for p in params])
+
+    async def _device(self, device_id: str) -> Any:
+        found = await self._store.call("target_devices", [device_id])
+        return found[0] if found else None
+
+    # -- transfers that went quiet --------------------------------------------------------
+
+    async def check_transfers(self) -> None:
+        """End the transfers whose file was never fetched (offered again) or whose
+        TransferComplete never came (faulted); the store changes the tasks, this node's
+        working copies follow."""
+        if self._files is None:
+            return
+        now = self._clock.seconds()
+        changed = await self._store.call("overdue_transfers", now=_dt(now),
+                                         transfer_timeout=self._files.transfer_timeout)
+        for job_id, device_id, event, detail in changed:
+            job = self.jobs.get(job_id)
+            task = job.tasks.get(device_id) if job is not None else None
+            if task is None or task.state is not TaskState.TRANSFERRING:
+                continue
+            job.apply(task, TaskEvent(event), now)
+            task.detail = detail
+            if task.state is TaskState.PENDING:
+                task.next_attempt = 0.0
+            self._writer.mark(task.update(now))
+            log.info("job {job}: {device}: {detail}", job=job_id, device=device_id, detail=detail)
+
+
+def _job_id(command_key: str) -> int | None:
+    """The job id of a CommandKey this ACS's jobs use (``acs-sec-job-<id>``), else None."""
+    if not command_key.startswith(PARAMETER_KEY_PREFIX):
+        return None
+    tail = command_key[len(PARAMETER_KEY_PREFIX):]
+    return int(tail) if tail.isdigit() and len(tail) < 10 else None
+
+
+def _is_upload(message: Any) -> bool:
+    return bool(getattr(message, "is_download", True) is False)
