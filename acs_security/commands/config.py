@@ -39,6 +39,7 @@ EXAMPLES: dict[str, Any] = {
     "secret_key_file": "/var/lib/acs-security/acs.key",
     "cluster": True,
     "node_id": "acs1",
+    "file_url": "https://acs.example.net",
 }
 
 _WIDTH = 96

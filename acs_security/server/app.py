@@ -43,7 +43,17 @@ from acs_security.fleet.cluster import ClusterOptions
 from acs_security.fleet.engine import EngineLimits, FleetEngine
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.policy.guardrails import context_from_config
-from acs_security.secrets import KeyFileError, SecretStore, digest_nonce_key, open_codec, unknown_key_ids
+from acs_security.files.offers import FileOffers
+from acs_security.files.tokens import FileSigner
+from acs_security.secrets import (
+    KeyFileError,
+    SecretStore,
+    digest_nonce_key,
+    file_url_key,
+    open_codec,
+    unknown_key_ids,
+)
+from acs_security.server.files import CwmpRoot, FileResource
 from acs_security.server.api import ApiResource
 from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
 from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
@@ -175,6 +185,8 @@ class AcsServer:
     _wsgi_pool: Any = None
     _udp_port: Any = None
     leases: DeviceLeases | None = None
+    files: FileOffers | None = None
+    file_resource: FileResource | None = None
 
     def issue_token(self, name: str, role: str) -> str:
         """Create a token now and return it (for tests and the demo, after start(); blocks
@@ -210,7 +222,7 @@ class AcsServer:
                    if cfg.clustered else None)
         ds = self.deferred_store
         if not self.runs_jobs:
-            return FleetEngine(store=ds, clock=self.reactor, cluster=cluster, node=cfg.node,
+            return FleetEngine(store=ds, clock=self.reactor, cluster=cluster, node=cfg.node, files=self.files,
                                limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
                                                    cr_session_wait=cfg.cr_session_wait))
         agent = Agent.usingEndpointFactory(
@@ -233,7 +245,7 @@ class AcsServer:
             default = (cfg.cr_username, password)
         return FleetEngine(
             store=ds, clock=self.reactor, http_requester=http, udp_requester=udp, cluster=cluster,
-            node=cfg.node,
+            node=cfg.node, files=self.files,
             cr_credentials=lambda device_id: ds.call("get_connection_request_credential", device_id),
             default_cr_credential=default,
             limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
@@ -293,6 +305,19 @@ class AcsServer:
                 client_cert_match=cfg.client_cert_match,
                 realm=cfg.realm,
             )
+        # cfg.xml files for Downloads and backups (docs/files.md): URLs signed with a key every
+        # node derives from the key file, files served on the CWMP listener under /files/.
+        signer = FileSigner(file_url_key(codec))
+        ds_files = self.deferred_store
+        self.files = FileOffers(
+            store=ds_files, signer=signer, clock=self.reactor, base_url=cfg.file_base_url, auth=cfg.file_auth,
+            ttl=cfg.file_ttl, transfer_timeout=cfg.transfer_timeout,
+            find_credential=lambda **kw: ds_files.call("find_cpe_credential", **kw))
+        self.file_resource = FileResource(
+            store=ds_files, clock=self.reactor, signer=signer, random_bytes=self.random_bytes,
+            verifier=DigestVerifier(cfg.realm, digest_nonce_key(codec), algorithms=cfg.digest_algorithms),
+            backup_keep=cfg.backup_keep, max_upload_bytes=cfg.max_body_bytes,
+            observe=self.metrics.observe_file_request)
         if self.provisioner is None:
             self.engine = self._make_engine()
             self.provisioner = self.engine
@@ -333,7 +358,7 @@ class AcsServer:
         # The CWMP resource is a leaf at the root: it answers at every path, since phones'
         # ACS URLs end in many ways.
         cwmp_site = make_site(
-            self.cwmp, max_body_bytes=cfg.max_body_bytes, reactor=self.reactor,
+            CwmpRoot(self.cwmp, self.file_resource), max_body_bytes=cfg.max_body_bytes, reactor=self.reactor,
             channel_lost=self.cwmp.channel_lost,
         )
         if cfg.cwmp_listen is not None and self.runs_cwmp:
@@ -358,6 +383,15 @@ class AcsServer:
         for name, port in self.ports.items():
             addr = port.getHost()
             log.info("listening {name} on {host}:{port}", name=name, host=addr.host, port=addr.port)
+        if self.files.base_url is None and self.runs_cwmp:
+            # No file_url/public_url: the listener's own address (right for a lab; phones
+            # elsewhere need file_url).
+            name = "cwmps" if "cwmps" in self.ports else "cwmp"
+            if name in self.ports:
+                self.files.base_url = self.url(name).rstrip("/")
+                if self.address(name).host in ("0.0.0.0", "::"):
+                    log.warn("file URLs name {url}: set file_url (or public_url) to where phones reach this "
+                             "ACS", url=self.files.base_url)
 
     def address(self, name: str) -> Endpoint:
         addr = self.ports[name].getHost()

@@ -119,6 +119,11 @@ class ServerConfig:
     claim_batch: int = 200
     session_lease: float = 90.0
     sync_interval: float = 1.0
+    file_url: str | None = None
+    file_auth: str = "auto"
+    file_ttl: float = 900.0
+    transfer_timeout: float = 3600.0
+    backup_keep: int = 20
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -179,6 +184,20 @@ class ServerConfig:
                               "renews its lease every third of it, and may then be idle for session_timeout)")
         if self.node_id is not None and not (0 < len(self.node_id) <= 64 and self.node_id.isprintable()):
             raise ConfigError("node_id must be 1-64 printable characters")
+        if self.file_url is not None:
+            parts = urlsplit(self.file_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") \
+                    or parts.query or parts.username:
+                raise ConfigError(f"file_url: {self.file_url!r} is not an http(s) URL of a host (no path, "
+                                  "query or user; files are served under /files/)")
+        if self.file_auth not in ("auto", "digest", "signed"):
+            raise ConfigError(f"file_auth: {self.file_auth!r} is not one of auto, digest, signed")
+        if not 10 <= self.file_ttl <= 86400:
+            raise ConfigError("file_ttl must be 10-86400 seconds")
+        if not self.file_ttl <= self.transfer_timeout <= 7 * 86400:
+            raise ConfigError("transfer_timeout must be at least file_ttl and at most 7 days")
+        if not 1 <= self.backup_keep <= 10_000:
+            raise ConfigError("backup_keep must be 1-10000")
 
     @property
     def clustered(self) -> bool:
@@ -201,6 +220,16 @@ class ServerConfig:
     @property
     def public_host(self) -> str | None:
         return urlsplit(self.public_url).hostname if self.public_url else None
+
+    @property
+    def file_base_url(self) -> str | None:
+        """Scheme and authority of the file URLs in Downloads and Uploads: file_url, else
+        public_url's (None: the listener's address, known once it listens)."""
+        url = self.file_url or self.public_url
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}"
 
 
 # name -> (kind, help). Kinds: str, int, float, bool, path, endpoint, list.
@@ -253,6 +282,17 @@ FIELDS: dict[str, tuple[str, str]] = {
                                "node dies, its devices' next sessions wait this long (default 90)"),
     "sync_interval": ("float", "seconds between a job runner's reads of job states and counts from the "
                                "store, and its claim renewals (default 1)"),
+    "file_url": ("str", "scheme and host[:port] phones fetch cfg.xml files from and upload backups to "
+                        "(/files/ on the CWMP listener; default: public_url's, else the listener's address); "
+                        "use https in production: files may hold passwords"),
+    "file_auth": ("str", "how a phone proves a file is its own: auto (default: digest with its own CWMP "
+                         "credential where it has one, else a signed single-use URL), digest, or signed"),
+    "file_ttl": ("float", "seconds a file URL stays valid (default 900); a file never fetched in that "
+                          "time is offered again"),
+    "transfer_timeout": ("float", "seconds to wait for a phone's TransferComplete after a Download or "
+                                  "Upload before the task is faulted (default 3600)"),
+    "backup_keep": ("int", "configuration backup versions kept per phone (default 20); contents are "
+                           "stored once however many versions and phones share them"),
 }
 
 
