@@ -39,12 +39,12 @@ from zope.interface import implementer
 from acs_security.connreq.http_client import HttpConnectionRequester
 from acs_security.connreq.pool import QuietConnectionPool
 from acs_security.connreq.udp_client import UdpConnectionRequester
+from acs_security.files.offers import FileOffers
+from acs_security.files.tokens import FileSigner
 from acs_security.fleet.cluster import ClusterOptions
 from acs_security.fleet.engine import EngineLimits, FleetEngine
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.policy.guardrails import context_from_config
-from acs_security.files.offers import FileOffers
-from acs_security.files.tokens import FileSigner
 from acs_security.secrets import (
     KeyFileError,
     SecretStore,
@@ -53,12 +53,12 @@ from acs_security.secrets import (
     open_codec,
     unknown_key_ids,
 )
-from acs_security.server.files import CwmpRoot, FileResource
 from acs_security.server.api import ApiResource
 from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
 from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
 from acs_security.server.cpe_auth import CpeAuthenticator
 from acs_security.server.cwmp_resource import CwmpResource
+from acs_security.server.files import CwmpRoot, FileResource
 from acs_security.server.http import make_site
 from acs_security.server.leases import DeviceLeases
 from acs_security.server.metrics import AcsMetrics, CountingRequester, TimedStore, engine_states
