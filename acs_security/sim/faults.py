@@ -34,6 +34,9 @@ class FaultKind(enum.IntFlag):
     OLD_FIRMWARE = 16
     #: A firmware that refuses every value of ``Device.X_CISCO_SecuritySettings.*`` with 9007.
     REJECT = 32
+    #: A firmware that finds every downloaded configuration file unusable: TransferComplete
+    #: 9018 "file corrupted or otherwise unusable", nothing applied.
+    REFUSE_FILE = 64
 
     @property
     def spec_name(self) -> str:

@@ -465,6 +465,8 @@ class SimulatedFleet:
                 rebooting = True
             elif kind == "download":
                 self._download(phone, argument)
+            elif kind == "upload":
+                self._upload(phone, argument)
         if phone.state != IDLE:
             return
         reason = phone.lockout_reason()
@@ -492,6 +494,17 @@ class SimulatedFleet:
             self._soon(phone, self._reboot_delay if rebooted else 0.0)
 
         d = Deferred.fromCoroutine(self._runner.download(phone, request))
+        self._downloads.add(d)
+        d.addBoth(lambda result: (self._downloads.discard(d), result)[1])
+        d.addCallback(done)
+        d.addErrback(lambda _: None)  # cancelled at stop
+
+    def _upload(self, phone: Phone, request: m.Upload) -> None:
+        def done(_: Any) -> None:
+            if not self._stopped:
+                self._soon(phone, 0.0)  # the TransferComplete goes in a new session
+
+        d = Deferred.fromCoroutine(self._runner.upload(phone, request))
         self._downloads.add(d)
         d.addBoth(lambda result: (self._downloads.discard(d), result)[1])
         d.addCallback(done)

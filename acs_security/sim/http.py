@@ -51,6 +51,7 @@ __all__ = [
     "client_tls",
     "fetch",
     "post",
+    "put",
     "read_body",
 ]
 
@@ -220,6 +221,38 @@ def _drain(response: IResponse) -> Deferred[bytes]:
     return read_body(response, 64 * 1024).addErrback(lambda _: b"")
 
 
+async def _exchange(agent: IAgent, method: bytes, url: str, body: bytes | None, *, username: str,
+                    password: str, reactor: Any, timeout: float, cnonce: str) -> IResponse | int:
+    """One file request, answering one 401 (digest, or basic over HTTPS) when the RPC
+    carried a username: the response, or 9012 when the challenge cannot be answered."""
+    async def send(authorization: str | None) -> IResponse:
+        headers = Headers({b"authorization": [authorization.encode("latin-1")]}) \
+            if authorization else Headers()
+        producer = BytesProducer(body) if body is not None else None
+        d = agent.request(method, url.encode("ascii"), headers, producer)
+        d.addTimeout(timeout, reactor)
+        return await d
+
+    response = await send(None)
+    if response.code == 401 and username:
+        await _drain(response)
+        challenges = list(_text(response.headers, b"www-authenticate"))
+        try:
+            schemes = {c.scheme for c in parse_challenges(challenges)}
+        except AuthHeaderError:
+            schemes = set()
+        uri = URI.fromBytes(url.encode("ascii"))
+        if "digest" in schemes:
+            authorization = digest_authorization(challenges, method.decode("ascii"), uri.originForm.decode(),
+                                                 username, password, cnonce=cnonce, nc=1)
+        elif "basic" in schemes and uri.scheme == b"https":
+            authorization = basic_authorization(username, password)
+        else:
+            return 9012
+        response = await send(authorization)
+    return response
+
+
 async def fetch(agent: IAgent, url: str, *, username: str, password: str, reactor: Any,
                 timeout: float, cnonce: str, limit: int = 16 * 1024 * 1024) -> tuple[int, bytes, str]:
     """GET a Download's file: ``(0, body, "")`` or ``(fault code, b"", reason)`` with the
@@ -228,31 +261,11 @@ async def fetch(agent: IAgent, url: str, *, username: str, password: str, reacto
     9017 incomplete (body cut or over ``limit``). One 401 is answered (digest, or basic
     over HTTPS) when the Download carried a username. Never raises for network trouble.
     """
-    async def get(authorization: str | None) -> IResponse:
-        headers = Headers({b"authorization": [authorization.encode("latin-1")]}) \
-            if authorization else Headers()
-        d = agent.request(b"GET", url.encode("ascii"), headers, None)
-        d.addTimeout(timeout, reactor)
-        return await d
-
     try:
-        response = await get(None)
-        if response.code == 401 and username:
-            await _drain(response)
-            challenges = list(_text(response.headers, b"www-authenticate"))
-            try:
-                schemes = {c.scheme for c in parse_challenges(challenges)}
-            except AuthHeaderError:
-                schemes = set()
-            uri = URI.fromBytes(url.encode("ascii"))
-            if "digest" in schemes:
-                authorization = digest_authorization(challenges, "GET", uri.originForm.decode(),
-                                                     username, password, cnonce=cnonce, nc=1)
-            elif "basic" in schemes and uri.scheme == b"https":
-                authorization = basic_authorization(username, password)
-            else:
-                return 9012, b"", "the file server's challenge cannot be answered"
-            response = await get(authorization)
+        response = await _exchange(agent, b"GET", url, None, username=username, password=password,
+                                   reactor=reactor, timeout=timeout, cnonce=cnonce)
+        if isinstance(response, int):
+            return response, b"", "the file server's challenge cannot be answered"
         if response.code == 401:
             await _drain(response)
             return 9012, b"", "the file server refused the credentials"
@@ -266,3 +279,23 @@ async def fetch(agent: IAgent, url: str, *, username: str, password: str, reacto
         return 9017, b"", f"file larger than {limit} bytes"
     except Exception as exc:  # noqa: BLE001 - every network failure is a TransferComplete fault
         return 9015, b"", f"file server unreachable ({type(exc).__name__})"
+
+
+async def put(agent: IAgent, url: str, body: bytes, *, username: str, password: str, reactor: Any,
+              timeout: float, cnonce: str) -> tuple[int, str]:
+    """PUT an Upload's file (HTTP PUT, as TR-069 A.3.2.9 allows for HTTP URLs): ``(0, "")``
+    or ``(fault code, reason)``: 9015 server unreachable, 9012 credentials refused, 9011
+    upload failure (any other HTTP error). Never raises for network trouble."""
+    try:
+        response = await _exchange(agent, b"PUT", url, body, username=username, password=password,
+                                   reactor=reactor, timeout=timeout, cnonce=cnonce)
+        if isinstance(response, int):
+            return response, "the file server's challenge cannot be answered"
+        await _drain(response)
+        if response.code == 401:
+            return 9012, "the file server refused the credentials"
+        if response.code >= 300:
+            return 9011, f"the file server answered HTTP {response.code}"
+        return 0, ""
+    except Exception as exc:  # noqa: BLE001 - every network failure is a TransferComplete fault
+        return 9015, f"file server unreachable ({type(exc).__name__})"

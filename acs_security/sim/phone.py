@@ -235,6 +235,16 @@ class Phone:
             raise UnknownParameterError(path)
         return info.default
 
+    def cfg_value(self, element: str) -> str | None:
+        """The cfg.xml value of a setting this phone takes only from cfg.xml, or None."""
+        info = self.table.cfg_only.get(element)
+        if info is None:
+            return None
+        values = self._values
+        if values is not None and element in values:
+            return values[element]
+        return info.default
+
     def lookup(self, path: str) -> str | None:
         """The current value text, or None when the phone lacks the parameter."""
         try:
@@ -408,9 +418,10 @@ class Phone:
         self.add_event("1 BOOT")
 
     def transfer_done(self, command_key: str, code: int, string: str, start: Any,
-                      complete: Any, *, rebooted: bool) -> None:
-        """A Download finished: report TransferComplete in a new session ("7 TRANSFER
-        COMPLETE" and "M Download", TR-069 A.3.3.2); a firmware image also reboots."""
+                      complete: Any, *, rebooted: bool, method: str = "Download") -> None:
+        """A Download (or Upload) finished: report TransferComplete in a new session ("7
+        TRANSFER COMPLETE" and "M Download" / "M Upload", TR-069 A.3.3.2 and Table 7); a
+        firmware image, or a file with a setting that applies at boot, also reboots."""
         if self.transfers is None:
             self.transfers = []
         self.transfers.append(m.TransferComplete(
@@ -418,7 +429,7 @@ class Phone:
         if rebooted:
             self.add_event("1 BOOT")
         self.add_event("7 TRANSFER COMPLETE")
-        self.add_event("M Download", command_key)
+        self.add_event(f"M {method}", command_key)
 
     def transfer_delivered(self) -> None:
         if self.transfers:

@@ -18,22 +18,25 @@ from typing import Any
 
 from acs_security.cwmp import messages as m
 from acs_security.cwmp.values import KNOWN_TYPES, format_value
-from acs_security.mapping import CfgXmlError, InvalidValues, cfgxml_to_tr069, parse_cfgxml, validate_tr069
+from acs_security.mapping import validate_tr069
 from acs_security.mapping.convert import strip_xsi_prefix
+from acs_security.sim.config_file import install_config
 from acs_security.sim.faults import FaultKind
 from acs_security.sim.phone import PARAMETER_KEY, Phone, canonical_text, typed_value
 from acs_security.sim.table import STANDARD_LIMITS, ParamInfo
 
-__all__ = ["FIRMWARE_IMAGE", "RPC_METHODS", "answer", "apply_downloaded_file", "check_set"]
+__all__ = ["FIRMWARE_IMAGE", "RPC_METHODS", "answer", "apply_downloaded_file", "check_set", "install_file"]
 
 #: GetRPCMethodsResponse: the RPCs TR-069 requires of a CPE (A.3.2, Table 5).
 RPC_METHODS: tuple[str, ...] = (
     "GetRPCMethods", "SetParameterValues", "GetParameterValues", "GetParameterNames",
     "SetParameterAttributes", "GetParameterAttributes", "AddObject", "DeleteObject",
-    "Reboot", "Download", "FactoryReset",
+    "Reboot", "Download", "Upload", "FactoryReset",
 )
 FIRMWARE_IMAGE = "1 Firmware Upgrade Image"
 CONFIG_FILE = "3 Vendor Configuration File"
+#: Upload FileType of the phone's configuration (TR-069 A.3.2.9).
+UPLOAD_CONFIG_FILE = "1 Vendor Configuration File"
 _FILE_TYPES = frozenset({FIRMWARE_IMAGE, CONFIG_FILE})
 # Notification cannot be changed on these (TR-181: forced active notification, or a
 # counter for which active notification is denied).
@@ -266,37 +269,37 @@ def _download(phone: Phone, request: m.Download, now: float) -> m.Message:
     return m.DownloadResponse(1)
 
 
-def apply_downloaded_file(phone: Phone, file_type: str, body: bytes) -> tuple[int, str]:
-    """Install a downloaded file: (0, "") on success, else the TransferComplete fault.
+def install_file(phone: Phone, file_type: str, body: bytes) -> tuple[int, str, bool]:
+    """Install a downloaded file: (0, "", reboots) on success, else (the TransferComplete
+    fault, why, False).
 
-    A vendor configuration file is a cfg.xml (the phones' flat profile): its settings are
-    checked by the catalogue's rules for this model and firmware and applied all together;
-    one the phone cannot read or use is 9018 "file corrupted or otherwise unusable". A
-    firmware image is accepted when not empty (the simulator keeps its SoftwareVersion).
+    A vendor configuration file is a cfg.xml (the phones' flat profile), installed by the
+    phone's own rules, all or nothing (sim/config_file.py); one the phone cannot read or use
+    is 9018 "file corrupted or otherwise unusable". A firmware image is accepted when not
+    empty (the simulator keeps its SoftwareVersion) and reboots the phone.
     """
     if not body:
-        return 9018, "empty file"
+        return 9018, "empty file", False
     if file_type != CONFIG_FILE:
-        return 0, ""
-    try:
-        cfg = parse_cfgxml(body, source="download", catalogue=phone.env.catalogue)
-        params = cfgxml_to_tr069(cfg, model=phone.table.product_class,
-                                 software_version=phone.table.software_version,
-                                 catalogue=phone.env.catalogue)
-    except CfgXmlError as exc:
-        # Line and column only: the message may quote a value, and values may be secrets.
-        return 9018, f"cfg.xml unreadable at line {exc.line}, column {exc.column}"
-    except InvalidValues as exc:
-        return 9018, f"cfg.xml refused: {len(exc.errors)} invalid value(s)"
-    updates = {}
-    for p in params:
-        info = phone.table.params.get(p.path)
-        if info is not None:
-            updates[p.path] = canonical_text(info.xsi_type, p.value)
-    phone.store(updates)
-    if phone.env.listener is not None and updates:
-        phone.env.listener.phone_changed(phone, tuple(updates), True)
-    return 0, ""
+        return 0, "", True
+    return install_config(phone, body)
+
+
+def apply_downloaded_file(phone: Phone, file_type: str, body: bytes) -> tuple[int, str]:
+    """:func:`install_file` without the reboot flag."""
+    code, text, _ = install_file(phone, file_type, body)
+    return code, text
+
+
+def _upload(phone: Phone, request: m.Upload, now: float) -> m.Message:
+    scheme = request.url.partition("://")[0].lower()
+    if scheme not in ("http", "https"):
+        return _fault(9013, f"{scheme or 'no'} scheme: only http and https uploads")
+    if request.file_type != UPLOAD_CONFIG_FILE:
+        return _fault(9003, f"FileType {request.file_type!r} is not supported")
+    # Status 1: the transfer runs after the session; TransferComplete reports it.
+    phone.queue_action("upload", request)
+    return m.UploadResponse(1)
 
 
 _HANDLERS: dict[type, Callable[[Phone, Any, float], m.Message]] = {
@@ -311,4 +314,5 @@ _HANDLERS: dict[type, Callable[[Phone, Any, float], m.Message]] = {
     m.Reboot: _reboot,
     m.FactoryReset: _factory_reset,
     m.Download: _download,
+    m.Upload: _upload,
 }

@@ -26,15 +26,19 @@ from twisted.web.iweb import IAgent
 from acs_security.connreq.pool import QuietConnectionPool
 from acs_security.cwmp import messages as m
 from acs_security.mapping import Catalogue
+from acs_security.sim.config_file import render_phone_config
 from acs_security.sim.cpe_session import CpeSession, SessionEnd, retry_wait_range
 from acs_security.sim.faults import FaultKind
-from acs_security.sim.http import PhoneEndpointFactory, fetch, post
+from acs_security.sim.http import PhoneEndpointFactory, fetch, post, put
 from acs_security.sim.lockout import AcsTlsFacts, tls_lockout_reason, tls_settings
 from acs_security.sim.phone import Phone
-from acs_security.sim.rpc import FIRMWARE_IMAGE, apply_downloaded_file
+from acs_security.sim.rpc import install_file
 from acs_security.sim.stats import FleetStats
 
 __all__ = ["SessionRunner", "failure_text"]
+
+#: Waits (seconds) between attempts of a file transfer whose server cannot be reached.
+_TRANSFER_RETRIES = (2.0, 4.0, 8.0, 16.0, 30.0)
 
 
 def failure_text(exc: BaseException) -> tuple[str, bool]:
@@ -184,23 +188,57 @@ class SessionRunner:
                     else self._rng.uniform(lo, hi) * self._retry_scale
                 phone.retry_at = self._reactor.seconds() + wait
 
+    async def _with_retries(self, attempt: Any) -> Any:
+        """Run a transfer attempt, again after 2, 4, 8, 16 and 30 s while the server cannot
+        be reached (9015): a file server restarting must not cost the phone its transfer."""
+        result = await attempt()
+        for wait in _TRANSFER_RETRIES:
+            if result[0] != 9015 or self.stopped:
+                break
+            await deferLater(self._reactor, wait, lambda: None)
+            result = await attempt()
+        return result
+
     async def download(self, phone: Phone, request: m.Download) -> bool:
         """Fetch and install a Download's file, queue its TransferComplete; True when the
-        phone reboots to install it (a firmware image)."""
+        phone reboots to install it (a firmware image, a setting applied at boot)."""
         if request.delay_seconds:
             await deferLater(self._reactor, request.delay_seconds, lambda: None)
         start = datetime.fromtimestamp(self._reactor.seconds(), UTC)
-        agent, pool = self._agent_for(phone, request.url)
-        try:
-            code, body, text = await fetch(agent, request.url, username=request.username,
-                                           password=request.password, reactor=self._reactor,
-                                           timeout=self._timeout, cnonce=self.cnonce())
-        finally:
-            self._close(pool)
+
+        async def attempt() -> tuple[int, bytes, str]:
+            agent, pool = self._agent_for(phone, request.url)
+            try:
+                return await fetch(agent, request.url, username=request.username, password=request.password,
+                                   reactor=self._reactor, timeout=self._timeout, cnonce=self.cnonce())
+            finally:
+                self._close(pool)
+
+        code, body, text = await self._with_retries(attempt)
+        rebooted = False
         if code == 0:
-            code, text = apply_downloaded_file(phone, request.file_type, body)
+            code, text, rebooted = install_file(phone, request.file_type, body)
         complete = datetime.fromtimestamp(self._reactor.seconds(), UTC)
-        rebooted = code == 0 and request.file_type == FIRMWARE_IMAGE
         phone.transfer_done(request.command_key, code, text, start, complete, rebooted=rebooted)
         self._stats.downloads += 1
         return rebooted
+
+    async def upload(self, phone: Phone, request: m.Upload) -> None:
+        """PUT the phone's configuration where an Upload says, queue its TransferComplete."""
+        if request.delay_seconds:
+            await deferLater(self._reactor, request.delay_seconds, lambda: None)
+        start = datetime.fromtimestamp(self._reactor.seconds(), UTC)
+        body = render_phone_config(phone)
+
+        async def attempt() -> tuple[int, str]:
+            agent, pool = self._agent_for(phone, request.url)
+            try:
+                return await put(agent, request.url, body, username=request.username, password=request.password,
+                                 reactor=self._reactor, timeout=self._timeout, cnonce=self.cnonce())
+            finally:
+                self._close(pool)
+
+        code, text = await self._with_retries(attempt)
+        complete = datetime.fromtimestamp(self._reactor.seconds(), UTC)
+        phone.transfer_done(request.command_key, code, text, start, complete, rebooted=False, method="Upload")
+        self._stats.uploads += 1

@@ -31,6 +31,7 @@ class FleetStats:
     #: Phones that stopped contacting the ACS, per reason.
     lockouts: Counter[str] = field(default_factory=Counter)
     downloads: int = 0
+    uploads: int = 0
 
     @property
     def cpe_fault_count(self) -> int:
@@ -64,6 +65,7 @@ class FleetStats:
             "session failures: " + _fmt(self.failures),
             "lockouts: " + _fmt(self.lockouts),
             f"downloads: {self.downloads}",
+            f"uploads: {self.uploads}",
         ]
         return "\n".join(lines)
 

@@ -136,7 +136,7 @@ class ModelTable:
     """
 
     __slots__ = ("product_class", "family", "software_version", "extension_count", "params",
-                 "objects", "names", "verdicts")
+                 "objects", "names", "verdicts", "cfg_only", "element_of")
 
     def __init__(self, catalogue: Catalogue, product_class: str, software_version: str) -> None:
         """Raises UnknownModelError for a product class the catalogue does not know."""
@@ -160,6 +160,26 @@ class ModelTable:
                 params[sys.intern(path)] = ParamInfo(path, xsi, writable, default)
         self.params: Mapping[str, ParamInfo] = params
         self.names: tuple[str, ...] = tuple(params)
+        # The cfg.xml element of each catalogue parameter, and the settings this model and
+        # firmware take only from cfg.xml (an override's cfgxml_only): no TR-069 parameter,
+        # kept by element with their cfg.xml value (sim/config_file.py).
+        view = catalogue.view(info.product_class, software_version)
+        element_of: dict[str, str] = {}
+        cfg_only: dict[str, ParamInfo] = {}
+        for setting in catalogue.settings:
+            if setting.element is None or view.missing_reason(setting) is not None:
+                continue
+            numbers = range(1, self.extension_count + 1) if setting.per_extension else (None,)
+            for n in numbers:
+                element = setting.element_for(n)
+                assert element is not None
+                if view.exposes(setting):
+                    element_of[view.path_of(setting, n)] = element
+                elif setting.writable:
+                    cfg_only[element] = ParamInfo(element, setting.tr069_type, True, setting.default,
+                                                  setting.secret, setting.key, setting.key in REBOOT_SETTINGS)
+        self.element_of: Mapping[str, str] = element_of
+        self.cfg_only: Mapping[str, ParamInfo] = cfg_only
         #: The one mutable part: a memo of the data model's verdicts on SetParameterValues
         #: values, (path, value text, xsi type) -> fault or None (sim/rpc.check_set). A
         #: fleet push sends every phone of a model the same values, and validating a cipher

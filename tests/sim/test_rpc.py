@@ -150,7 +150,7 @@ def test_objects_cannot_be_added_or_deleted_and_unknown_methods_get_9000():
     phone = make_phone()
     assert answer(phone, m.AddObject("Device.X_CISCO_Ext."), 0.0).code == 9005  # type: ignore[union-attr]
     assert answer(phone, m.DeleteObject("Device.Nope.1."), 0.0).code == 9005  # type: ignore[union-attr]
-    assert answer(phone, m.Upload("k", "1 Vendor Configuration File", "http://x/"), 0.0).code == 9000  # type: ignore[union-attr]
+    assert answer(phone, m.ScheduleInform(5), 0.0).code == 9000  # type: ignore[union-attr]
     assert answer(phone, m.UnknownMessage("X_Frobnicate"), 0.0).code == 9000  # type: ignore[union-attr]
     assert answer(phone, m.GetRPCMethods(), 0.0) == m.GetRPCMethodsResponse(RPC_METHODS)
     assert phone.params[MS + "ParameterKey"] == ""
@@ -165,6 +165,11 @@ def test_reboot_factory_reset_and_download_are_queued_for_after_the_session():
     assert phone.take_actions() == [("reboot", "rb-1"), ("factory_reset", None), ("download", download)]
     assert answer(phone, m.Download("d", "1 Firmware Upgrade Image", "ftp://x/f"), 0.0).code == 9013  # type: ignore[union-attr]
     assert answer(phone, m.Download("d", "2 Web Content", "http://x/f"), 0.0).code == 9003  # type: ignore[union-attr]
+    upload = m.Upload("up-1", "1 Vendor Configuration File", "https://acs/files/x")
+    assert answer(phone, upload, 0.0) == m.UploadResponse(1)
+    assert phone.take_actions() == [("upload", upload)]
+    assert answer(phone, m.Upload("u", "2 Vendor Log File", "http://x/f"), 0.0).code == 9003  # type: ignore[union-attr]
+    assert answer(phone, m.Upload("u", "1 Vendor Configuration File", "ftp://x/f"), 0.0).code == 9013  # type: ignore[union-attr]
 
 
 def test_a_downloaded_cfg_xml_is_applied_or_refused_whole():
