@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "config",
     "devices",
     "jobs",
+    "backup",
     "credentials",
     "tokens",
     "simulate",

@@ -158,18 +158,21 @@ class FleetService:
 
         ``request``: policy (TOML or cfg.xml text), select, canary ("10" or "5%"), wave,
         max_fault_rate, deadline ("2h"), dry_run, force_all, readback, max_in_progress,
-        force (guardrail rule ids to override). The guardrails run once the policy parses:
-        an error not forced refuses the job before anything is planned or sent (dry runs
-        report the findings instead). Raises ServiceError(400) with every problem of the
-        policy, and with ``findings`` when the guardrails refuse it."""
-        from acs_security.fleet.live import JobOptions
+        force (guardrail rule ids to override), method (auto, spv, download: how settings
+        travel, docs/files.md), file_content (policy or full: what a cfg.xml holds). The
+        guardrails run once the policy parses: an error not forced refuses the job before
+        anything is planned or sent (dry runs report the findings instead). Raises
+        ServiceError(400) with every problem of the policy, and with ``findings`` when the
+        guardrails refuse it."""
+        from acs_security.fleet.live import FILE_CONTENTS, JobOptions
         from acs_security.fleet.selector import SelectorError, parse_selector
         from acs_security.fleet.waves import WaveOptions, parse_canary
         from acs_security.policy.document import PolicyError, parse_policy
+        from acs_security.policy.plan import METHODS
 
         engine = self._need_engine()
         allowed = {"policy", "policy_name", "select", "canary", "wave", "max_fault_rate", "deadline",
-                   "dry_run", "force_all", "readback", "max_in_progress", "force"}
+                   "dry_run", "force_all", "readback", "max_in_progress", "force", "method", "file_content"}
         unknown = set(request) - allowed
         if unknown:
             raise ServiceError(400, "unknown field", f"unknown field(s) {sorted(unknown)}")
@@ -197,8 +200,15 @@ class FleetService:
                 force_all=bool(request.get("force_all", False)),
                 readback=bool(request.get("readback", False)),
                 max_in_progress=int(request.get("max_in_progress", 1000)),
+                method=str(request.get("method") or "auto"),
+                file_content=str(request.get("file_content") or "policy"),
             )
             WaveOptions(options.canary, options.wave_size, options.max_fault_rate)
+            if options.method not in METHODS:
+                raise ValueError(f"method {options.method!r} is not one of {', '.join(METHODS)}")
+            if options.file_content not in FILE_CONTENTS:
+                raise ValueError(f"file_content {options.file_content!r} is not one of "
+                                 f"{', '.join(FILE_CONTENTS)}")
             if not 1 <= options.max_in_progress <= 100_000:
                 raise ValueError(f"max_in_progress must be 1-100000, got {options.max_in_progress}")
         except SelectorError as exc:
@@ -243,9 +253,10 @@ class FleetService:
             if not options.force_all:
                 params = await self._store.call("device_parameters", device.device_id)
                 known = {name: value for name, (value, _t) in params.items()}
-            plan = engine.plan_for(policy, device, known, force_all=options.force_all)
-            verdict = ("error" if plan.error else "change" if plan.params
+            plan = engine.plan_for(policy, device, known, force_all=options.force_all, method=options.method)
+            verdict = ("error" if plan.error else "change" if plan.params or plan.download
                        else "skipped" if plan.skipped and not plan.unchanged else "compliant")
+            in_file = plan.download_paths
             totals[verdict] += 1
             devices.append({
                 "device_id": device.device_id,
@@ -253,7 +264,8 @@ class FleetService:
                 "product_class": device.product_class,
                 "verdict": verdict,
                 "changes": [{"path": p, "known": self.mask(p, k) if k is not None else None,
-                             "new": self.mask(p, n)} for p, k, n in plan.changes],
+                             "new": self.mask(p, n), "via": "download" if p in in_file else "spv"}
+                            for p, k, n in plan.changes],
                 "skipped": [{"setting": key, "reason": why} for key, why in plan.skipped],
                 "error": plan.error,
             })

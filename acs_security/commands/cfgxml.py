@@ -3,6 +3,7 @@
     acs-security cfgxml to-tr069 FILE [--model M] [--software-version V] [--json]
     acs-security cfgxml from-tr069 FILE [--model M] [-o OUT]   (FILE: what to-tr069 --json wrote)
     acs-security cfgxml check FILE [--model M]
+    acs-security cfgxml render POLICY --device SERIAL [--method M] [--full]   (through the API)
 
 Errors go to stderr with a non-zero exit (1: the content is refused, 2: usage or file
 problem) and nothing is written then. Secrets are masked in tables unless
@@ -193,3 +194,46 @@ def register(subparsers: Any) -> None:
     check.add_argument("file", help="cfg.xml file, or - for standard input")
     common(check)
     check.set_defaults(func=_check)
+
+    from acs_security.commands._client import add_server_argument
+
+    render = actions.add_parser("render", help="the cfg.xml a push of POLICY would send one phone (through the "
+                                               "management API; passwords shown as comments)")
+    render.add_argument("policy", help="policy file (TOML or cfg.xml), or - for standard input")
+    render.add_argument("--device", required=True, metavar="DEVICE", help="the phone: serial number or device id")
+    render.add_argument("--method", choices=("auto", "spv", "download"), default="download",
+                        help="the push's method (default download: every setting with a cfg.xml element)")
+    render.add_argument("--full", action="store_true",
+                        help="the phone's whole known configuration with the policy on top")
+    render.add_argument("--force-all", action="store_true", help="also settings the phone already has")
+    render.add_argument("-o", "--output", help="write the cfg.xml here instead of standard output")
+    add_server_argument(render)
+    render.set_defaults(func=_render)
+
+
+def _render(args: argparse.Namespace) -> int:
+    import urllib.parse
+
+    from acs_security.commands._client import ApiClient
+    from acs_security.commands.devices import resolve_device
+
+    data = read_input(args.policy)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{args.policy}: not UTF-8 text", 2) from None
+    client = ApiClient(args.server)
+    device_id = resolve_device(client, args.device)
+    result = client.request("POST", f"/api/v1/devices/{urllib.parse.quote(device_id, safe='')}/cfgxml/render",
+                            body={"policy": text, "policy_name": Path(args.policy).name, "method": args.method,
+                                  "file_content": "full" if args.full else "policy", "force_all": args.force_all})
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+        return 0
+    for item in result["skipped"]:
+        print(f"skipped: {item['setting']}: {item['reason']}", file=sys.stderr)
+    if result["by_spv"]:
+        print(f"by SetParameterValues, not in the file: {', '.join(result['by_spv'])}", file=sys.stderr)
+    write_output(result["cfgxml"].encode("utf-8"), args.output)
+    return 0

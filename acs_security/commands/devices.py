@@ -14,7 +14,7 @@ from acs_security.commands._client import ApiClient, add_server_argument
 from acs_security.commands._output import cell, new_table
 from acs_security.display import device_labels, device_parts, printable
 
-__all__ = ["register"]
+__all__ = ["register", "resolve_device"]
 
 
 def register(sub: Any) -> None:
@@ -57,7 +57,7 @@ def list_devices(args: Any) -> int:
     return 0
 
 
-def _resolve(client: ApiClient, text: str) -> str:
+def resolve_device(client: ApiClient, text: str) -> str:
     """The device id for ``text``: a device id as it is, else a serial number looked up (an
     operator reads the serial off the phone's label). Raises UsageError when no device or
     several devices have that serial number (the answer lists them)."""
@@ -75,7 +75,7 @@ def _resolve(client: ApiClient, text: str) -> str:
 
 def show_device(args: Any) -> int:
     client = ApiClient(args.server)
-    device_id = _resolve(client, args.device_id)
+    device_id = resolve_device(client, args.device_id)
     data = client.get("/api/v1/devices/" + urllib.parse.quote(device_id, safe=""))
     if args.json:
         json.dump(data, sys.stdout, indent=2)

@@ -15,7 +15,7 @@ from acs_security.commands._client import ApiClient, add_server_argument
 from acs_security.commands._output import STATE_ORDER, cell, new_table, outcome_table, watch_job
 from acs_security.display import device_labels, printable
 
-__all__ = ["follow", "register", "register_push", "render_summary"]
+__all__ = ["follow", "print_dry_run", "register", "register_push", "render_summary"]
 
 
 def register_push(sub: Any) -> None:
@@ -30,6 +30,13 @@ def register_push(sub: Any) -> None:
     p.add_argument("--force-all", action="store_true", help="send every setting, not only the ones that differ")
     p.add_argument("--readback", action="store_true", help="confirm with GetParameterValues after applying")
     p.add_argument("--dry-run", action="store_true", help="show per device what would change; create nothing")
+    p.add_argument("--method", choices=("auto", "spv", "download"), default="auto",
+                   help="auto (default): SetParameterValues where the phone has the parameter, a cfg.xml "
+                        "Download for the settings it takes only from cfg.xml; download: every setting in one "
+                        "cfg.xml; spv: SetParameterValues only (docs/files.md)")
+    p.add_argument("--file-content", choices=("policy", "full"), default="policy",
+                   help="what a cfg.xml holds: the policy's settings (default), or the phone's whole known "
+                        "configuration with the policy on top")
     p.add_argument("--wait", action="store_true",
                    help="follow the job until it ends: a progress bar on a terminal, else a line every "
                         "few seconds (JSON lines with --json)")
@@ -111,12 +118,12 @@ def push(args: Any) -> int:
         "select": _selector(args.select), "canary": args.canary, "wave": args.wave,
         "max_fault_rate": args.max_fault_rate, "deadline": args.deadline,
         "force_all": args.force_all, "readback": args.readback, "dry_run": args.dry_run,
-        "force": list(args.force),
+        "force": list(args.force), "method": args.method, "file_content": args.file_content,
     }
     client = ApiClient(args.server)
     result = client.request("POST", "/api/v1/jobs", body=body)
     if args.dry_run:
-        return _print_dry_run(result, as_json=args.json)
+        return print_dry_run(result, as_json=args.json)
     if not args.wait:
         if args.json:
             _dump(result)
@@ -166,7 +173,7 @@ def render_summary(s: dict[str, Any], console: Console) -> None:
     console.print("  ".join(extra))
 
 
-def _print_dry_run(result: dict[str, Any], *, as_json: bool) -> int:
+def print_dry_run(result: dict[str, Any], *, as_json: bool) -> int:
     if as_json:
         _dump(result)
         return 0
@@ -179,7 +186,8 @@ def _print_dry_run(result: dict[str, Any], *, as_json: bool) -> int:
     for label, d in zip(device_labels(shown), shown, strict=True):
         first = True
         for c in d["changes"]:
-            table.add_row(cell(label if first else ""), cell(d["verdict"] if first else ""), cell(c["path"]),
+            via = " (cfg.xml)" if c.get("via") == "download" else ""
+            table.add_row(cell(label if first else ""), cell(d["verdict"] if first else ""), cell(c["path"] + via),
                           cell(f"{c['known'] if c['known'] is not None else '(unknown)'} -> {c['new']}"))
             first = False
         for sk in d["skipped"]:

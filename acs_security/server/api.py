@@ -22,6 +22,7 @@ from twisted.web import server
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
+from acs_security.file_service import FileService
 from acs_security.server.auth import TokenAdmin, TokenAuthenticator, Unauthorized
 from acs_security.service import FleetService, ServiceError
 from acs_security.store.errors import InvalidArgument
@@ -74,7 +75,44 @@ def read_json(request: IRequest, *, limit: int = 1024 * 1024) -> Any:
         raise ServiceError(400, "malformed JSON", str(exc)) from None
 
 
-class ApiResource(Resource):
+class _FileRoutes:
+    """The file and backup handlers of ApiResource (a mixin: its ``files`` service)."""
+
+    files: FileService
+
+    async def _render_device(self, request: IRequest, params: dict[str, str]) -> Any:
+        body = _object(read_json(request), ("policy", "policy_name", "method", "file_content", "force_all"))
+        return await self.files.render_device(params["device_id"], body)
+
+    async def _submit_backup(self, request: IRequest, params: dict[str, str]) -> Any:
+        body = _object(read_json(request), ("select", "canary", "wave", "max_fault_rate", "deadline",
+                                            "max_in_progress"))
+        return await self.files.submit_backup(body)
+
+    async def _list_backups(self, request: IRequest, params: dict[str, str]) -> Any:
+        return await self.files.list_backups(device_id=query_str(request, "device"),
+                                             limit=query_int(request, "limit", 100),
+                                             offset=query_int(request, "offset", 0))
+
+    async def _device_backups(self, request: IRequest, params: dict[str, str]) -> Any:
+        return await self.files.list_backups(device_id=params["device_id"], limit=query_int(request, "limit", 100),
+                                             offset=query_int(request, "offset", 0))
+
+    async def _show_backup(self, request: IRequest, params: dict[str, str]) -> Any:
+        return await self.files.get_backup(params["device_id"], params["version"])
+
+    async def _diff_backup(self, request: IRequest, params: dict[str, str]) -> Any:
+        return await self.files.diff_backups(params["device_id"], params["version"], query_str(request, "against"))
+
+    async def _restore_backup(self, request: IRequest, params: dict[str, str]) -> Any:
+        body = _object(read_json(request) or {}, ("to", "deadline", "force", "dry_run"))
+        result = await self.files.restore_backup(params["device_id"], params["version"], body)
+        if result.get("dry_run"):
+            request.acs_status = 200  # type: ignore[attr-defined]  # a plan, nothing created
+        return result
+
+
+class ApiResource(_FileRoutes, Resource):
     """Dispatches ``/api/v1/...``, ``/metrics``, ``/healthz`` and ``/readyz`` by the route table.
 
     ``authenticator`` checks tokens (required: there is no unauthenticated mode);
@@ -91,9 +129,10 @@ class ApiResource(Resource):
                  tokens: TokenAdmin | None = None, metrics: Any = None,
                  openapi: Callable[[], dict[str, Any]] | None = None,
                  soap: Resource | None = None, ops_only: bool = False,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, files: FileService | None = None) -> None:
         super().__init__()
         self.service = service
+        self.files = files or FileService(service)
         self.authenticator = authenticator
         self._health = health
         self._ready = ready
@@ -103,6 +142,8 @@ class ApiResource(Resource):
         self._soap = soap
         self._info = dict(info or {})
         job = r"/api/v1/jobs/(?P<job_id>[0-9]{1,9})"
+        device = r"/api/v1/devices/(?P<device_id>[^/]+)"
+        backup = device + r"/backups/(?P<version>[0-9]{1,9}|latest)"
         self.routes: list[Route] = [
             Route("GET", r"/healthz", self._healthz, role=None),
             Route("GET", r"/readyz", self._readyz, role=None),
@@ -124,6 +165,14 @@ class ApiResource(Resource):
             Route("GET", r"/api/v1/tokens", self._list_tokens, role="admin"),
             Route("POST", r"/api/v1/tokens", self._create_token, status=201, role="admin"),
             Route("DELETE", r"/api/v1/tokens/(?P<name>[^/]+)", self._revoke_token, role="admin"),
+            # Vendor configuration files and backups (file_service.py, docs/files.md).
+            Route("POST", device + "/cfgxml/render", self._render_device),
+            Route("POST", r"/api/v1/backups", self._submit_backup, status=201, role="operator"),
+            Route("GET", r"/api/v1/backups", self._list_backups),
+            Route("GET", device + "/backups", self._device_backups),
+            Route("GET", backup, self._show_backup),
+            Route("GET", backup + "/diff", self._diff_backup),
+            Route("POST", backup + "/restore", self._restore_backup, status=201, role="operator"),
         ]
         if ops_only:
             # A node that runs only the CWMP endpoint or the job runner (serve --role)

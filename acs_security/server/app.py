@@ -39,6 +39,7 @@ from zope.interface import implementer
 from acs_security.connreq.http_client import HttpConnectionRequester
 from acs_security.connreq.pool import QuietConnectionPool
 from acs_security.connreq.udp_client import UdpConnectionRequester
+from acs_security.file_service import FileService
 from acs_security.files.offers import FileOffers
 from acs_security.files.tokens import FileSigner
 from acs_security.fleet.cluster import ClusterOptions
@@ -348,12 +349,13 @@ class AcsServer:
             self.metrics.watch_engine(lambda: engine_states(engine))
         self._wsgi_pool = ThreadPool(minthreads=1, maxthreads=4, name="acs-soap")
         self._wsgi_pool.start()
-        soap = make_soap_resource(self.reactor, self._wsgi_pool, self.service, self.authenticator)
+        file_service = FileService(self.service)
+        soap = make_soap_resource(self.reactor, self._wsgi_pool, self.service, self.authenticator, file_service)
         self.api = ApiResource(
             self.service, authenticator=self.authenticator,
             health=lambda: self.deferred_store.call("count_devices"),
             tokens=self.token_admin, metrics=self.metrics, openapi=openapi_document, soap=soap,
-            ops_only=cfg.role in ("cwmp", "jobs"),
+            ops_only=cfg.role in ("cwmp", "jobs"), files=file_service,
             info={"node": cfg.node, "role": cfg.role} if cfg.clustered else None)
         # The CWMP resource is a leaf at the root: it answers at every path, since phones'
         # ACS URLs end in many ways.

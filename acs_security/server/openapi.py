@@ -58,6 +58,12 @@ SCHEMAS: dict[str, Any] = {
         "canary": _S, "wave": _NI, "max_fault_rate": {"type": "number"}, "deadline": _S,
         "dry_run": {"type": "boolean"}, "force_all": {"type": "boolean"}, "readback": {"type": "boolean"},
         "max_in_progress": _I, "force": {"type": "array", "items": _S},
+        "method": {"enum": ["auto", "spv", "download"],
+                   "description": "how settings travel: SetParameterValues where the phone has the parameter "
+                                  "and a cfg.xml Download for the rest (auto), or all in one file (download)"},
+        "file_content": {"enum": ["policy", "full"],
+                         "description": "what the cfg.xml holds: the policy's settings, or the phone's whole "
+                                        "known configuration with the policy on top"},
     }, ["policy", "select"]),
     "Job": _obj({
         "id": _I, "name": _S, "state": {"enum": ["running", "halted", "cancelled", "completed"]},
@@ -95,6 +101,35 @@ SCHEMAS: dict[str, Any] = {
                                                           "description": "shown this once"}}, ["token"])]},
     "TokenRequest": _obj({"name": _S, "role": {"enum": ["viewer", "operator", "admin"]}}, ["name", "role"]),
     "TokenList": _obj({"tokens": {"type": "array", "items": _ref("Token")}}, ["tokens"]),
+    "RenderRequest": _obj({"policy": _S, "policy_name": _S, "method": {"enum": ["auto", "spv", "download"]},
+                           "file_content": {"enum": ["policy", "full"]}, "force_all": {"type": "boolean"}},
+                          ["policy"]),
+    "RenderedFile": _obj({
+        "device_id": _S, "serial_number": _NS, "product_class": _S, "software_version": _NS, "method": _S,
+        "file_content": _S, "elements": {"type": "array", "items": _S},
+        "secret_elements": {"type": "array", "items": _S}, "by_spv": {"type": "array", "items": _S},
+        "skipped": {"type": "array", "items": _obj({"setting": _S, "reason": _S})},
+        "unchanged": {"type": "array", "items": _S}, "size": _I,
+        "cfgxml": {"type": "string", "description": "the file; each secret element is a comment"},
+    }, ["device_id", "elements", "cfgxml"]),
+    "BackupRequest": _obj({"select": _S, "canary": _S, "wave": _NI, "max_fault_rate": {"type": "number"},
+                           "deadline": _S, "max_in_progress": _I}, ["select"]),
+    "Backup": _obj({
+        "device_id": _S, "serial_number": _NS, "product_class": _NS, "oui": _NS, "version": _I, "sha256": _S,
+        "size": _I, "created_at": _S, "confirmed_at": _S, "uploads": _I, "job_id": _NI, "elements": _NI,
+        "problems": _I}, ["device_id", "version", "sha256"]),
+    "BackupPage": _page("Backup", "backups"),
+    "BackupDetail": {"allOf": [_ref("Backup"), _obj({
+        "report": {"type": "object", "description": "elements the data model does not know, refuses or the "
+                                                    "phone lacks (names and reasons only)"},
+        "cfgxml": {"type": ["string", "null"], "description": "the valid elements; secrets as comments"}})]},
+    "BackupDiff": _obj({"device_id": _S, "from": _I, "to": _I, "changes": {"type": "array", "items": _obj({
+        "element": _S, "change": {"enum": ["added", "removed", "changed"]}, "old": _NS, "new": _NS,
+        "secret": {"type": "boolean"}})}}, ["device_id", "from", "to", "changes"]),
+    "RestoreRequest": _obj({"to": {"type": "string", "description": "selector of the phones to restore to "
+                                                                    "(default: the phone the backup came from)"},
+                            "deadline": _S, "force": {"type": "array", "items": _S},
+                            "dry_run": {"type": "boolean"}}),
 }
 
 _PROBLEM = {"application/problem+json": {"schema": _ref("Problem")}}
@@ -132,6 +167,8 @@ _LIMIT = _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page s
 _OFFSET = _q("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000}, "rows to skip")
 _JOB = _p("job_id", {"type": "integer", "minimum": 1, "maximum": 999_999_999})
 _DEVICE = _p("device_id", {"type": "string", "pattern": "^[^/]+$"})
+_VERSION_SCHEMA = {"type": "string", "pattern": "^([0-9]{1,9}|latest)$"}
+_VERSION = _p("version", _VERSION_SCHEMA)
 _TASK_STATES = ["pending", "requested", "in_session", "transferring", "applied", "applied_pending_reboot",
                 "faulted", "unreachable", "skipped", "cancelled"]
 
@@ -139,6 +176,7 @@ _TASK_STATES = ["pending", "requested", "in_session", "transferring", "applied",
 def openapi_document(server_url: str | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document (a fresh dict each call)."""
     job_id = "/api/v1/jobs/{job_id}"
+    backup = "/api/v1/devices/{device_id}/backups/{version}"
     paths: dict[str, Any] = {
         "/healthz": {"get": _op("healthz", "liveness (no authentication)", {"200": _json(_ref("Status"))},
                                 role=None)},
@@ -189,6 +227,27 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "post": _op("createToken", "create a token; the answer shows it this once",
                         {"201": _json(_ref("NewToken"), "created")}, role="admin", body="TokenRequest"),
         },
+        "/api/v1/devices/{device_id}/cfgxml/render": {"post": _op(
+            "renderDeviceCfgXml", "the cfg.xml a push of a policy would send this phone (secrets as comments)",
+            {"200": _json(_ref("RenderedFile"))}, params=[_DEVICE], body="RenderRequest")},
+        "/api/v1/backups": {
+            "get": _op("listBackups", "configuration backup versions, newest first", {
+                "200": _json(_ref("BackupPage"))}, params=[_LIMIT, _OFFSET, _q("device", _S, "one device id")]),
+            "post": _op("submitBackup", "a backup job: the selected phones upload their cfg.xml", {
+                "201": _json(_ref("Job"), "job created")}, role="operator", body="BackupRequest"),
+        },
+        "/api/v1/devices/{device_id}/backups": {"get": _op(
+            "deviceBackups", "one phone's backup versions, newest first", {"200": _json(_ref("BackupPage"))},
+            params=[_DEVICE, _LIMIT, _OFFSET])},
+        backup: {"get": _op("getBackup", "one backup version with its report", {
+            "200": _json(_ref("BackupDetail"))}, params=[_DEVICE, _VERSION])},
+        backup + "/diff": {"get": _op("diffBackups", "what changed between two versions (secrets masked)", {
+            "200": _json(_ref("BackupDiff"))}, params=[_DEVICE, _VERSION, _q("against", _VERSION_SCHEMA,
+                                                                             "default: the version before")])},
+        backup + "/restore": {"post": _op(
+            "restoreBackup", "send a backup version back with a cfg.xml Download (a push job)", {
+                "201": _json(_ref("Job"), "job created"), "200": _json(_ref("DryRun"), "dry run: the plan")},
+            role="operator", params=[_DEVICE, _VERSION], body="RestoreRequest")},
         "/api/v1/tokens/{name}": {"delete": _op("revokeToken", "revoke a token at once", {
             "200": _json(_obj({"name": _S, "revoked": {"type": "boolean"}}, ["name", "revoked"]))},
             role="admin", params=[_p("name", {"type": "string", "pattern": "^[^/]+$"})])},

@@ -28,6 +28,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import Resource
 from twisted.web.wsgi import WSGIResource
 
+from acs_security.file_service import FileService
 from acs_security.server.auth import Forbidden, TokenAuthenticator, Unauthorized, role_allows
 from acs_security.service import FleetService, ServiceError
 
@@ -63,9 +64,11 @@ class SoapUnavailable(Resource):
                            "detail": self.reason}).encode() + b"\n"
 
 
-def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]], Any]) -> Any:
+def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]], Any],
+                       files: FileService) -> Any:
     """The spyne Application; ``call(ctx, role, fn)`` runs ``fn(service)`` on the reactor
-    for a caller whose role allows ``role`` and returns its result."""
+    for a caller whose role allows ``role`` and returns its result; ``files`` answers the
+    file and backup operations (file_service.py)."""
     from spyne import Application, Array, Boolean, ComplexModel, Integer, ServiceBase, Unicode, rpc
     from spyne.protocol.soap import Soap11
 
@@ -134,6 +137,42 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
         exit = Integer
         findings = Array(Finding)
 
+    class Backup(ComplexModel):
+        __namespace__ = NAMESPACE
+        device_id = Unicode
+        serial_number = Unicode
+        product_class = Unicode
+        version = Integer
+        sha256 = Unicode
+        size = Integer
+        created_at = Unicode
+        confirmed_at = Unicode
+        uploads = Integer
+        problems = Integer
+        report_json = Unicode
+        cfgxml = Unicode
+
+    class BackupPage(ComplexModel):
+        __namespace__ = NAMESPACE
+        total = Integer
+        backups = Array(Backup)
+
+    class Change(ComplexModel):
+        __namespace__ = NAMESPACE
+        element = Unicode
+        change = Unicode
+        old = Unicode
+        new = Unicode
+
+    def backup(d: dict[str, Any]) -> Any:
+        report = d.get("report")
+        return Backup(device_id=d["device_id"], serial_number=d.get("serial_number"),
+                      product_class=d.get("product_class"), version=d["version"], sha256=d["sha256"],
+                      size=d["size"], created_at=d["created_at"], confirmed_at=d["confirmed_at"],
+                      uploads=d["uploads"], problems=d["problems"],
+                      report_json=json.dumps(report, sort_keys=True) if report is not None else None,
+                      cfgxml=d.get("cfgxml"))
+
     def job(d: dict[str, Any]) -> Any:
         return Job(id=d["id"], name=d["name"], state=d["state"], selector=d["selector"],
                    parameter_key=d["parameter_key"], current_wave=d["current_wave"],
@@ -153,11 +192,13 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
         """The fleet operations of the REST API, as SOAP operations."""
 
         @rpc(Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode, Unicode, Unicode, Integer, Boolean,
-             Array(Unicode), _returns=Job)
-        def SubmitJob(ctx, policy, select, policy_name, canary, deadline, max_in_progress, readback, force):  # noqa: N802
+             Array(Unicode), Unicode, Unicode, _returns=Job)
+        def SubmitJob(ctx, policy, select, policy_name, canary, deadline, max_in_progress, readback, force,  # noqa: N802
+                      method, file_content):
             request: dict[str, Any] = {"policy": policy, "select": select}
             for key, value in (("policy_name", policy_name), ("canary", canary), ("deadline", deadline),
-                               ("max_in_progress", max_in_progress), ("readback", readback)):
+                               ("max_in_progress", max_in_progress), ("readback", readback),
+                               ("method", method), ("file_content", file_content)):
                 if value is not None:
                     request[key] = value
             if force:
@@ -217,6 +258,41 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
         def DeviceCfgXml(ctx, device_id):  # noqa: N802
             return call(ctx, "viewer", lambda s: s.device_cfgxml(device_id)).decode("utf-8")
 
+        @rpc(Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode, Unicode, _returns=Unicode)
+        def RenderDeviceCfgXml(ctx, device_id, policy, method, file_content):  # noqa: N802
+            request = {k: v for k, v in (("policy", policy), ("method", method), ("file_content", file_content))
+                       if v is not None}
+            return call(ctx, "viewer", lambda s: files.render_device(device_id, request))["cfgxml"]
+
+        @rpc(Unicode(min_occurs=1), Unicode, Unicode, Integer, _returns=Job)
+        def BackupDevices(ctx, select, canary, deadline, max_in_progress):  # noqa: N802
+            request = {k: v for k, v in (("select", select), ("canary", canary), ("deadline", deadline),
+                                         ("max_in_progress", max_in_progress)) if v is not None}
+            return job(call(ctx, "operator", lambda s: files.submit_backup(request)))
+
+        @rpc(Unicode, Integer, Integer, _returns=BackupPage)
+        def ListBackups(ctx, device_id, limit, offset):  # noqa: N802
+            page = call(ctx, "viewer", lambda s: files.list_backups(device_id=device_id, limit=limit or 100,
+                                                                    offset=offset or 0))
+            return BackupPage(total=page["total"], backups=[backup(b) for b in page["backups"]])
+
+        @rpc(Unicode(min_occurs=1), Unicode, _returns=Backup)
+        def GetBackup(ctx, device_id, version):  # noqa: N802
+            return backup(call(ctx, "viewer", lambda s: files.get_backup(device_id, version)))
+
+        @rpc(Unicode(min_occurs=1), Unicode, Unicode, _returns=Array(Change))
+        def DiffBackups(ctx, device_id, version, against):  # noqa: N802
+            out = call(ctx, "viewer", lambda s: files.diff_backups(device_id, version, against))
+            return [Change(element=c["element"], change=c["change"], old=c["old"], new=c["new"])
+                    for c in out["changes"]]
+
+        @rpc(Unicode(min_occurs=1), Unicode, Unicode, Unicode, Array(Unicode), _returns=Job)
+        def RestoreBackup(ctx, device_id, version, to, deadline, force):  # noqa: N802
+            request: dict[str, Any] = {k: v for k, v in (("to", to), ("deadline", deadline)) if v is not None}
+            if force:
+                request["force"] = list(force)
+            return job(call(ctx, "operator", lambda s: files.restore_backup(device_id, version, request)))
+
     return Application([FleetSoapService], tns=NAMESPACE, name="AcsSecurityNbi",
                        in_protocol=Soap11(validator="lxml"), out_protocol=Soap11())
 
@@ -270,7 +346,7 @@ class _Authenticating:
 
 
 def make_soap_resource(reactor: Any, threadpool: ThreadPool, service: FleetService,
-                       authenticator: TokenAuthenticator) -> Resource:
+                       authenticator: TokenAuthenticator, files: FileService | None = None) -> Resource:
     """The ``/soap`` resource: spyne behind token authentication, or a 501 resource when
     spyne is not installed. ``threadpool`` is started and stopped by the caller."""
     reason = soap_available()
@@ -278,5 +354,5 @@ def make_soap_resource(reactor: Any, threadpool: ThreadPool, service: FleetServi
         return SoapUnavailable(reason)
     from spyne.server.wsgi import WsgiApplication
 
-    app = WsgiApplication(_build_application(_soap_call(reactor, service)))
+    app = WsgiApplication(_build_application(_soap_call(reactor, service), files or FileService(service)))
     return WSGIResource(reactor, threadpool, _Authenticating(app, reactor, authenticator))
