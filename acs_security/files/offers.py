@@ -18,6 +18,7 @@ store does not know. No Twisted here: ``store.call`` returns an awaitable.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,11 +49,13 @@ class FileOffers:
 
     def __init__(self, *, store: Any, signer: FileSigner, clock: Any,
                  find_credential: Callable[..., Any] | None = None, base_url: str | None = None,
-                 auth: str = "auto", ttl: float = 900.0, transfer_timeout: float = 3600.0) -> None:
+                 auth: str = "auto", ttl: float = 900.0, transfer_timeout: float = 3600.0,
+                 fetch_wait: float = 120.0, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
         if auth not in AUTH_MODES:
             raise ValueError(f"file auth {auth!r} is not one of {', '.join(AUTH_MODES)}")
-        if ttl < 10 or transfer_timeout < ttl:
-            raise ValueError("the file ttl must be at least 10 s and the transfer timeout at least the ttl")
+        if ttl < 10 or transfer_timeout < ttl or not 1 <= fetch_wait <= ttl:
+            raise ValueError("the file ttl must be at least 10 s, the transfer timeout at least the ttl, "
+                             "and the fetch wait 1 s to the ttl")
         self._store = store
         self._signer = signer
         self._clock = clock
@@ -61,6 +64,8 @@ class FileOffers:
         self.auth = auth
         self.ttl = ttl
         self.transfer_timeout = transfer_timeout
+        self.fetch_wait = fetch_wait
+        self._random = random_bytes
 
     @property
     def signer(self) -> FileSigner:
@@ -77,6 +82,14 @@ class FileOffers:
                              "(per device id or serial number; the shared one is refused)")
         return "signed", "", ""
 
+    def command_key(self, job_key: str) -> str:
+        """The CommandKey of one transfer: the job's key and a tag of this transfer, so a
+        TransferComplete names exactly one file (TR-069 A.3.2.8: at most 32 characters)."""
+        key = f"{job_key}.{self._random(3).hex()}"
+        if len(key) > 32:
+            raise OfferError(f"CommandKey {key!r} is longer than 32 characters")
+        return key
+
     async def _offer(self, *, kind: str, device_id: str, serial: str, job_id: int | None,
                      command_key: str, content: str | None) -> tuple[str, str, str, int]:
         if self.base_url is None:
@@ -89,19 +102,21 @@ class FileOffers:
         url = self.base_url + self._signer.path(rec.id, int(expires.timestamp()))
         return url, username, password, rec.size
 
-    async def download(self, *, device_id: str, serial: str, job_id: int | None, command_key: str,
+    async def download(self, *, device_id: str, serial: str, job_id: int | None, job_key: str,
                        content: bytes) -> m.Download:
         """The Download of ``content`` (a cfg.xml) to the phone; its file row is committed.
         Raises OfferError, StoreError."""
+        command_key = self.command_key(job_key)
         url, username, password, size = await self._offer(
             kind="download", device_id=device_id, serial=serial, job_id=job_id,
             command_key=command_key, content=content.decode("utf-8"))
         return m.Download(command_key=command_key, file_type=DOWNLOAD_FILE_TYPE, url=url, username=username,
                           password=password, file_size=size, target_file_name=FILE_NAME)
 
-    async def upload(self, *, device_id: str, serial: str, job_id: int | None, command_key: str) -> m.Upload:
+    async def upload(self, *, device_id: str, serial: str, job_id: int | None, job_key: str) -> m.Upload:
         """The Upload of the phone's configuration; the place it goes is committed.
         Raises OfferError, StoreError."""
+        command_key = self.command_key(job_key)
         url, username, password, _ = await self._offer(
             kind="upload", device_id=device_id, serial=serial, job_id=job_id,
             command_key=command_key, content=None)

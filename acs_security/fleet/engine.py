@@ -108,6 +108,8 @@ class FleetEngine(SessionSide):
         self._session_tasks: dict[str, list[LiveTask]] = {}
         # Job id -> when its last progress line was logged (joblog.py).
         self._progress_logged: dict[int, float] = {}
+        # While start() loads the jobs: the Deferreds of the sessions that wait for it.
+        self._starting: list[Deferred[None]] | None = None
         # Transfers that went quiet are looked for every transfer_check seconds (transfers.py).
         self.transfer_check = 5.0
         self._transfers_checked = 0.0
@@ -120,7 +122,18 @@ class FleetEngine(SessionSide):
     # -- life cycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load unfinished jobs from the store and start ticking."""
+        """Load unfinished jobs from the store and start ticking. Sessions that begin while
+        this runs wait for it (session_side.py): a session handled by an engine that has not
+        loaded its jobs yet would decide on a task the load then brings back as it was."""
+        self._starting = []
+        try:
+            await self._start()
+        finally:
+            waiters, self._starting = self._starting, None
+            for d in waiters:
+                d.callback(None)
+
+    async def _start(self) -> None:
         if self._cluster is not None:
             await self._cluster.start()
             if self._cluster.options.run_jobs:

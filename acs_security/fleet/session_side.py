@@ -62,6 +62,7 @@ class SessionSide(TransferSide):
     """The provisioner methods of the engine (see the module doc)."""
 
     _cluster: ClusterMode | None
+    _starting: list[Deferred[None]] | None
     _writer: TaskWriter
     _session_tasks: dict[str, list[LiveTask]]
     _by_device: dict[str, list[LiveTask]]
@@ -76,6 +77,10 @@ class SessionSide(TransferSide):
     _batch_size: Any
 
     async def session_started(self, ctx: SessionContext) -> None:
+        if self._starting is not None:  # the engine is still loading its jobs (engine.start)
+            waiter: Deferred[None] = Deferred()
+            self._starting.append(waiter)
+            await waiter
         if self._cluster is not None:
             # Read from the store once per session; later calls (after a task is done, for
             # another job's task) go over the same tasks.

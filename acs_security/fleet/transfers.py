@@ -3,21 +3,25 @@
 A mixin of the engine's session half (fleet/session_side.py). For a task whose plan has
 settings for the file (policy/plan.py), or a backup job's task, the session offers the
 transfer (files/offers.py: the file row is committed first) and sends the Download or
-Upload with the job's key as CommandKey. Then:
+Upload. Its CommandKey is the job's key and a tag of that transfer (``acs-sec-job-7.3fa9c1``):
+the TransferComplete names exactly one file, so a late report of an old transfer is never
+taken for a newer one. Then:
 
 - Status 0 (done at once): the outcome now;
 - Status 1: the task is ``transferring`` until the phone's TransferComplete (TR-069
   A.3.3.2), sent in a later session: after its reboot when the file needs one, which is how
   the engine follows a rebooting phone to its next Inform; a fault 9010-9019 becomes the
-  task's fault; no TransferComplete within ``transfer_timeout``: faulted; a file never
-  fetched before it expired: the transfer is offered again (nothing reached the phone);
+  task's fault, except that a transfer that failed on the way (9010 download failure, 9015,
+  9016, 9017: nothing was installed) is offered again, up to three transfers per task; no
+  TransferComplete within ``transfer_timeout``: faulted; a file not fetched within
+  ``fetch_wait`` (the phone never got the Download): withdrawn and offered again;
 - a CWMP fault to the RPC itself (9000 not supported, 9013 protocol ...): faulted.
 
-Nothing is applied twice across a restart or a lost session: a TransferComplete is acted on
-before it is acknowledged (the phone repeats it until it is), and before a new Download
-goes out the engine looks for one that may still be out (a file of this job for this phone
-still offered or fetched: then it waits for that transfer instead) and for a
-TransferComplete already received with the job's CommandKey.
+Nothing is installed twice across a restart or a lost session: a TransferComplete is acted
+on before it is acknowledged (the phone repeats it until it is); before a new transfer
+goes out the engine looks for one of this job that may still be out: a file already fetched
+is waited for, one not fetched for ``fetch_wait`` is withdrawn (its URL then answers 410,
+so a phone that got that Download late cannot install it), a recent one is waited for.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ __all__ = ["TransferSide"]
 
 log = Logger(namespace="acs_security.fleet")
 _BOOT = "1 BOOT"
+#: TransferComplete faults of a transfer that failed on the way (TR-069 Table 59): nothing
+#: was installed, so the transfer is offered again.
+_RETRIED = frozenset({9010, 9015, 9016, 9017})
+#: Transfers offered per task at most (the first and two more after failures on the way).
+MAX_TRANSFERS = 3
 
 
 def _dt(ts: float) -> datetime:
@@ -68,40 +77,38 @@ class TransferSide:
 
     async def offer_transfer(self, ctx: SessionContext, work: Any) -> Any | None:
         """The Download or Upload this task needs now, or None when its outcome was recorded
-        instead (a transfer already out, one already reported, or no way to offer it)."""
+        instead (a transfer that may still be out, or no way to offer one)."""
         task, job = work.task, work.task.job
         kind = "upload" if job.options.kind == "backup" else "download"
-        key = job.parameter_key
-        if self._files is None:
+        files = self._files
+        if files is None:
             await self._outcome(task, TaskEvent.FAULT, detail="this server offers no files (no file URL)")
-            return None
-        done = [t for t in await self._store.call("list_transfer_completes", task.device_id)
-                if t.command_key == key]
-        if done and kind == "download":
-            last = done[-1]
-            event = TaskEvent.TRANSFER_DONE if last.fault_code == 0 else TaskEvent.TRANSFER_FAILED
-            await self._outcome(task, event, detail="the phone had reported this job's transfer complete",
-                                fault=(last.fault_code, last.fault_string) if last.fault_code else None)
             return None
         out = await self._store.call("device_file", task.device_id, kind=kind, job_id=job.id, live=True)
         if out is not None:
-            await self._outcome(task, TaskEvent.TRANSFER_STARTED,
-                                detail=f"a {'Download' if kind == 'download' else 'Upload'} of this job may "
-                                       f"still be out (file {out.id}): waiting for its TransferComplete")
-            return None
+            age = self._clock.seconds() - out.created_at.timestamp()
+            if out.state == "offered" and age >= files.fetch_wait:
+                # Never fetched: the phone did not get that Download (a lost session, a
+                # restart). Withdrawn first, so its URL can no longer be used.
+                await self._store.call("finish_file", out.id, state="expired", detail="withdrawn: never fetched")
+            else:
+                await self._outcome(task, TaskEvent.TRANSFER_STARTED,
+                                    detail=f"a {'Download' if kind == 'download' else 'Upload'} of this job may "
+                                           f"still be out (file {out.id}): waiting for its TransferComplete")
+                return None
         device = self.devices.get(task.device_id)
         serial = device.serial_number if device is not None else ""
         try:
             if kind == "upload":
-                return await self._files.upload(device_id=task.device_id, serial=serial, job_id=job.id,
-                                                command_key=key)
+                return await files.upload(device_id=task.device_id, serial=serial, job_id=job.id,
+                                          job_key=job.parameter_key)
             assert work.plan is not None and device is not None
             rendered = render_device_file(
                 work.plan.download, product_class=device.product_class,
                 software_version=device.software_version, known=work.known,
                 full=job.options.file_content == "full", catalogue=self._catalogue)
-            return await self._files.download(device_id=task.device_id, serial=serial, job_id=job.id,
-                                              command_key=key, content=rendered.content)
+            return await files.download(device_id=task.device_id, serial=serial, job_id=job.id,
+                                        job_key=job.parameter_key, content=rendered.content)
         except (OfferError, MappingError) as exc:
             await self._outcome(task, TaskEvent.FAULT, detail=f"cannot offer the file: {exc}")
             return None
@@ -111,7 +118,7 @@ class TransferSide:
         task = work.task
         file_row = await self._store.call("device_file", task.device_id,
                                           kind="upload" if isinstance(request, m.Upload) else "download",
-                                          job_id=task.job.id, live=True)
+                                          command_key=request.command_key)
         if isinstance(response, m.Fault):
             if file_row is not None:
                 await self._store.call("finish_file", file_row.id, state="failed", fault_code=response.code,
@@ -131,36 +138,53 @@ class TransferSide:
 
     async def transfer_complete(self, ctx: SessionContext, message: Any) -> None:
         """A TransferComplete (the session's CPE request): the outcome of the transfer whose
-        CommandKey it carries, committed before the endpoint acknowledges it."""
+        CommandKey it carries, committed before the endpoint acknowledges it. One that names
+        no file of a job, or a file whose transfer is over (a repeated or late report), is
+        only recorded (cwmp_resource.py does that)."""
         device_id = ctx.device_id or ""
         key = getattr(message, "command_key", "")
-        if not key or not device_id:
+        if not key.startswith(PARAMETER_KEY_PREFIX) or not device_id:
+            return
+        file_row = await self._store.call("device_file", device_id, kind=_kind(message), command_key=key)
+        if file_row is None or file_row.job_id is None or file_row.state not in ("offered", "fetched"):
             return
         tasks = (self._session_tasks.get(ctx.token) if self._cluster is not None
                  else self._by_device.get(device_id)) or []
-        task = next((t for t in tasks if t.job.parameter_key == key), None)
-        rec = None
+        task = next((t for t in tasks if t.job.id == file_row.job_id), None)
+        record = None
         if task is None:
-            job_id = _job_id(key)
-            if job_id is None:
-                return  # not a transfer of this ACS's jobs
-            recs = await self._store.call("list_tasks", job_id, device_id=device_id, limit=1)
-            rec = recs[0] if recs else None
-            if rec is None or rec.state not in ("pending", "requested", "in_session", "transferring"):
-                return  # unknown, or decided already (a TransferComplete repeated)
+            recs = await self._store.call("list_tasks", file_row.job_id, device_id=device_id, limit=1)
+            record = recs[0] if recs else None
+            if record is None or record.state not in ("pending", "requested", "in_session", "transferring"):
+                return
         elif task.state not in (TaskState.PENDING, TaskState.REQUESTED, TaskState.IN_SESSION,
                                 TaskState.TRANSFERRING):
             return
-        kind = "upload" if _is_upload(message) else None
-        file_row = None
-        for k in ((kind,) if kind else ("download", "upload")):
-            file_row = await self._store.call("device_file", device_id, kind=k, command_key=key)
-            if file_row is not None:
-                break
         fault = message.fault
+        if fault.code in _RETRIED and (task is None or task.state is TaskState.TRANSFERRING):
+            transfers = await self._store.call("count_files", device_id, job_id=file_row.job_id, kind=file_row.kind)
+            if transfers < MAX_TRANSFERS:
+                await self._retry(task, record, file_row, fault.code, fault.string)
+                return
         events = ctx.inform.event_codes if ctx.inform is not None else ()
         await self._transfer_outcome(task, fault.code, fault.string, file_row, rebooted=_BOOT in events,
-                                     record=rec)
+                                     record=record)
+
+    async def _retry(self, task: LiveTask | None, record: Any, file_row: Any, code: int, text: str) -> None:
+        """A transfer that failed on the way: nothing was installed, so it is offered again."""
+        await self._store.call("finish_file", file_row.id, state="failed", fault_code=code, detail=text[:200] or None)
+        detail = f"transfer failed on the way ({code} {text[:80]}); offered again"
+        now = self._clock.seconds()
+        if task is not None:
+            task.job.apply(task, TaskEvent.TRANSFER_LOST, now)
+            task.detail = detail
+            task.next_attempt = 0.0
+            await self._writer.durable(task.update(now))
+            return
+        await self._writer.durable(TaskUpdate(
+            job_id=record.job_id, device_id=record.device_id, state=TaskState.PENDING.value,
+            attempts=record.attempts, sent=record.sent, cr_exhausted=record.cr_exhausted, updated_at=_dt(now),
+            detail=detail, node=getattr(self, "node", None)))
 
     async def _transfer_outcome(self, task: LiveTask | None, code: int, text: str, file_row: Any, *,
                                 rebooted: bool, record: Any = None) -> None:
@@ -231,13 +255,14 @@ class TransferSide:
             return
         now = self._clock.seconds()
         changed = await self._store.call("overdue_transfers", now=_dt(now),
-                                         transfer_timeout=self._files.transfer_timeout)
+                                         transfer_timeout=self._files.transfer_timeout,
+                                         fetch_wait=self._files.fetch_wait)
         for job_id, device_id, event, detail in changed:
             job = self.jobs.get(job_id)
             task = job.tasks.get(device_id) if job is not None else None
             if task is None or task.state is not TaskState.TRANSFERRING:
                 continue
-            job.apply(task, TaskEvent(event), now)
+            task.job.apply(task, TaskEvent(event), now)
             task.detail = detail
             if task.state is TaskState.PENDING:
                 task.next_attempt = 0.0
@@ -245,13 +270,7 @@ class TransferSide:
             log.info("job {job}: {device}: {detail}", job=job_id, device=device_id, detail=detail)
 
 
-def _job_id(command_key: str) -> int | None:
-    """The job id of a CommandKey this ACS's jobs use (``acs-sec-job-<id>``), else None."""
-    if not command_key.startswith(PARAMETER_KEY_PREFIX):
-        return None
-    tail = command_key[len(PARAMETER_KEY_PREFIX):]
-    return int(tail) if tail.isdigit() and len(tail) < 10 else None
-
-
-def _is_upload(message: Any) -> bool:
-    return bool(getattr(message, "is_download", True) is False)
+def _kind(message: Any) -> str | None:
+    """download or upload, as an AutonomousTransferComplete says; None for a TransferComplete."""
+    flag = getattr(message, "is_download", None)
+    return None if flag is None else ("download" if flag else "upload")

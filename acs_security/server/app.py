@@ -312,7 +312,8 @@ class AcsServer:
         ds_files = self.deferred_store
         self.files = FileOffers(
             store=ds_files, signer=signer, clock=self.reactor, base_url=cfg.file_base_url, auth=cfg.file_auth,
-            ttl=cfg.file_ttl, transfer_timeout=cfg.transfer_timeout,
+            ttl=cfg.file_ttl, transfer_timeout=cfg.transfer_timeout, fetch_wait=cfg.file_fetch_wait,
+            random_bytes=self.random_bytes,
             find_credential=lambda **kw: ds_files.call("find_cpe_credential", **kw))
         self.file_resource = FileResource(
             store=ds_files, clock=self.reactor, signer=signer, random_bytes=self.random_bytes,

@@ -122,6 +122,7 @@ class ServerConfig:
     file_url: str | None = None
     file_auth: str = "auto"
     file_ttl: float = 900.0
+    file_fetch_wait: float = 120.0
     transfer_timeout: float = 3600.0
     backup_keep: int = 20
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -194,6 +195,8 @@ class ServerConfig:
             raise ConfigError(f"file_auth: {self.file_auth!r} is not one of auto, digest, signed")
         if not 10 <= self.file_ttl <= 86400:
             raise ConfigError("file_ttl must be 10-86400 seconds")
+        if not 1 <= self.file_fetch_wait <= self.file_ttl:
+            raise ConfigError("file_fetch_wait must be 1 second to file_ttl")
         if not self.file_ttl <= self.transfer_timeout <= 7 * 86400:
             raise ConfigError("transfer_timeout must be at least file_ttl and at most 7 days")
         if not 1 <= self.backup_keep <= 10_000:
@@ -289,6 +292,9 @@ FIELDS: dict[str, tuple[str, str]] = {
                          "credential where it has one, else a signed single-use URL), digest, or signed"),
     "file_ttl": ("float", "seconds a file URL stays valid (default 900); a file never fetched in that "
                           "time is offered again"),
+    "file_fetch_wait": ("float", "seconds a phone has to fetch its file after the Download (default 120); "
+                                 "a file not fetched by then is withdrawn (its URL stops working) and the "
+                                 "transfer offered again"),
     "transfer_timeout": ("float", "seconds to wait for a phone's TransferComplete after a Download or "
                                   "Upload before the task is faulted (default 3600)"),
     "backup_keep": ("int", "configuration backup versions kept per phone (default 20); contents are "

@@ -161,7 +161,7 @@ class Phone:
     """A simulated phone. Read values with :attr:`params`; the fleet drives everything else."""
 
     __slots__ = (
-        "serial", "table", "env", "faults", "boot_time", "_values", "_attrs", "_spv",
+        "serial", "table", "env", "faults", "boot_time", "_values", "_attrs", "_spv", "_installs",
         "_changed", "events", "transfers", "actions", "locked_out", "sessions_completed",
         "sessions_failed", "retry_count",
         # fleet bookkeeping (acs_security.sim.fleet), untouched by the pure code:
@@ -178,6 +178,7 @@ class Phone:
         self._values: dict[str, str] | None = None
         self._attrs: dict[str, tuple[int, tuple[str, ...]]] | None = None
         self._spv: Counter[str] | None = None
+        self._installs: Counter[str] | None = None
         self._changed: set[str] | None = None
         # Undelivered Inform events as (EventCode, CommandKey), oldest first.
         self.events: list[tuple[str, str]] | None = None
@@ -216,6 +217,14 @@ class Phone:
         if self._spv is None:
             self._spv = Counter()
         return self._spv
+
+    @property
+    def installs_by_key(self) -> Counter[str]:
+        """Downloaded files installed per CommandKey (successfully, once each if the ACS
+        never sends a transfer twice)."""
+        if self._installs is None:
+            self._installs = Counter()
+        return self._installs
 
     def info(self, path: str) -> ParamInfo | None:
         return self.table.params.get(path)

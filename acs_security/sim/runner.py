@@ -218,6 +218,8 @@ class SessionRunner:
         rebooted = False
         if code == 0:
             code, text, rebooted = install_file(phone, request.file_type, body)
+            if code == 0:
+                phone.installs_by_key[request.command_key] += 1
         complete = datetime.fromtimestamp(self._reactor.seconds(), UTC)
         phone.transfer_done(request.command_key, code, text, start, complete, rebooted=rebooted)
         self._stats.downloads += 1

@@ -138,12 +138,14 @@ class FilesMixin:
             row = conn.execute(sa.select(t.device_files).where(t.device_files.c.id == int(file_id))).first()
         return self._file(row) if row is not None else None
 
-    def device_file(self, device_id: str, *, kind: str, job_id: int | None = None,
+    def device_file(self, device_id: str, *, kind: str | None, job_id: int | None = None,
                     command_key: str | None = None, live: bool = False) -> FileRecord | None:
-        """The device's newest file of ``kind`` (for a job, or a CommandKey), without its
-        content; only one still offered or fetched with ``live``."""
+        """The device's newest file of ``kind`` (None: either; for a job, or a CommandKey),
+        without its content; only one still offered or fetched with ``live``."""
         c = t.device_files.c
-        query = sa.select(t.device_files).where(c.device_id == device_id, c.kind == kind)
+        query = sa.select(t.device_files).where(c.device_id == device_id)
+        if kind is not None:
+            query = query.where(c.kind == kind)
         if job_id is not None:
             query = query.where(c.job_id == job_id)
         if command_key is not None:
@@ -153,6 +155,14 @@ class FilesMixin:
         with self._read("find a device's file") as conn:
             row = conn.execute(query.order_by(c.id.desc()).limit(1)).first()
         return self._file(row, with_content=False) if row is not None else None
+
+    def count_files(self, device_id: str, *, job_id: int, kind: str) -> int:
+        """How many transfers of ``kind`` a job has offered the device."""
+        c = t.device_files.c
+        query = sa.select(sa.func.count()).select_from(t.device_files).where(
+            c.job_id == job_id, c.device_id == device_id, c.kind == kind)
+        with self._read("count a device's files") as conn:
+            return int(conn.execute(query).scalar_one())
 
     def note_fetch(self, file_id: int, *, now: datetime, single_use: bool) -> str:
         """Record that the phone fetched its file (or began its upload): "ok", "used" when
@@ -187,11 +197,14 @@ class FilesMixin:
                 .values(state=state, completed_at=self._now(), fault_code=fault_code, detail=detail,
                         content=None)).rowcount == 1
 
-    def overdue_transfers(self, *, now: datetime, transfer_timeout: float) -> list[tuple[int, str, str, str]]:
+    def overdue_transfers(self, *, now: datetime, transfer_timeout: float,
+                          fetch_wait: float | None = None) -> list[tuple[int, str, str, str]]:
         """Transfers that went quiet, ended in one transaction with their tasks:
 
-        - a file never fetched before it expired: nothing reached the phone, so its task (if
-          it waits for the transfer) is pending again and the transfer is offered anew;
+        - a file never fetched before it expired, or within ``fetch_wait`` seconds of its
+          offer: nothing reached the phone, so the file is withdrawn (its URL answers 410
+          from now on) and its task (if it waits for the transfer) is pending again: the
+          transfer is offered anew;
         - a file fetched (or uploaded to) ``transfer_timeout`` seconds ago without a
           TransferComplete: the task is faulted.
 
@@ -202,13 +215,16 @@ class FilesMixin:
         stale = now - timedelta(seconds=transfer_timeout)
         out: list[tuple[int, str, str, str]] = []
         with self._write("end overdue transfers") as conn:
+            late = c.expires_at <= now
+            if fetch_wait is not None:
+                late = sa.or_(late, c.created_at <= now - timedelta(seconds=fetch_wait))
             lost = conn.execute(sa.select(c.id, c.job_id, c.device_id, c.kind).where(
-                c.state == "offered", c.expires_at <= now)).all()
+                c.state == "offered", late)).all()
             quiet = conn.execute(sa.select(c.id, c.job_id, c.device_id, c.kind, c.fetched_at).where(
                 c.state == "fetched", c.created_at <= stale)).all()
             for row in lost:
                 what = "file" if row.kind == "download" else "upload place"
-                detail = f"the phone did not fetch its {what} before it expired; offered again"
+                detail = f"the phone did not fetch its {what} in time; offered again"
                 conn.execute(sa.update(t.device_files).where(c.id == row.id).values(
                     state="expired", completed_at=now, detail="never fetched", content=None))
                 if row.job_id is not None and conn.execute(

@@ -57,7 +57,7 @@ class Phones:
         return succeed(ConnectionRequestResult(ResultKind.ACCEPTED, status=200))
 
     async def session(self, serial: str, *events: str) -> None:
-        client = self.w.client
+        client = self.w.session_client()
         transfers = self.pending.pop(serial, [])
         if transfers:
             events = ("7 TRANSFER COMPLETE", *(["1 BOOT"] if serial in self.boot_after else []), *events)
@@ -119,7 +119,10 @@ class Phones:
         self.fetched.setdefault(serial, []).append(body)
         if mode == "lose":
             return
-        self.pending.setdefault(serial, []).append((req.command_key, 9018 if mode == "bad-file" else 0))
+        code = 9018 if mode == "bad-file" else 0
+        if mode == "flaky":  # the first transfer breaks on the way, the next ones work
+            code, self.mode[serial] = 9017, "ok"
+        self.pending.setdefault(serial, []).append((req.command_key, code))
         # The phone reports in its next session (after its reboot when it rebooted).
         self.w.clock.callLater(1.0, lambda: ensureDeferred(self.session(serial, "M Download")))
 
@@ -140,9 +143,13 @@ class World:
         for i in range(PHONES):
             self.run(self.phones.session(f"P{i}", "1 BOOT"))
 
+    def session_client(self) -> Any:
+        """Where a phone's next session goes (one node here)."""
+        return self.client
+
     def new_engine(self) -> FleetEngine:
         offers = FileOffers(store=self.ds, signer=FileSigner(b"s" * 32), clock=self.clock,
-                            base_url="http://acs.example.net:7547", ttl=60, transfer_timeout=600,
+                            base_url="http://acs.example.net:7547", ttl=60, transfer_timeout=600, fetch_wait=30,
                             find_credential=lambda **kw: self.ds.call("find_cpe_credential", **kw))
         engine = FleetEngine(store=self.ds, clock=self.clock, http_requester=self.phones,
                              default_cr_credential=("cr", "pw"), limits=EngineLimits(tick=0.5),
@@ -190,7 +197,8 @@ def test_method_download_sends_one_file_and_waits_for_the_transfer_complete(worl
     assert world.phones.spv == {}  # every setting went in the file
     for serial in ("P0", "P1"):
         [download] = world.phones.downloads[serial]
-        assert download.command_key == job.parameter_key and download.file_type == "3 Vendor Configuration File"
+        assert download.command_key.startswith(job.parameter_key + ".")  # the job's key and the transfer's tag
+        assert download.file_type == "3 Vendor Configuration File"
         [body] = world.phones.fetched[serial]
         cfg = parse_cfgxml(body)
         assert cfg.settable()["Proxy_Host"] == "proxy.example.net" and len(cfg.values) == 5
@@ -283,13 +291,13 @@ def test_a_restarted_engine_takes_the_transfer_complete_and_sends_nothing_again(
     resumed = world.engine.jobs[job.id]
     assert resumed.counts["transferring"] == PHONES and resumed.active == PHONES
     for i in range(PHONES):
-        world.phones.pending[f"P{i}"] = [(job.parameter_key, 0)]
+        world.phones.pending[f"P{i}"] = [(world.phones.downloads[f"P{i}"][0].command_key, 0)]
         world.run(world.phones.session(f"P{i}", "M Download"))
     world.advance(2)
     assert resumed.state == "completed" and resumed.counts["applied"] == PHONES
     assert all(len(d) == 1 for d in world.phones.downloads.values())
     # A TransferComplete repeated (the phone did not see the acknowledgement) changes nothing.
-    world.phones.pending["P0"] = [(job.parameter_key, 9018)]
+    world.phones.pending["P0"] = [(world.phones.downloads["P0"][0].command_key, 9018)]
     world.run(world.phones.session("P0", "M Download"))
     assert world.store.list_tasks(job.id, device_id=world.device("P0"))[0].state == "applied"
 
@@ -307,3 +315,89 @@ def test_a_backup_job_asks_for_uploads_and_keeps_versions(world):
     again = world.submit(JobOptions(kind="backup"), policy=Policy(name="backup", settings={}))
     world.advance(5)
     assert again.counts["applied"] == PHONES and world.store.get_backup(world.device("P3")).uploads == 2
+
+
+def test_a_transfer_broken_on_the_way_is_offered_again_and_an_old_report_is_ignored(world):
+    world.phones.mode["P3"] = "flaky"
+    job = world.submit(JobOptions(method="download"))
+    world.advance(8)
+    assert job.state == "completed" and job.counts["applied"] == PHONES
+    first, second = world.phones.downloads["P3"]
+    assert first.command_key != second.command_key and first.url != second.url
+    tasks = {r.device_id: r for r in world.store.list_tasks(job.id)}
+    assert tasks[world.device("P3")].detail == "applied by a cfg.xml Download"
+    # The first transfer's file is over; a late report of it changes nothing.
+    world.phones.pending["P3"] = [(first.command_key, 0)]
+    world.run(world.phones.session("P3", "M Download"))
+    assert world.store.count_files(world.device("P3"), job_id=job.id, kind="download") == 2
+    # ... and its URL no longer opens the file.
+    resp = world.run(world.client.get(first.url))
+    assert resp.code == 410
+
+
+def test_a_transfer_that_keeps_failing_on_the_way_is_faulted_after_three(world):
+    from acs_security.fleet.transfers import MAX_TRANSFERS
+
+    world.phones.mode["P1"] = "bad-file"
+    original = world.phones.transfer
+
+    async def always_9016(serial, req):
+        if serial == "P1":
+            world.phones.downloads.setdefault("x", [])
+            world.phones.pending.setdefault(serial, []).append((req.command_key, 9016))
+            world.clock.callLater(1.0, lambda: ensureDeferred(world.phones.session(serial, "M Download")))
+            return
+        await original(serial, req)
+
+    world.phones.transfer = always_9016
+    job = world.submit(JobOptions(method="download", max_fault_rate=1.0))
+    world.advance(15)
+    assert job.state == "completed" and job.counts["faulted"] == 1
+    assert len(world.phones.downloads["P1"]) == MAX_TRANSFERS
+    [row] = world.store.list_tasks(job.id, states=["faulted"])
+    assert row.fault_code == 9016
+
+
+def test_two_nodes_the_transfer_complete_reaches_either_node(world):
+    """Several nodes on one store: the Download goes out from one node, the TransferComplete
+    often reaches the other (the load balancer picks); each phone installs its file once."""
+    from acs_security.fleet.cluster import ClusterOptions
+    from acs_security.server.cwmp_resource import CwmpResource
+
+    h = world.h
+    engines, roots = [], []
+    for name in ("node-a", "node-b"):
+        offers = FileOffers(store=world.ds, signer=FileSigner(b"s" * 32), clock=world.clock,
+                            base_url="http://acs.example.net:7547", ttl=60, transfer_timeout=600, fetch_wait=30)
+        engine = FleetEngine(store=world.ds, clock=world.clock, http_requester=world.phones,
+                             default_cr_credential=("cr", "pw"), limits=EngineLimits(tick=0.5),
+                             random=lambda: 0.5, catalogue=world.catalogue, files=offers,
+                             cluster=ClusterOptions(node=name, claim_lease=10, claim_batch=2, sync_interval=1))
+        engines.append(engine)
+        roots.append(CwmpRoot(CwmpResource(clock=world.clock, store=world.ds, provisioner=engine), world.files))
+    clients = [StubTreq(r) for r in roots]
+    turn = itertools.count()
+    sessions_at: list[int] = []
+
+    def balanced() -> Any:  # each session to the next node, as a load balancer does
+        n = next(turn) % 2
+        sessions_at.append(n)
+        return clients[n]
+
+    world.session_client = balanced
+    world.client = clients[1]  # file requests: any node serves them
+    for engine in engines:
+        world.run(engine.start())
+    job = world.run(engines[0].submit(POLICY, parse_selector("all"), JobOptions(method="download"),
+                                      deadline=timedelta(hours=1)))
+    world.engine = engines[0]
+    for _ in range(100):
+        world.clock.advance(0.1)
+        for c in clients:
+            c.flush()
+    assert world.store.task_counts(job.id) == {"applied": PHONES}
+    assert all(len(d) == 1 for d in world.phones.downloads.values()) and len(world.phones.downloads) == PHONES
+    assert set(sessions_at) == {0, 1}
+    for engine in engines:
+        world.run(engine.stop())
+    h.resource._provisioner = None

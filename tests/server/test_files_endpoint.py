@@ -77,11 +77,11 @@ class Env:
 
     def download(self, serial: str = "FCHA", content: bytes = CFG, job_id: int | None = None) -> Any:
         return self.run(self.offers.download(device_id=self.devices[serial], serial=serial, job_id=job_id,
-                                             command_key="acs-sec-job-1", content=content))
+                                             job_key="acs-sec-job-1", content=content))
 
     def upload(self, serial: str = "FCHA") -> Any:
         return self.run(self.offers.upload(device_id=self.devices[serial], serial=serial, job_id=None,
-                                           command_key="acs-sec-job-2"))
+                                           job_key="acs-sec-job-2"))
 
     def request(self, method: str, url: str, *, body: bytes | None = None,
                 auth: tuple[str, str] | None = None) -> tuple[int, bytes, Any]:

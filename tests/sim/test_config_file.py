@@ -63,7 +63,8 @@ def test_cfgxml_only_settings_live_in_the_file_only(tmp_path):
                   PhoneEnvironment(cat, FixedClock(), acs_url="http://acs/"))
     assert SEC + "FirewallOptions" not in phone.params
     assert phone.cfg_value("Firewall_Config") == ""
-    assert install_config(phone, b"<flat-profile><Firewall_Config>NO_ICMP_PING</Firewall_Config></flat-profile>")[0] == 0
+    body = b"<flat-profile><Firewall_Config>NO_ICMP_PING</Firewall_Config></flat-profile>"
+    assert install_config(phone, body)[0] == 0
     assert phone.cfg_value("Firewall_Config") == "NO_ICMP_PING"
     assert parse_cfgxml(render_phone_config(phone)).settable()["Firewall_Config"] == "NO_ICMP_PING"
 
