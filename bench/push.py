@@ -1,4 +1,5 @@
-"""Figures 3, 4 and 5: a policy pushed to a fleet of simulated phones, end to end.
+"""Figures 3, 4, 5 and 7: a policy pushed to a fleet of simulated phones, end to end
+(figure 7: by SetParameterValues and by cfg.xml Download, side by side).
 
 One run (:func:`fleet_push`):
 
@@ -30,7 +31,7 @@ from typing import Any
 from bench.procs import PY, Proc, Profiler, free_port, start_acs
 from bench.sessions import HARDENING
 
-__all__ = ["SIM_MODELS", "fleet_push", "register_devices", "postgres_schema"]
+__all__ = ["SIM_MODELS", "fleet_push", "push_with_download", "register_devices", "postgres_schema"]
 
 #: The simulator's default models: the job selects them.
 SIM_MODELS = ("CP-8851-3PCC", "CP-7841-3PCC", "CP-6821-3PCC", "CP-7832-3PCC")
@@ -116,10 +117,12 @@ def _time(text: str) -> float:
 def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
                boot_ramp: float = 10.0, max_in_progress: int = 2000,
                max_cr_in_flight: int = 400, sim_sessions: int = 400,
-               timeout: float = 600.0, profile: Path | None = None) -> dict[str, Any]:
+               timeout: float = 600.0, profile: Path | None = None, method: str = "auto") -> dict[str, Any]:
     """One end-to-end push (see the module doc). With ``profile``, py-spy samples the server
-    and the simulator during the push (``profile``-server.txt, -sim.txt). Raises
-    RuntimeError when a step fails or the job does not end with every phone applied."""
+    and the simulator during the push (``profile``-server.txt, -sim.txt). ``method``: the
+    job's (auto: SetParameterValues for these phones; download: one cfg.xml per phone, fetched
+    from the ACS, then a TransferComplete session). Raises RuntimeError when a step fails or
+    the job does not end with every phone applied."""
     workdir.mkdir(parents=True, exist_ok=True)
     register_s = register_devices(db_url, registered) if registered else 0.0
     (workdir / "cr.pw").write_text(CR_PASSWORD + "\n")
@@ -157,7 +160,7 @@ def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
         job = acs.call("POST", "/api/v1/jobs", {
             "policy": HARDENING.read_text(), "policy_name": "hardening",
             "select": "model=" + ",".join(SIM_MODELS), "max_fault_rate": 1.0, "deadline": "30m",
-            "max_in_progress": max_in_progress})
+            "max_in_progress": max_in_progress, "method": method})
         job_id = job["id"]
         state: dict[str, Any] = {}
 
@@ -199,6 +202,25 @@ def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
     }
 
 
+def push_with_download(workdir: Path, *, phones: int, boot_ramp: float = 10.0) -> dict[str, Any]:
+    """Figure 7: the same push twice in one run, each on a fresh SQLite database: every
+    setting by SetParameterValues, then every setting in a per-phone cfg.xml Download (the
+    phone fetches its file from the ACS and reports a TransferComplete in a second session).
+    Returns both figures and their ratios."""
+    spv = fleet_push(workdir / "spv", f"sqlite:///{workdir}/spv/acs.db", phones=phones,
+                     boot_ramp=boot_ramp, method="auto")
+    download = fleet_push(workdir / "download", f"sqlite:///{workdir}/download/acs.db", phones=phones,
+                          boot_ramp=boot_ramp, method="download")
+    out: dict[str, Any] = {"files_phones": phones}
+    for name, r in (("spv", spv), ("download", download)):
+        for key in ("phones_per_s", "p50_s", "p99_s", "server_cpu_ms_per_phone", "server_peak_rss_mb"):
+            out[f"files_{name}_{key}"] = r[key]
+    out["files_ratio_download_vs_spv"] = round(download["phones_per_s"] / spv["phones_per_s"], 3)
+    out["files_cpu_ratio_download_vs_spv"] = round(
+        download["server_cpu_ms_per_phone"] / spv["server_cpu_ms_per_phone"], 3)
+    return out
+
+
 if __name__ == "__main__":
     import json
     import sys
@@ -206,7 +228,12 @@ if __name__ == "__main__":
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     extra = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    prof = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+    prof = Path(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] not in ("spv", "download", "both") else None
+    how = sys.argv[-1] if sys.argv[-1] in ("spv", "download", "both") else "spv"
     with tempfile.TemporaryDirectory(prefix="acs-bench-") as tmp:
-        print(json.dumps(fleet_push(Path(tmp), f"sqlite:///{tmp}/acs.db", phones=n,
-                                    registered=extra, profile=prof), indent=2))
+        if how == "both":
+            print(json.dumps(push_with_download(Path(tmp), phones=n), indent=2))
+        else:
+            print(json.dumps(fleet_push(Path(tmp), f"sqlite:///{tmp}/acs.db", phones=n, registered=extra,
+                                        profile=prof, method="download" if how == "download" else "auto"),
+                             indent=2))

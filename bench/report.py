@@ -110,6 +110,14 @@ ROWS: list[tuple[str, str, str | None, str, Any, str]] = [
      "cluster_share_node2_2nodes", "", None, "share"),
     ("  push sessions to node 1 (node 2 beside)", "cluster_session_share_node1_2nodes",
      "cluster_session_share_node2_2nodes", "", None, "share"),
+    ("7 push by cfg.xml Download: phones/s (SPV beside)", "files_download_phones_per_s",
+     "files_spv_phones_per_s", "", None, "/s"),
+    ("  ratio Download / SPV", "files_ratio_download_vs_spv", None, "", None, "x"),
+    ("  time per phone p99, Download (SPV beside)", "files_download_p99_s", "files_spv_p99_s", "", None,
+     "s"),
+    ("  server CPU per phone, Download (SPV beside)", "files_download_server_cpu_ms_per_phone",
+     "files_spv_server_cpu_ms_per_phone", "", None, "ms"),
+    ("  server CPU ratio Download / SPV", "files_cpu_ratio_download_vs_spv", None, "", None, "x"),
 ]
 
 

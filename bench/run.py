@@ -1,7 +1,7 @@
 """``make bench`` / ``make bench-quick``: every figure next to its baseline, as a table and
 as JSON in ``bench/results/`` (``latest.json`` and a dated copy).
 
-    .venv/bin/python -m bench.run [--quick] [--only codec,sessions,push,growth,postgres,cluster]
+    .venv/bin/python -m bench.run [--quick] [--only codec,sessions,push,growth,postgres,cluster,files]
                                   [--postgres URL] [--profile DIR] [--keep]
 
 PostgreSQL (figures 5 and 6) uses ``--postgres``, else $ACS_BENCH_POSTGRES_URL, else
@@ -28,14 +28,14 @@ __all__ = ["SIZES", "main"]
 
 #: Counts of a full and a quick run (same figures and keys, smaller fleets).
 SIZES: dict[str, dict[str, Any]] = {
-    "full": {"codec_s": 4.0, "periodic": 10_000, "pushes": 5_000, "push": 10_000,
+    "full": {"codec_s": 4.0, "periodic": 10_000, "pushes": 5_000, "push": 10_000, "files": 5_000,
              "growth": (1_000, 10_000, 50_000), "growth_push": 10_000, "boot_ramp": 15.0,
              "rounds": 5, "cluster": 10_000, "cluster_timeout": 900.0},
-    "quick": {"codec_s": 1.5, "periodic": 2_000, "pushes": 1_000, "push": 2_000,
+    "quick": {"codec_s": 1.5, "periodic": 2_000, "pushes": 1_000, "push": 2_000, "files": 1_000,
               "growth": (200, 2_000, 10_000), "growth_push": 1_000, "boot_ramp": 4.0,
               "rounds": 3, "cluster": 2_000, "cluster_timeout": 300.0},
 }
-FIGURES = ("codec", "sessions", "push", "growth", "postgres", "cluster")
+FIGURES = ("codec", "sessions", "push", "growth", "postgres", "cluster", "files")
 #: HTTP exchanges of one pushed phone: the connection request (a digest challenge, then the
 #: authenticated request) and the session (Inform, empty POST, SetParameterValues response).
 EXCHANGES_PER_PUSH = 5
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             results["cluster_phones_per_s_2nodes"] = None
         else:
             step("cluster", lambda: _cluster(work, size, args.postgres, results["notes"]))
+        step("files", lambda: _files(work, size))
     finally:
         if args.keep:
             _log(f"kept {work}")
@@ -191,6 +192,13 @@ def _postgres(work: Path, size: dict[str, Any], url: str, profile: Path | None =
     finally:
         drop()
     return {f"push_{k}_postgres": v for k, v in r.items() if k not in ("phones", "registered")}
+
+
+def _files(work: Path, size: dict[str, Any]) -> dict[str, Any]:
+    """Figure 7: the same push by SetParameterValues and by cfg.xml Download (bench/push.py)."""
+    from bench.push import push_with_download
+
+    return push_with_download(work / "files", phones=size["files"], boot_ramp=size["boot_ramp"])
 
 
 def _cluster(work: Path, size: dict[str, Any], url: str, notes: list[str]) -> dict[str, Any]:

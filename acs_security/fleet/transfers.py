@@ -152,15 +152,20 @@ class TransferSide:
                  else self._by_device.get(device_id)) or []
         task = next((t for t in tasks if t.job.id == file_row.job_id), None)
         record = None
+        fault = message.fault
         if task is None:
             recs = await self._store.call("list_tasks", file_row.job_id, device_id=device_id, limit=1)
             record = recs[0] if recs else None
-            if record is None or record.state not in ("pending", "requested", "in_session", "transferring"):
-                return
-        elif task.state not in (TaskState.PENDING, TaskState.REQUESTED, TaskState.IN_SESSION,
-                                TaskState.TRANSFERRING):
+            decided = record is None or record.state not in ("pending", "requested", "in_session", "transferring")
+        else:
+            decided = task.state not in (TaskState.PENDING, TaskState.REQUESTED, TaskState.IN_SESSION,
+                                         TaskState.TRANSFERRING)
+        if decided:
+            # The task's outcome was committed, the file's end not (a crash between the two):
+            # the repeated report ends the file now.
+            await self._store.call("finish_file", file_row.id, state="failed" if fault.code else "completed",
+                                   fault_code=fault.code or None)
             return
-        fault = message.fault
         if fault.code in _RETRIED and (task is None or task.state is TaskState.TRANSFERRING):
             transfers = await self._store.call("count_files", device_id, job_id=file_row.job_id, kind=file_row.kind)
             if transfers < MAX_TRANSFERS:
@@ -171,8 +176,8 @@ class TransferSide:
                                      record=record)
 
     async def _retry(self, task: LiveTask | None, record: Any, file_row: Any, code: int, text: str) -> None:
-        """A transfer that failed on the way: nothing was installed, so it is offered again."""
-        await self._store.call("finish_file", file_row.id, state="failed", fault_code=code, detail=text[:200] or None)
+        """A transfer that failed on the way: nothing was installed, so it is offered again
+        (the task first, then the file's end: see _transfer_outcome)."""
         detail = f"transfer failed on the way ({code} {text[:80]}); offered again"
         now = self._clock.seconds()
         if task is not None:
@@ -180,50 +185,54 @@ class TransferSide:
             task.detail = detail
             task.next_attempt = 0.0
             await self._writer.durable(task.update(now))
-            return
-        await self._writer.durable(TaskUpdate(
-            job_id=record.job_id, device_id=record.device_id, state=TaskState.PENDING.value,
-            attempts=record.attempts, sent=record.sent, cr_exhausted=record.cr_exhausted, updated_at=_dt(now),
-            detail=detail, node=getattr(self, "node", None)))
+        else:
+            await self._writer.durable(TaskUpdate(
+                job_id=record.job_id, device_id=record.device_id, state=TaskState.PENDING.value,
+                attempts=record.attempts, sent=record.sent, cr_exhausted=record.cr_exhausted,
+                updated_at=_dt(now), detail=detail, node=getattr(self, "node", None)))
+        await self._store.call("finish_file", file_row.id, state="failed", fault_code=code, detail=text[:200] or None)
 
     async def _transfer_outcome(self, task: LiveTask | None, code: int, text: str, file_row: Any, *,
                                 rebooted: bool, record: Any = None) -> None:
+        """The task's outcome, then the file's end, in that order: a crash between the two
+        leaves the file live, so the phone's repeated TransferComplete finds it and ends it
+        (a file ended before its task would make that report find nothing to do)."""
         detail: str | None
+        file_state, file_fault, file_detail = "completed", None, None
         if code:
             event, detail = TaskEvent.TRANSFER_FAILED, (file_row.detail if file_row is not None else None)
-            if file_row is not None:
-                await self._store.call("finish_file", file_row.id, state="failed", fault_code=code,
-                                       detail=text[:200] or None)
+            file_state, file_fault, file_detail = "failed", code, text[:200] or None
         elif file_row is not None and file_row.kind == "upload":
             fresh = await self._store.call("get_file", file_row.id)
             if fresh is None or fresh.backup_id is None:
                 event, detail = TaskEvent.TRANSFER_FAILED, "the phone reported its upload complete, but no file arrived"
                 code, text = 9011, "Upload failure"
-                await self._store.call("finish_file", file_row.id, state="failed", fault_code=code, detail=detail)
+                file_state, file_fault, file_detail = "failed", code, detail
             else:
                 backup = await self._store.call("list_backups", device_id=file_row.device_id, limit=1)
                 version = backup[0].version if backup else "?"
                 event, detail = TaskEvent.TRANSFER_DONE, f"backup version {version}"
-                await self._store.call("finish_file", file_row.id, state="completed")
         else:
             event = TaskEvent.TRANSFER_DONE
             detail = "applied by a cfg.xml Download" + (" after a reboot" if rebooted else "")
             if file_row is not None:
                 await self._record_known(file_row)
-                await self._store.call("finish_file", file_row.id, state="completed")
         fault = (code, text or "") if code else None
         if task is not None:
             await self._outcome(task, event, detail=detail, fault=fault)
-            return
-        # The task is not in this node's memory (another node's claim, a cancelled job):
-        # its outcome goes straight to the store, under the same "final is final" guard.
-        now = self._clock.seconds()
-        state = TaskState.APPLIED if event is TaskEvent.TRANSFER_DONE else TaskState.FAULTED
-        await self._writer.durable(TaskUpdate(
-            job_id=record.job_id, device_id=record.device_id, state=state.value, attempts=record.attempts,
-            sent=record.sent, cr_exhausted=record.cr_exhausted, updated_at=_dt(now),
-            fault_code=fault[0] if fault else None, fault_string=fault[1] if fault else None,
-            detail=detail, finished_at=_dt(now), node=getattr(self, "node", None)))
+        else:
+            # The task is not in this node's memory (another node's claim, a cancelled job):
+            # its outcome goes straight to the store, under the same "final is final" guard.
+            now = self._clock.seconds()
+            state = TaskState.APPLIED if event is TaskEvent.TRANSFER_DONE else TaskState.FAULTED
+            await self._writer.durable(TaskUpdate(
+                job_id=record.job_id, device_id=record.device_id, state=state.value, attempts=record.attempts,
+                sent=record.sent, cr_exhausted=record.cr_exhausted, updated_at=_dt(now),
+                fault_code=fault[0] if fault else None, fault_string=fault[1] if fault else None,
+                detail=detail, finished_at=_dt(now), node=getattr(self, "node", None)))
+        if file_row is not None:
+            await self._store.call("finish_file", file_row.id, state=file_state, fault_code=file_fault,
+                                   detail=file_detail)
 
     async def _record_known(self, file_row: Any) -> None:
         """The values of a Download the phone applied become what the ACS knows of it."""

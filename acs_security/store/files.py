@@ -225,8 +225,11 @@ class FilesMixin:
             for row in lost:
                 what = "file" if row.kind == "download" else "upload place"
                 detail = f"the phone did not fetch its {what} in time; offered again"
-                conn.execute(sa.update(t.device_files).where(c.id == row.id).values(
-                    state="expired", completed_at=now, detail="never fetched", content=None))
+                # Conditional: a fetch committed since the select (PostgreSQL reads committed
+                # data) wins, and the file stays the phone's.
+                if not conn.execute(sa.update(t.device_files).where(c.id == row.id, c.state == "offered").values(
+                        state="expired", completed_at=now, detail="never fetched", content=None)).rowcount:
+                    continue
                 if row.job_id is not None and conn.execute(
                         sa.update(t.tasks).where(tc.job_id == row.job_id, tc.device_id == row.device_id,
                                                  tc.state == "transferring")
@@ -235,8 +238,9 @@ class FilesMixin:
             for row in quiet:
                 detail = (f"no TransferComplete within {transfer_timeout:.0f} s of the "
                           f"{'Download' if row.kind == 'download' else 'Upload'}")
-                conn.execute(sa.update(t.device_files).where(c.id == row.id).values(
-                    state="failed", completed_at=now, detail=detail, content=None))
+                if not conn.execute(sa.update(t.device_files).where(c.id == row.id, c.state == "fetched").values(
+                        state="failed", completed_at=now, detail=detail, content=None)).rowcount:
+                    continue
                 if row.job_id is not None and conn.execute(
                         sa.update(t.tasks).where(tc.job_id == row.job_id, tc.device_id == row.device_id,
                                                  tc.state == "transferring")

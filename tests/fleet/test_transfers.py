@@ -401,3 +401,24 @@ def test_two_nodes_the_transfer_complete_reaches_either_node(world):
     for engine in engines:
         world.run(engine.stop())
     h.resource._provisioner = None
+
+
+def test_a_repeated_report_ends_a_file_whose_task_was_decided(world):
+    """A crash between committing the task's outcome and ending its file: the phone repeats
+    its TransferComplete (it got no acknowledgement), which ends the file and changes nothing
+    else."""
+    import sqlalchemy as sa
+
+    from acs_security.store import schema as t
+
+    job = world.submit(JobOptions(method="download"))
+    world.advance(5)
+    assert job.counts["applied"] == PHONES
+    download = world.phones.downloads["P2"][0]
+    rec = world.store.device_file(world.device("P2"), kind="download", command_key=download.command_key)
+    with world.store.engine.begin() as conn:  # as if the file's end had not been committed
+        conn.execute(sa.update(t.device_files).where(t.device_files.c.id == rec.id).values(state="fetched"))
+    world.phones.pending["P2"] = [(download.command_key, 0)]
+    world.run(world.phones.session("P2", "M Download"))
+    assert world.store.get_file(rec.id).state == "completed"
+    assert world.store.list_tasks(job.id, device_id=world.device("P2"))[0].state == "applied"
