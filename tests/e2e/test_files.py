@@ -199,13 +199,16 @@ def kill_mid_download(tmp_path: Path, db: str) -> None:
                 "policy": HARDENING.read_text(), "select": "all", "max_in_progress": 10,
                 "method": "download"}, token)
             key = job["parameter_key"]
-            await wait_until(reactor, lambda: sum(installed(p, key) for p in fleet.phones) >= 30,
-                             timeout=60, what="a part of the fleet installed its file")
+            def transfers_out() -> int:
+                # Files being fetched, TransferCompletes not yet acknowledged.
+                return len(fleet._downloads) + sum(1 for p in fleet.phones if p.transfers)
+
+            await wait_until(reactor, lambda: sum(installed(p, key) for p in fleet.phones) >= 30
+                             and transfers_out() > 0, timeout=60, interval=0.01,
+                             what="a part of the fleet installed its file, transfers under way")
+            in_flight = transfers_out()
             procs[0].send_signal(signal.SIGKILL)
             await thread(procs[0].wait)
-            # Transfers caught by the kill: files being fetched, TransferCompletes not yet
-            # acknowledged (the phones retry both), Downloads answered but not recorded.
-            in_flight = len(fleet._downloads) + sum(1 for p in fleet.phones if p.transfers)
             before = sum(installed(p, key) for p in fleet.phones)
             assert before < 150, "the job finished before the kill; the test needs a slower push"
             await sleep(reactor, 1.0)  # phones fetching or reporting meet a dead server
@@ -232,6 +235,18 @@ def kill_mid_download(tmp_path: Path, db: str) -> None:
                     await thread(proc.wait)
 
     key, state, report, installs, spv, in_flight, seen = run_in_reactor(go, timeout=300)
+    if state.get("state") != "completed":  # what the store holds of the phones that did not end well
+        from acs_security.store import open_store
+
+        store = open_store(db)
+        try:
+            for d in report["devices"]:
+                if d["state"] != "applied":
+                    seen.append((d["serial_number"], store.list_transfer_completes(d["device_id"]),
+                                 store.device_file(d["device_id"], kind="download"),
+                                 store.list_tasks(1, device_id=d["device_id"])))
+        finally:
+            store.close()
     assert in_flight > 0, "no transfer was under way at the kill"
     odd = [(d["serial_number"], d["state"], d["fault_code"], d["detail"]) for d in report["devices"]
            if d["state"] != "applied"]
