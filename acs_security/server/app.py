@@ -47,6 +47,8 @@ from acs_security.server.leases import DeviceLeases
 from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
 from acs_security.server.cpe_auth import CpeAuthenticator
 from acs_security.server.cwmp_resource import CwmpResource
+from acs_security.server.addresses import TrustedProxies
+from acs_security.server.edge import ConnectionCounts, EdgeFactory, EdgeLimits
 from acs_security.server.http import make_site
 from acs_security.server.provisioning import Provisioner
 from acs_security.service import FleetService
@@ -174,6 +176,7 @@ class AcsServer:
     _wsgi_pool: Any = None
     _udp_port: Any = None
     leases: DeviceLeases | None = None
+    connection_counts: dict[str, ConnectionCounts] = field(default_factory=dict)
 
     def issue_token(self, name: str, role: str) -> str:
         """Create a token now and return it (for tests and the demo, after start(); blocks
@@ -329,15 +332,33 @@ class AcsServer:
             tokens=self.token_admin, metrics=self.metrics, openapi=openapi_document, soap=soap,
             ops_only=cfg.role in ("cwmp", "jobs"),
             info={"node": cfg.node, "role": cfg.role} if cfg.clustered else None)
+        # Connection limits and time limits (server/edge.py, server/http.py): the CWMP listeners
+        # share one count, the API has its own, so phones cannot crowd operators out.
+        limits = EdgeLimits(
+            header_timeout=cfg.header_timeout, body_timeout=cfg.body_timeout,
+            idle_timeout=cfg.connection_idle_timeout, retry_after=cfg.retry_after,
+            trusted=TrustedProxies(cfg.trusted_proxies), observe=self.metrics.observe_edge)
+        groups = {"cwmp": ConnectionCounts(cfg.max_connections, cfg.max_connections_per_ip),
+                  "api": ConnectionCounts(cfg.max_connections, cfg.max_connections_per_ip)}
+        self.connection_counts = groups
+        self.metrics.watch_connections(groups)
+        _raise_fd_limit(cfg.max_connections * 2)
+
+        def edge(factory: Any, listener: str, group: str, *, answer_busy: bool) -> EdgeFactory:
+            return EdgeFactory(factory, listener=listener, limits=limits, counts=groups[group],
+                               clock=self.reactor, answer_busy=answer_busy,
+                               proxy_protocol=listener in cfg.proxy_protocol)
+
         # The CWMP resource is a leaf at the root: it answers at every path, since phones'
         # ACS URLs end in many ways.
         cwmp_site = make_site(
             self.cwmp, max_body_bytes=cfg.max_body_bytes, reactor=self.reactor,
-            channel_lost=self.cwmp.channel_lost,
+            channel_lost=self.cwmp.channel_lost, limits=limits,
         )
         if cfg.cwmp_listen is not None and self.runs_cwmp:
             self.ports["cwmp"] = self.reactor.listenTCP(
-                cfg.cwmp_listen.port, cwmp_site, interface=cfg.cwmp_listen.host
+                cfg.cwmp_listen.port, edge(cwmp_site, "cwmp", "cwmp", answer_busy=True),
+                interface=cfg.cwmp_listen.host
             )
         if cfg.https_listen is not None and self.runs_cwmp:
             assert cfg.tls_cert is not None and cfg.tls_key is not None
@@ -346,13 +367,17 @@ class AcsServer:
             # Not reactor.listenSSL: it builds the TLS wrapper without a clock, and the
             # wrapper then schedules its write flushes on the global reactor.
             tls_factory = TLSMemoryBIOFactory(opts, False, cwmp_site, clock=self.reactor)
+            # The edge is outside TLS: a refused connection costs no handshake (and gets none).
             self.ports["cwmps"] = self.reactor.listenTCP(
-                cfg.https_listen.port, tls_factory, interface=cfg.https_listen.host
+                cfg.https_listen.port, edge(tls_factory, "https", "cwmp", answer_busy=False),
+                interface=cfg.https_listen.host
             )
         if cfg.api_listen is not None:
-            api_site = make_site(self.api, max_body_bytes=cfg.max_body_bytes, reactor=self.reactor)
+            api_site = make_site(self.api, max_body_bytes=cfg.max_body_bytes, reactor=self.reactor,
+                                 limits=limits)
             self.ports["api"] = self.reactor.listenTCP(
-                cfg.api_listen.port, api_site, interface=cfg.api_listen.host
+                cfg.api_listen.port, edge(api_site, "api", "api", answer_busy=True),
+                interface=cfg.api_listen.host
             )
         for name, port in self.ports.items():
             addr = port.getHost()
@@ -410,3 +435,25 @@ class AcsServer:
 
 async def _noop() -> None:
     return None
+
+
+def _raise_fd_limit(needed: int) -> None:
+    """Raise the process's open-file limit towards ``needed`` (every connection is a file
+    descriptor, and the connection caps assume the kernel lets them be opened); warn when the
+    hard limit is lower (systemd: LimitNOFILE, deploy/acs-security.service)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    needed += 256  # the store's connections, the log, listening sockets, connection requests
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warn("the open-file limit ({soft}) is below what max_connections needs ({needed}): "
+                 "raise LimitNOFILE or lower max_connections", soft=soft, needed=needed)

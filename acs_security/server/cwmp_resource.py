@@ -111,7 +111,21 @@ class CwmpResource(Resource):
         return server.NOT_DONE_YET
 
     def channel_lost(self, channel: Any) -> None:
-        self.sessions.drop_channel(channel)
+        """A connection closed. A session that cannot go on without it (a CPE that drops
+        cookies) ends now, releasing the device, its lease and the provisioner's work at
+        once rather than refusing the device's next session until the idle timeout."""
+        ctx = self.sessions.drop_channel(channel)
+        if ctx is None or not ctx.ends_with_connection:
+            return
+        if ctx.busy:
+            ctx.connection_lost = True  # ended when its request has been handled
+        else:
+            self._end(ctx, "disconnected", "connection lost")
+
+    def _handled(self, ctx: SessionContext) -> None:
+        ctx.busy = False
+        if ctx.connection_lost and ctx.ends_with_connection:
+            self._end(ctx, "disconnected", "connection lost")
 
     # -- the work -----------------------------------------------------------------------
 
@@ -139,6 +153,10 @@ class CwmpResource(Resource):
             await self._new_session(request, body, channel)
             return
         ctx.busy = True
+        if token == ctx.token:
+            ctx.keyed_by = "cookie"
+        elif ctx.keyed_by is None:
+            ctx.keyed_by = "connection"
         try:
             self.sessions.touch(ctx)
             if self._leases is not None:
@@ -146,7 +164,7 @@ class CwmpResource(Resource):
             event = ctx.session.receive(body)
             await self._continue(request, ctx, event)
         finally:
-            ctx.busy = False
+            self._handled(ctx)
 
     async def _new_session(self, request: IRequest, body: bytes, channel: Any) -> None:
         session = Session(limits=self._limits)
@@ -197,6 +215,8 @@ class CwmpResource(Resource):
                                   level="info" if decision.reason == "no credentials" else "warn")
                 return
             ctx.authenticated_as = decision.scheme
+        if _finished(request):
+            return  # the connection closed meanwhile: nobody to answer, nothing to keep
         try:
             self.sessions.open(ctx)
         except CapacityExceeded:
@@ -226,8 +246,9 @@ class CwmpResource(Resource):
                 m.InformResponse(max_envelopes=1),
                 use_version=_use_version(event.envelope.supported_versions),
             ))
+            ctx.cookie_sent = not getattr(request, "_disconnected", False)
         finally:
-            ctx.busy = False
+            self._handled(ctx)
 
     async def _claim_lease(self, request: IRequest, ctx: SessionContext) -> bool:
         """Take the device's lease across nodes; False when the session cannot go on (the

@@ -73,6 +73,20 @@ class _EngineCollector:
         yield g
 
 
+class _ConnectionCollector:
+    """Open connections per listener group, read from the groups' counts when scraped."""
+
+    def __init__(self, groups: Mapping[str, Any]) -> None:
+        self._groups = dict(groups)
+
+    def collect(self) -> Any:
+        g = GaugeMetricFamily("acs_http_open_connections", "Open connections, by listener group "
+                              "(cwmp: plain and TLS together; api)", labels=["group"])
+        for name, counts in sorted(self._groups.items()):
+            g.add_metric([name], counts.open)
+        yield g
+
+
 class AcsMetrics:
     """The counters and histograms, plus :meth:`render` for ``/metrics``."""
 
@@ -95,10 +109,25 @@ class AcsMetrics:
             "device is in a session on another node)", ["reason"], registry=r)
         self.api_requests = Counter("acs_nbi_requests", "Northbound requests, by face and HTTP status",
                                     ["face", "status"], registry=r)
+        self.connections_closed = Counter(
+            "acs_http_connections_closed", "Connections the server closed for a timeout, by listener and "
+            "reason (header_timeout, body_timeout, idle_timeout)", ["listener", "reason"], registry=r)
+        self.connections_refused = Counter(
+            "acs_http_connections_refused", "Connections refused, by listener and reason (max_connections, "
+            "max_connections_per_ip, proxy_untrusted, proxy_invalid)", ["listener", "reason"], registry=r)
 
     def watch_engine(self, source: Callable[[], tuple[Mapping[str, int], Mapping[str, int]]]) -> None:
         """Report jobs and tasks by state from ``source()`` -> (jobs, tasks) at each scrape."""
         self.registry.register(_EngineCollector(source))
+
+    def watch_connections(self, groups: Mapping[str, Any]) -> None:
+        """Report the open connections of each listener group (name -> ConnectionCounts)."""
+        self.registry.register(_ConnectionCollector(groups))
+
+    def observe_edge(self, event: str, listener: str, reason: str) -> None:
+        """A connection closed for a timeout (``event`` "closed") or refused ("refused")."""
+        counter = self.connections_closed if event == "closed" else self.connections_refused
+        counter.labels(_label(listener), _label(reason)).inc()
 
     def observe_session(self, entry: Mapping[str, Any]) -> None:
         """One CWMP session as the CWMP resource's observer reports it (device, events, rpcs,
