@@ -82,11 +82,16 @@ def _hop(entry: str) -> str | None:
     """One X-Forwarded-For entry as an address: ``a.b.c.d``, ``a.b.c.d:port``, an IPv6
     address or ``[v6]:port``; None for anything else (``unknown``, obfuscated names)."""
     text = entry.strip()
+    port = ""
     if text.startswith("["):
-        host, sep, _ = text[1:].partition("]")
-        return normalize(host) if sep else None
-    if text.count(":") == 1:
-        text = text.split(":", 1)[0]
+        text, sep, port = text[1:].partition("]")
+        if not sep or (port and not port.startswith(":")):
+            return None
+        port = port[1:]
+    elif text.count(":") == 1:
+        text, port = text.split(":", 1)
+    if port and not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        return None
     return normalize(text)
 
 

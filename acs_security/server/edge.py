@@ -147,6 +147,7 @@ class _Refusal:
         self._counts = counts
         self._clock = clock
         self._timer: Any = None
+        self._lingering = False
 
     def answer(self, retry_after: int | None) -> None:
         """``retry_after`` None: close at once (TLS, hostile peers)."""
@@ -155,6 +156,7 @@ class _Refusal:
             t.abortConnection()
             return
         self._counts.lingering += 1
+        self._lingering = True
         t.write(busy_response(retry_after))
         half_close = getattr(t, "loseWriteConnection", None)
         if half_close is not None:
@@ -168,11 +170,12 @@ class _Refusal:
         self._transport.abortConnection()
 
     def lost(self) -> None:
-        if self._timer is not None:
+        if self._lingering:
+            self._lingering = False
             self._counts.lingering -= 1
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
 
 
 class _Refused(Protocol):

@@ -217,7 +217,7 @@ class LimitedChannel(http.HTTPChannel):
         # Armed before Twisted replays data that came early, which may begin (or hold all
         # of) the next request and re-arm the phases as it goes.
         if self.persistent:
-            self._arm("header_timeout" if self._dataBuffer else "idle_timeout")
+            self._arm("header_timeout" if any(self._dataBuffer) else "idle_timeout")
         super().requestDone(request)
 
     def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
