@@ -67,6 +67,13 @@ __all__ = ["AcsServer", "certificate_auth", "tls_options"]
 
 log = Logger(namespace="acs_security.server")
 
+#: Connections the kernel holds for accept(). Twisted's default, 50, overflowed when 700
+#: connections came at once: the kernel dropped their handshakes' last ACK and accepted them
+#: up to 27 s later (SYN-ACK retransmission), so a boot storm waited on the kernel, and a
+#: deadline counted from accept() came that much after the client's connect. The kernel caps
+#: it at net.core.somaxconn (4096 on current Linux).
+LISTEN_BACKLOG = 1024
+
 
 def tls_options(
     cert_file: Path, key_file: Path, client_ca: Path | None = None, *,
@@ -358,7 +365,7 @@ class AcsServer:
         if cfg.cwmp_listen is not None and self.runs_cwmp:
             self.ports["cwmp"] = self.reactor.listenTCP(
                 cfg.cwmp_listen.port, edge(cwmp_site, "cwmp", "cwmp", answer_busy=True),
-                interface=cfg.cwmp_listen.host
+                interface=cfg.cwmp_listen.host, backlog=LISTEN_BACKLOG
             )
         if cfg.https_listen is not None and self.runs_cwmp:
             assert cfg.tls_cert is not None and cfg.tls_key is not None
@@ -370,14 +377,14 @@ class AcsServer:
             # The edge is outside TLS: a refused connection costs no handshake (and gets none).
             self.ports["cwmps"] = self.reactor.listenTCP(
                 cfg.https_listen.port, edge(tls_factory, "https", "cwmp", answer_busy=False),
-                interface=cfg.https_listen.host
+                interface=cfg.https_listen.host, backlog=LISTEN_BACKLOG
             )
         if cfg.api_listen is not None:
             api_site = make_site(self.api, max_body_bytes=cfg.max_body_bytes, reactor=self.reactor,
                                  limits=limits)
             self.ports["api"] = self.reactor.listenTCP(
                 cfg.api_listen.port, edge(api_site, "api", "api", answer_busy=True),
-                interface=cfg.api_listen.host
+                interface=cfg.api_listen.host, backlog=LISTEN_BACKLOG
             )
         for name, port in self.ports.items():
             addr = port.getHost()

@@ -25,7 +25,7 @@ class Response:
 
 
 def parse_responses(data: bytes) -> list[Response]:
-    """Every complete HTTP/1.1 response (Content-Length framed) in ``data``."""
+    """Every complete HTTP/1.1 response in ``data`` (Content-Length or chunked framing)."""
     out = []
     while data:
         head, sep, rest = data.partition(b"\r\n\r\n")
@@ -37,9 +37,25 @@ def parse_responses(data: bytes) -> list[Response]:
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        out.append(Response(status, headers, rest[:length]))
-        data = rest[length:]
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size_line, crlf, after = rest.partition(b"\r\n")
+                if not crlf:
+                    return out
+                size = int(size_line.split(b";")[0], 16)
+                if len(after) < size + 2:
+                    return out
+                body, rest = body + after[:size], after[size + 2:]
+                if size == 0:
+                    break
+        else:
+            length = int(headers.get("content-length", "0"))
+            if len(rest) < length:
+                break
+            body, rest = rest[:length], rest[length:]
+        out.append(Response(status, headers, body))
+        data = rest
     return out
 
 
