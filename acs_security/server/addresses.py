@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-__all__ = ["TrustedProxies", "normalize", "forwarded_client", "limit_key"]
+__all__ = ["TrustedProxies", "connection_key", "forwarded_client", "limit_key", "normalize"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -75,7 +75,10 @@ class TrustedProxies:
         if not self._networks or not isinstance(host, str):
             return False
         addr = _address(host)
-        return addr is not None and any(addr in net for net in self._networks)
+        return addr is not None and self.holds(addr)
+
+    def holds(self, addr: IPAddress) -> bool:
+        return any(addr in net for net in self._networks)
 
 
 def _hop(entry: str) -> str | None:
@@ -126,6 +129,21 @@ def limit_key(host: str) -> str:
     addr = _address(host)
     if addr is None:
         return host
+    if isinstance(addr, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((addr, IPV6_LIMIT_PREFIX), strict=False))
+    return str(addr)
+
+
+def connection_key(host: str, trusted: TrustedProxies) -> str | None:
+    """:func:`limit_key` of a connection's client ``host``, or None when it is not counted
+    per address: a trusted proxy (its requests name the clients) or not an IP address."""
+    if not trusted and "." in host and ":" not in host:
+        # An IPv4 address as the kernel (or the PROXY parser) writes it is canonical already;
+        # this is every connection of a node without proxies, so it skips the parsing.
+        return host
+    addr = _address(host)
+    if addr is None or (trusted and trusted.holds(addr)):
+        return None
     if isinstance(addr, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((addr, IPV6_LIMIT_PREFIX), strict=False))
     return str(addr)

@@ -40,7 +40,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import directlyProvides, providedBy
 
-from acs_security.server.addresses import TrustedProxies, limit_key, normalize
+from acs_security.server.addresses import TrustedProxies, connection_key, limit_key, normalize
 from acs_security.server.proxy_protocol import ProxyHeaderError, parse_proxy_header
 
 __all__ = ["EdgeLimits", "ConnectionCounts", "EdgeFactory", "EdgeProtocol", "edge_of", "busy_response",
@@ -242,9 +242,8 @@ class EdgeProtocol(ProtocolWrapper):
         """The client is known: count it under its address and start the wrapped protocol."""
         f = self.factory
         self._client = client
-        host = normalize(getattr(client, "host", "") or "")
         # A trusted proxy's connection is counted by the client its requests name.
-        key = None if host is None or host in f.limits.trusted else limit_key(host)
+        key = connection_key(str(getattr(client, "host", "")), f.limits.trusted)
         if not f.counts.claim(self, key):
             self._refuse("max_connections_per_ip", answer=f.answer_busy)
             return

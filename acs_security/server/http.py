@@ -174,15 +174,15 @@ class LimitedChannel(http.HTTPChannel):
         self._arm("header_timeout")
 
     def _arm(self, phase: str | None) -> None:
-        """Start ``phase``'s deadline (None: no deadline), replacing the current one."""
+        """Start ``phase``'s deadline, replacing the current one; None: no deadline. One timer
+        serves every phase of the connection: moved (reset), not cancelled and made anew, and
+        left to fire into nothing while no phase runs (a request being handled)."""
         self._phase = phase
-        seconds = getattr(_limits(self.site), phase) if phase is not None else None
+        if phase is None:
+            return
+        seconds = getattr(_limits(self.site), phase)
         call = self._phase_call
-        if seconds is None:
-            if call is not None and call.active():
-                call.cancel()
-            self._phase_call = None
-        elif call is not None and call.active():
+        if call is not None and call.active():
             call.reset(seconds)
         else:
             self._phase_call = self.callLater(seconds, self._expired)
@@ -221,7 +221,10 @@ class LimitedChannel(http.HTTPChannel):
         super().requestDone(request)
 
     def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
-        self._arm(None)
+        self._phase = None
+        if self._phase_call is not None and self._phase_call.active():
+            self._phase_call.cancel()
+        self._phase_call = None
         hook = getattr(self.site, "channel_lost", None)
         if hook is not None:
             hook(self)

@@ -22,7 +22,7 @@ from acs_security.server.app import AcsServer
 from acs_security.server.config import load_config
 from acs_security.sim.fleet import SimulatedFleet
 from acs_security.store.records import make_device_id
-from tests.e2e.raw import Attack, RawClient, connect, http_post
+from tests.e2e.raw import Attack, connect, http_post
 from tests.server.harness import body_message, inform
 from tests.support import run_in_reactor, wait_until
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from acs_security.server.addresses import TrustedProxies, forwarded_client, limit_key, normalize
+from acs_security.server.addresses import TrustedProxies, connection_key, forwarded_client, limit_key, normalize
 
 TRUSTED = TrustedProxies(["10.0.0.0/8", "192.0.2.10", "2001:db8:ffff::/48"])
 
@@ -69,3 +69,16 @@ def test_limit_key_groups_ipv6_by_64():
     assert limit_key("2001:db8:1:2:aaaa::1") == limit_key("2001:db8:1:2::ffff") == "2001:db8:1:2::/64"
     assert limit_key("2001:db8:1:3::1") != limit_key("2001:db8:1:2::1")
     assert limit_key("unix-socket") == "unix-socket"
+
+
+def test_connection_key_skips_trusted_proxies_and_agrees_with_limit_key():
+    assert connection_key("198.51.100.7", TrustedProxies()) == "198.51.100.7"
+    assert connection_key("::ffff:198.51.100.7", TrustedProxies()) == "198.51.100.7"
+    assert connection_key("2001:db8:1:2::a", TrustedProxies()) == "2001:db8:1:2::/64"
+    assert connection_key("10.1.1.1", TRUSTED) is None and connection_key("/tmp/sock", TRUSTED) is None
+    assert connection_key("198.51.100.7", TRUSTED) == "198.51.100.7"
+
+
+@given(st.ip_addresses())
+def test_connection_key_is_limit_key_for_untrusted_addresses(addr):
+    assert connection_key(str(addr), TrustedProxies()) == limit_key(str(addr))
