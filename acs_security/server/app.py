@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from OpenSSL import crypto
 from twisted.internet import ssl
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import (
     HostnameEndpoint,
@@ -162,7 +163,7 @@ class AcsServer:
     session_observer: Callable[[dict[str, Any]], None] | None = None
     ports: dict[str, IListeningPort] = field(default_factory=dict)
     store: Any = None
-    deferred_store: DeferredStore | None = None
+    deferred_store: TimedStore | None = None
     cwmp: CwmpResource | None = None
     api: ApiResource | None = None
     service: FleetService | None = None
@@ -209,6 +210,7 @@ class AcsServer:
                                   sync_interval=cfg.sync_interval, run_jobs=self.runs_jobs)
                    if cfg.clustered else None)
         ds = self.deferred_store
+        assert ds is not None, "start() opens the store first"
         if not self.runs_jobs:
             return FleetEngine(store=ds, clock=self.reactor, cluster=cluster, node=cfg.node,
                                limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
@@ -324,9 +326,10 @@ class AcsServer:
         self._wsgi_pool = ThreadPool(minthreads=1, maxthreads=4, name="acs-soap")
         self._wsgi_pool.start()
         soap = make_soap_resource(self.reactor, self._wsgi_pool, self.service, self.authenticator)
+        deferred_store = self.deferred_store
         self.api = ApiResource(
             self.service, authenticator=self.authenticator,
-            health=lambda: self.deferred_store.call("count_devices"),
+            health=lambda: deferred_store.call("count_devices"),
             tokens=self.token_admin, metrics=self.metrics, openapi=openapi_document, soap=soap,
             ops_only=cfg.role in ("cwmp", "jobs"),
             info={"node": cfg.node, "role": cfg.role} if cfg.clustered else None)
@@ -356,11 +359,11 @@ class AcsServer:
                 cfg.api_listen.port, api_site, interface=cfg.api_listen.host
             )
         for name, port in self.ports.items():
-            addr = port.getHost()
+            addr = _tcp_address(port)
             log.info("listening {name} on {host}:{port}", name=name, host=addr.host, port=addr.port)
 
     def address(self, name: str) -> Endpoint:
-        addr = self.ports[name].getHost()
+        addr = _tcp_address(self.ports[name])
         return Endpoint(addr.host, addr.port)
 
     def url(self, name: str = "cwmp") -> str:
@@ -370,7 +373,7 @@ class AcsServer:
 
     def stop(self) -> Deferred[Any]:
         """Stop listening, drop open sessions, close the store."""
-        ds = [Deferred.fromCoroutine(_noop())]
+        ds: list[Deferred[Any]] = [Deferred.fromCoroutine(_noop())]
         for port in self.ports.values():
             d = port.stopListening()
             if d is not None:
@@ -407,6 +410,11 @@ class AcsServer:
             return d.addCallback(finish)
 
         return DeferredList(ds).addCallback(close)
+
+
+def _tcp_address(port: IListeningPort) -> IPv4Address | IPv6Address:
+    # listenTCP's ports have these addresses; IListeningPort.getHost promises only an IAddress.
+    return cast("IPv4Address | IPv6Address", port.getHost())
 
 
 async def _noop() -> None:

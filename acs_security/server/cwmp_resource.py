@@ -220,7 +220,8 @@ class CwmpResource(Resource):
                 self._send(request, session.fail(m.Fault(8002)))
                 return
             await self._provisioner.session_started(ctx)
-            request.addCookie(COOKIE_NAME, ctx.token.encode(), path=b"/", httpOnly=True,
+            # IRequest.addCookie omits httpOnly, which twisted.web's Request takes.
+            request.addCookie(COOKIE_NAME, ctx.token.encode(), path=b"/", httpOnly=True,  # type: ignore[call-arg]
                               secure=is_tls)
             self._send(request, session.respond(
                 m.InformResponse(max_envelopes=1),
