@@ -14,6 +14,8 @@ import zlib
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web import http, server
 
 from acs_security.server.addresses import forwarded_client, normalize
@@ -93,7 +95,7 @@ class LimitedRequest(server.Request):
     def _limit(self) -> int:
         return getattr(self._site, "max_body_bytes", 1024 * 1024)
 
-    def gotLength(self, length: int | None) -> None:
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's interface name
         # The request's headers are all in: who the client is can be settled first.
         if not self._find_client():
             self._refuse(busy_response(_limits(self._site).retry_after))
@@ -124,7 +126,7 @@ class LimitedRequest(server.Request):
             return False
         return True
 
-    def handleContentChunk(self, data: bytes) -> None:
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 - Twisted's interface name
         if self._refused:
             return
         self._received += len(data)
@@ -141,7 +143,7 @@ class LimitedRequest(server.Request):
                 transport.write(answer)
                 transport.loseConnection()
 
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:  # noqa: N802 - Twisted's interface name
         if self._refused:
             # The 413/503 is already on the wire; do not dispatch the request.
             return
@@ -169,7 +171,7 @@ class LimitedChannel(http.HTTPChannel):
     _phase: str | None = None
     _phase_call: Any = None
 
-    def connectionMade(self) -> None:  # noqa: N802 - Twisted's name
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's interface name
         super().connectionMade()
         self._arm("header_timeout")
 
@@ -200,27 +202,27 @@ class LimitedChannel(http.HTTPChannel):
         self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
         self.loseConnection()
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's interface name
         if self._phase == "idle_timeout" and data:
             self._arm("header_timeout")
         super().dataReceived(data)
 
-    def allHeadersReceived(self) -> None:  # noqa: N802
+    def allHeadersReceived(self) -> None:  # noqa: N802 - Twisted's interface name
         self._arm("body_timeout" if self.length != 0 else None)
         super().allHeadersReceived()
 
-    def allContentReceived(self) -> None:  # noqa: N802
+    def allContentReceived(self) -> None:  # noqa: N802 - Twisted's interface name
         self._arm(None)
         super().allContentReceived()
 
-    def requestDone(self, request: Any) -> None:  # noqa: N802
+    def requestDone(self, request: Any) -> None:  # noqa: N802 - Twisted's interface name
         # Armed before Twisted replays data that came early, which may begin (or hold all
         # of) the next request and re-arm the phases as it goes.
         if self.persistent:
             self._arm("header_timeout" if any(self._dataBuffer) else "idle_timeout")
         super().requestDone(request)
 
-    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802 - Twisted's interface name
         self._phase = None
         if self._phase_call is not None and self._phase_call.active():
             self._phase_call.cancel()
@@ -245,7 +247,7 @@ def make_site(resource: Any, *, max_body_bytes: int, reactor: Any = None, channe
     except TypeError:  # a Twisted without the switch
         site = server.Site(resource, **kwargs)
     site.requestFactory = LimitedRequest
-    site.protocol = LimitedChannel  # type: ignore[assignment]
+    site.protocol = LimitedChannel  # type: ignore[assignment,method-assign]  # typed as Twisted's own factory
     site.timeOut = None
     site.max_body_bytes = max_body_bytes  # type: ignore[attr-defined]
     site.edge_limits = limits or _DEFAULT_LIMITS  # type: ignore[attr-defined]

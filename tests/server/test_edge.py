@@ -25,14 +25,14 @@ class Echo(Resource):
         self.held: list = []
         self.seen = 0
 
-    def render_GET(self, request):
+    def render_GET(self, request):  # noqa: N802 - twisted.web's method name
         self.seen += 1
         if self.hold:
             self.held.append(request)
             return server.NOT_DONE_YET
         return request.getClientAddress().host.encode()
 
-    def render_POST(self, request):
+    def render_POST(self, request):  # noqa: N802 - twisted.web's method name
         self.seen += 1
         return b"%d bytes" % len(request.content.read())
 
