@@ -185,15 +185,15 @@ class _Refused(Protocol):
         self._factory = factory
         self._refusal: _Refusal | None = None
 
-    def connectionMade(self) -> None:  # noqa: N802 - Twisted's name
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's interface name
         f = self._factory
         self._refusal = _Refusal(self.transport, f.counts, f.clock)
         self._refusal.answer(f.limits.retry_after if f.answer_busy else None)
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's interface name
         pass  # drained: the request is not read
 
-    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802 - Twisted's interface name
         if self._refusal is not None:
             self._refusal.lost()
 
@@ -215,13 +215,13 @@ class EdgeProtocol(ProtocolWrapper):
     def listener(self) -> str:
         return self.factory.listener
 
-    def makeConnection(self, transport: Any) -> None:  # noqa: N802 - Twisted's name
+    def makeConnection(self, transport: Any) -> None:  # noqa: N802 - Twisted's interface name
         # ProtocolWrapper's would connect the wrapped protocol at once; with the PROXY
         # protocol that waits until the header has said who the client is.
         directlyProvides(self, providedBy(transport))
         Protocol.makeConnection(self, transport)
 
-    def connectionMade(self) -> None:  # noqa: N802
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's interface name
         f = self.factory
         peer = self._transport().getPeer()
         if f.proxy_protocol:
@@ -265,7 +265,7 @@ class EdgeProtocol(ProtocolWrapper):
         self._refusal = _Refusal(self._transport(), f.counts, f.clock)
         self._refusal.answer(f.limits.retry_after if answer else None)
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's interface name
         wrapped: Any = self.wrappedProtocol
         if self._started:
             wrapped.dataReceived(data)
@@ -300,10 +300,10 @@ class EdgeProtocol(ProtocolWrapper):
     def _transport(self) -> Any:
         return self.transport
 
-    def getPeer(self) -> IAddress:  # noqa: N802
+    def getPeer(self) -> IAddress:  # noqa: N802 - Twisted's interface name
         return self._client if self._client is not None else self._transport().getPeer()
 
-    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802 - Twisted's interface name
         self._cancel_timer()
         if self._refusal is not None:
             self._refusal.lost()
@@ -337,7 +337,7 @@ class EdgeFactory(WrappingFactory):
         self.answer_busy = answer_busy
         self.proxy_protocol = proxy_protocol
 
-    def buildProtocol(self, addr: IAddress | None) -> Any:  # noqa: N802 - Twisted's name
+    def buildProtocol(self, addr: IAddress | None) -> Any:  # noqa: N802 - Twisted's interface name
         if not self.counts.admit():
             self.limits.report("refused", self.listener, "max_connections")
             return _Refused(self)

@@ -24,11 +24,11 @@ class RawClient(Protocol):
         self.closed: Deferred[float] = Deferred()
         self._waiting: list[tuple[int, Deferred[Response]]] = []
 
-    def connectionMade(self) -> None:  # noqa: N802
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's interface name
         self.opened = self.reactor.seconds()
         self.connected_d.callback(self)
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's interface name
         self.data += data
         responses = parse_responses(self.data)
         for count, d in list(self._waiting):
@@ -36,7 +36,7 @@ class RawClient(Protocol):
                 self._waiting.remove((count, d))
                 d.callback(responses[count - 1])
 
-    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802 - Twisted's interface name
         self.ended = self.reactor.seconds()
         for _, d in self._waiting:
             d.errback(ConnectionError(f"closed after {self.data[:200]!r}"))
@@ -86,7 +86,7 @@ class Dripper(RawClient):
         self._first, self._drip, self._interval = first, drip, interval
         self._call: Any = None
 
-    def connectionMade(self) -> None:  # noqa: N802
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's interface name
         super().connectionMade()
         self.send(self._first)
         self._call = self.reactor.callLater(self._interval, self._tick)
@@ -97,7 +97,7 @@ class Dripper(RawClient):
             self.send(self._drip)
             self._call = self.reactor.callLater(self._interval, self._tick)
 
-    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802 - Twisted's interface name
         if self._call is not None and self._call.active():
             self._call.cancel()
         super().connectionLost(reason)

@@ -108,7 +108,7 @@ def test_slow_headers_and_endless_bodies_are_closed_on_time_while_phones_are_ser
             lifetimes = sorted(c.ended - c.opened for c in attack.finished)
             # Never before the deadline; after it by no more than a busy machine's delay
             # (without the deadlines these connections would stay open as long as they drip).
-            assert lifetimes[0] >= limit - 0.1, lifetimes[:5]
+            assert lifetimes[0] >= limit - 0.5, lifetimes[:5]
             assert lifetimes[-1] <= limit + 10, lifetimes[-5:]
             assert all(c.data.startswith(b"HTTP/1.1 408 ") for c in attack.finished)
         assert counter(server, "acs_http_connections_closed_total", listener="cwmp",
