@@ -25,7 +25,7 @@ from twisted.web.resource import IResource, Resource
 from acs_security.display import printable
 from acs_security.server.auth import Forbidden, TokenAdmin, TokenAuthenticator, Unauthorized, role_allows
 from acs_security.server.jsonbody import JsonBodyError, parse_json_body
-from acs_security.server.refusals import RefusalLog
+from acs_security.server.refusals import RefusalLog, api_refusal_key
 from acs_security.service import FleetService, ServiceError
 from acs_security.store.errors import InvalidArgument
 
@@ -240,7 +240,7 @@ class ApiResource(Resource):
         if self._refusals is None:
             line()
         else:
-            self._refusals.refused(remote, f"{reason}: {exc.detail}"[:60], line)
+            self._refusals.refused(remote, api_refusal_key(exc), line)
 
     def _count(self, request: server.Request) -> None:
         if self._metrics is not None:

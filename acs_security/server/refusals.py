@@ -20,9 +20,16 @@ from twisted.logger import Logger
 from acs_security.display import printable
 from acs_security.server.ratelog import RefusalLimiter, Summary
 
-__all__ = ["RefusalLog"]
+__all__ = ["RefusalLog", "api_refusal_key"]
 
 log = Logger(namespace="acs_security.refusals")
+
+
+def api_refusal_key(exc: Exception) -> str:
+    """The reason of an API refusal (auth.py Unauthorized / Forbidden) as summaries count it:
+    the kind and the message, which names no token and comes from a small fixed set."""
+    kind = "unauthorized" if getattr(exc, "status", None) == 401 else "forbidden"
+    return f"{kind}: {getattr(exc, 'detail', '')}"[:100]
 
 
 class RefusalLog:

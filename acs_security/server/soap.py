@@ -34,7 +34,7 @@ from twisted.web.wsgi import WSGIResource
 from acs_security.display import printable
 from acs_security.server.auth import Forbidden, Principal, TokenAuthenticator, Unauthorized, role_allows
 from acs_security.server.http import BodyError, decode_body
-from acs_security.server.refusals import RefusalLog
+from acs_security.server.refusals import RefusalLog, api_refusal_key
 from acs_security.service import FleetService, ServiceError
 
 __all__ = ["NAMESPACE", "make_soap_resource", "soap_available", "SoapUnavailable"]
@@ -270,7 +270,7 @@ def _soap_call(reactor: Any, service: FleetService,
         principal = env.get(_PRINCIPAL)
         if principal is None or not role_allows(principal.role, role):
             exc = Forbidden(principal.role if principal else "none", role)
-            refusals.report(env.get("REMOTE_ADDR"), "forbidden",
+            refusals.report(env.get("REMOTE_ADDR"), api_refusal_key(exc),
                             f"{_operation(ctx)}: token {principal.name if principal else '?'}: {exc.detail}",
                             metric="forbidden")
             raise Fault(faultcode="Client.Forbidden", faultstring=exc.detail)
@@ -324,7 +324,7 @@ class _Guard:
             principal: Principal = blockingCallFromThread(
                 self._reactor, lambda: Deferred.fromCoroutine(self._auth.authenticate(header)))  # type: ignore[arg-type]
         except Unauthorized as exc:
-            self._refusals.report(remote, f"unauthorized: {exc.detail}"[:60], exc.detail,
+            self._refusals.report(remote, api_refusal_key(exc), exc.detail,
                                   level="info" if header is None else "warn", metric="unauthorized")
             body = json.dumps({"type": "about:blank", "title": exc.title, "status": 401,
                                "detail": exc.detail}).encode() + b"\n"
@@ -358,15 +358,15 @@ class _Guard:
             raw = environ["wsgi.input"].read()
             body = decode_body(raw, environ.get("HTTP_CONTENT_ENCODING"), self._max_body)
         except BodyError as exc:
-            return (_STATUS_LINES.get(exc.status, f"{exc.status} Bad Request"),
-                    "Client.UnsupportedMediaType" if exc.status == 415 else "Client.BadRequest", str(exc))
+            return (_STATUS_LINES.get(exc.status, "400 Bad Request"),
+                    _FAULT_CODES.get(exc.status, "Client.BadRequest"), str(exc))
         if not body.strip():
             return "400 Bad Request", "Client.BadRequest", "the body is empty: POST a SOAP 1.1 envelope"
         try:
             parse_xml(body, self._limits, what="a SOAP request")
         except CwmpProtocolError as exc:
             status = _STATUS_LINES.get(exc.http_status, "400 Bad Request")
-            return status, "Client.RequestTooLarge" if exc.http_status == 413 else "Client.BadRequest", str(exc)
+            return status, _FAULT_CODES.get(exc.http_status, "Client.BadRequest"), str(exc)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_CONTENT_ENCODING", None)
@@ -374,6 +374,7 @@ class _Guard:
 
 
 _STATUS_LINES = {400: "400 Bad Request", 413: "413 Payload Too Large", 415: "415 Unsupported Media Type"}
+_FAULT_CODES = {413: "Client.RequestTooLarge", 415: "Client.UnsupportedMediaType"}
 # What XML 1.0 cannot carry (its Char production), replaced in a fault string.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 

@@ -4,6 +4,7 @@ logged as a crash, and the server keeps serving."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import urllib.error
@@ -96,6 +97,8 @@ SOAP_CASES: list[tuple[str, bytes, str, dict[str, str], int, str, str]] = [
     ("corrupt gzip", b"\x1f\x8b garbage", "text/xml", {"Content-Encoding": "gzip"}, 400, "Client.BadRequest",
      "corrupt gzip"),
     ("brotli", b"x", "text/xml", {"Content-Encoding": "br"}, 415, "Client.UnsupportedMediaType", "not supported"),
+    ("gzip bomb", gzip.compress(b" " * (4 * 1024 * 1024)), "text/xml", {"Content-Encoding": "gzip"}, 413,
+     "Client.RequestTooLarge", "decompressed body exceeds the limit"),
 ]
 
 
