@@ -57,6 +57,7 @@ from acs_security.server.leases import DeviceLeases
 from acs_security.server.metrics import AcsMetrics, CountingRequester, TimedStore, engine_states
 from acs_security.server.openapi import openapi_document
 from acs_security.server.provisioning import Provisioner
+from acs_security.server.refusals import RefusalLog
 from acs_security.server.soap import make_soap_resource
 from acs_security.service import FleetService
 from acs_security.store import open_store
@@ -186,6 +187,7 @@ class AcsServer:
     _udp_port: Any = None
     leases: DeviceLeases | None = None
     connection_counts: dict[str, ConnectionCounts] = field(default_factory=dict)
+    refusal_log: RefusalLog | None = None
 
     def issue_token(self, name: str, role: str) -> str:
         """Create a token now and return it (for tests and the demo, after start(); blocks
@@ -311,7 +313,10 @@ class AcsServer:
         if cfg.clustered and self.runs_cwmp:
             # One CWMP session per device across the nodes (a lease row in the store).
             self.leases = DeviceLeases(self.deferred_store, self.reactor, cfg.node, cfg.session_lease)
+        # One rate limit for the refusal lines of all faces: a source is counted once.
+        self.refusal_log = RefusalLog(self.reactor, burst=cfg.refusal_log_burst, window=cfg.refusal_log_window)
         self.cwmp = CwmpResource(
+            refusal_log=self.refusal_log,
             device_leases=self.leases,
             clock=self.reactor,
             store=self.deferred_store,
@@ -335,13 +340,15 @@ class AcsServer:
             self.metrics.watch_engine(lambda: engine_states(engine))
         self._wsgi_pool = ThreadPool(minthreads=1, maxthreads=4, name="acs-soap")
         self._wsgi_pool.start()
-        soap = make_soap_resource(self.reactor, self._wsgi_pool, self.service, self.authenticator)
+        soap = make_soap_resource(self.reactor, self._wsgi_pool, self.service, self.authenticator,
+                                  refusal_log=self.refusal_log, metrics=self.metrics,
+                                  max_body_bytes=cfg.max_body_bytes)
         deferred_store = self.deferred_store
         self.api = ApiResource(
             self.service, authenticator=self.authenticator,
             health=lambda: deferred_store.call("count_devices"),
             tokens=self.token_admin, metrics=self.metrics, openapi=openapi_document, soap=soap,
-            ops_only=cfg.role in ("cwmp", "jobs"),
+            ops_only=cfg.role in ("cwmp", "jobs"), refusal_log=self.refusal_log,
             info={"node": cfg.node, "role": cfg.role} if cfg.clustered else None)
         # Connection limits and time limits (server/edge.py, server/http.py): the CWMP listeners
         # share one count, the API has its own, so phones cannot crowd operators out.
@@ -413,6 +420,8 @@ class AcsServer:
         self.ports = {}
         if self.cwmp is not None:
             self.cwmp.sessions.close_all("shutdown")
+        if self.refusal_log is not None:
+            self.refusal_log.stop()
         if self.leases is not None:
             ds.append(self.leases.release_all().addErrback(
                 lambda f: log.warn("cannot release session leases: {error}", error=f.getErrorMessage())))

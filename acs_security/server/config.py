@@ -128,6 +128,8 @@ class ServerConfig:
     claim_batch: int = 200
     session_lease: float = 90.0
     sync_interval: float = 1.0
+    refusal_log_burst: int = 10
+    refusal_log_window: float = 60.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -189,6 +191,10 @@ class ServerConfig:
                               "renews its lease every third of it, and may then be idle for session_timeout)")
         if self.node_id is not None and not (0 < len(self.node_id) <= 64 and self.node_id.isprintable()):
             raise ConfigError("node_id must be 1-64 printable characters")
+        if not 0 <= self.refusal_log_burst <= 10_000:
+            raise ConfigError("refusal_log_burst must be 0-10000 (0: only the summary lines)")
+        if not 1 <= self.refusal_log_window <= 3600:
+            raise ConfigError("refusal_log_window must be 1-3600 seconds")
 
     def _check_edge(self) -> None:
         """The connection limits and the proxy settings (server/edge.py)."""
@@ -312,6 +318,10 @@ FIELDS: dict[str, tuple[str, str]] = {
                                "node dies, its devices' next sessions wait this long (default 90)"),
     "sync_interval": ("float", "seconds between a job runner's reads of job states and counts from the "
                                "store, and its claim renewals (default 1)"),
+    "refusal_log_burst": ("int", "refused requests (phones and API clients) logged one line each per source "
+                                 "address and refusal_log_window; the rest make one summary line per source "
+                                 "and window (default 10; 0: summaries only)"),
+    "refusal_log_window": ("float", "seconds of the refusal log's window per source address (default 60)"),
 }
 
 

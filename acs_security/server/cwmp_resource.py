@@ -48,6 +48,7 @@ from acs_security.server.cpe_auth import CpeAuthenticator
 from acs_security.server.http import BodyError, decode_body
 from acs_security.server.leases import DeviceLeases
 from acs_security.server.provisioning import NullProvisioner, Provisioner
+from acs_security.server.refusals import RefusalLog
 from acs_security.server.registry import inform_record
 from acs_security.server.sessions import CapacityExceeded, SessionContext, SessionRegistry
 from acs_security.store.errors import InvalidArgument
@@ -79,10 +80,12 @@ class CwmpResource(Resource):
         token_source: Callable[[], str] = lambda: secrets.token_urlsafe(18),
         session_observer: Callable[[dict[str, Any]], None] | None = None,
         device_leases: DeviceLeases | None = None,
+        refusal_log: RefusalLog | None = None,
     ) -> None:
         """``device_leases``: the node's device session leases when several nodes share the
         database (server/leases.py); None for a single node, where the registry alone keeps
-        one session per device."""
+        one session per device. ``refusal_log``: rate limit of the refusal lines, shared
+        with the management API (server/refusals.py); default: one of its own."""
         super().__init__()
         self._clock = clock
         self._store = store
@@ -94,6 +97,7 @@ class CwmpResource(Resource):
         self._token = token_source
         self._observer = session_observer
         self._leases = device_leases
+        self._refusals = refusal_log or RefusalLog(clock)
         self.sessions = registry or SessionRegistry(
             clock, timeout=session_timeout, max_sessions=max_sessions, on_expire=self._expired
         )
@@ -365,8 +369,10 @@ class CwmpResource(Resource):
     def _log_refusal(self, request: IRequest, device_id: str | None, reason: str,
                      level: str = "warn") -> None:
         emit = log.warn if level == "warn" else log.info
-        emit("refused {device} from {remote}: {reason}", device=device_id,
-             remote=_remote(request), reason=reason)
+        remote = _remote(request)
+        # One line each for the first refusals of an address per window, then a summary.
+        self._refusals.refused(remote, _refusal_key(reason), lambda: emit(
+            "refused {device} from {remote}: {reason}", device=device_id, remote=remote, reason=reason))
         if self._observer is not None:
             self._observer({"device": device_id, "remote": _remote(request),
                             "outcome": "refused", "detail": reason})
@@ -406,6 +412,17 @@ class CwmpResource(Resource):
             self._end(ctx, "error", "internal error")
         if not _finished(request):
             self._plain(request, 500, "internal error")
+
+
+def _refusal_key(reason: str) -> str:
+    """The reason of a refusal as its summary line counts it: free details (node names,
+    certificate names, protocol errors quoting the input) left out."""
+    for prefix, key in (("auth: client certificate", "auth: client certificate of another device"),
+                        ("busy: device in a session on node", "busy: device in a session on another node"),
+                        ("protocol:", "protocol error"), ("inform:", "unusable Inform")):
+        if reason.startswith(prefix):
+            return key
+    return reason[:60]
 
 
 # CWMP versions this ACS speaks (TR-069 Amendment 5, section 3.4.2.x: the ACS answers a

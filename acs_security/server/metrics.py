@@ -115,6 +115,10 @@ class AcsMetrics:
         self.connections_refused = Counter(
             "acs_http_connections_refused", "Connections refused, by listener and reason (max_connections, "
             "max_connections_per_ip, proxy_untrusted, proxy_invalid)", ["listener", "reason"], registry=r)
+        self.api_refusals = Counter(
+            "acs_nbi_refusals", "Northbound requests refused by face (rest, soap) and reason (unauthorized: "
+            "no valid token, HTTP 401; forbidden: the token's role may not, HTTP 403 or SOAP Client.Forbidden)",
+            ["face", "reason"], registry=r)
 
     def watch_engine(self, source: Callable[[], tuple[Mapping[str, int], Mapping[str, int]]]) -> None:
         """Report jobs and tasks by state from ``source()`` -> (jobs, tasks) at each scrape."""
@@ -153,6 +157,10 @@ class AcsMetrics:
 
     def observe_request(self, face: str, status: int) -> None:
         self.api_requests.labels(_label(face), str(int(status))).inc()
+
+    def observe_refusal(self, face: str, reason: str) -> None:
+        """One northbound request refused by authentication or role."""
+        self.api_refusals.labels(_label(face), _label(reason)).inc()
 
     def render(self) -> bytes:
         """The text exposition format (``CONTENT_TYPE_LATEST``)."""
