@@ -24,7 +24,7 @@ from twisted.web.resource import Resource
 
 from acs_security.server.auth import TokenAdmin, TokenAuthenticator, Unauthorized
 from acs_security.service import FleetService, ServiceError
-from acs_security.store.errors import InvalidArgument
+from acs_security.store.errors import InvalidArgument, StoreUnavailable
 
 __all__ = ["ApiResource", "Route", "RawBody"]
 
@@ -176,6 +176,15 @@ class ApiResource(Resource):
         except ServiceError as exc:
             if not request.finished:
                 request.write(self._problem(request, exc))
+                request.finish()
+            return
+        except StoreUnavailable:
+            # A database outage (docs/operations.md): logged once by the store's watch, not
+            # once per request; the detail names no database.
+            if not request.finished:
+                request.setHeader(b"Retry-After", b"10")
+                request.write(self._problem(request, ServiceError(
+                    503, "store unavailable", "the database cannot be used now; retry later")))
                 request.finish()
             return
         if request.finished or getattr(request, "_disconnected", False):

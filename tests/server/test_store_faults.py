@@ -264,3 +264,39 @@ def test_expired_nonce_records_are_purged_at_most_once_a_minute_with_a_grace(log
     assert [c[0] for c in store.calls].count("purge_digest_nonces") == 3
     warnings = [e for e in logged if str(e.get("log_format", "")).startswith("cannot purge")]
     assert len(warnings) == 1  # an outage is not logged here (server/outages.py does, once)
+
+
+# -- the management API ----------------------------------------------------------------------------
+
+
+class DownService:
+    async def list_jobs(self, **kwargs: Any) -> Any:
+        raise StoreUnavailable("cannot list jobs: the database at postgresql+psycopg://acs@db.internal/acs "
+                               "is unavailable: connection refused")
+
+
+class AnyToken:
+    async def require(self, header: Any, role: str) -> str:
+        return "viewer"
+
+
+def test_the_api_answers_503_without_naming_the_database_and_without_a_traceback(logged):
+    from treq.testing import StubTreq
+
+    from acs_security.server.api import ApiResource
+
+    client = StubTreq(ApiResource(DownService(), authenticator=AnyToken()))  # type: ignore[arg-type]
+    out: list[Any] = []
+
+    async def go() -> None:
+        resp = await client.get("http://acs/api/v1/jobs", headers={"Authorization": ["Bearer x"]})
+        out.append((resp.code, resp.headers.getRawHeaders("Retry-After"), await resp.json()))
+
+    from twisted.internet.defer import ensureDeferred
+
+    ensureDeferred(go())
+    client.flush()
+    code, retry_after, problem = out[0]
+    assert code == 503 and retry_after == ["10"] and problem["title"] == "store unavailable"
+    assert "db.internal" not in repr(problem)
+    assert [e for e in logged if "log_failure" in e] == []
