@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo sim test bench bench-quick clean
+.PHONY: run demo sim lint test bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -36,7 +36,12 @@ sim: $(STAMP) var/cr.pw
 	$(BIN)/acs-security simulate --acs http://acs.example.net:7547/ --resolve acs.example.net:127.0.0.1 \
 		--phones 1000 --inform-interval 60 --cr-password-mode shared --cr-username acs --cr-password-file var/cr.pw
 
-test: $(STAMP)
+# ruff on the code, tests and benchmarks; mypy on the package (configured in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check acs_security tests bench
+	$(BIN)/mypy acs_security
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 # Benchmarks (docs/performance.md): every figure next to its baseline, the table printed and

@@ -34,7 +34,7 @@ class BareResource(resource.Resource):
         self._inform_response = inform_response_bytes("1")
         self._spv = spv_bytes(20, "acs-1")
 
-    def render_POST(self, request: Any) -> bytes:
+    def render_POST(self, request: Any) -> bytes:  # noqa: N802 - Twisted's interface name
         body = request.content.read()
         if not body:
             if self._push:

@@ -132,7 +132,7 @@ def cluster_push(workdir: Path, db_url: str, *, nodes: int, phones: int, boot_ra
         except RuntimeError:
             ended = False
         waited = time.time() - submitted
-        cpu = [a.proc.cpu_s() - c for a, c in zip(acs, cpu0)]
+        cpu = [a.proc.cpu_s() - c for a, c in zip(acs, cpu0, strict=True)]
         lb_cpu = lb.cpu_s() - lb_cpu0
         after = _lb_stats(lb, stats_file, int(before["seq"]))
         report = first.call("GET", f"/api/v1/jobs/{job_id}/report", timeout=120)

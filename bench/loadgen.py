@@ -135,8 +135,7 @@ async def run_load(url: str, mode: str, first: int, count: int, concurrency: int
                 await asyncio.wait_for(_session(host, port, path, inform, mode, stats), 30)
                 stats["sessions"] += 1
                 latencies.append(time.perf_counter() - start)
-            except (OSError, HttpError, asyncio.IncompleteReadError, asyncio.TimeoutError,
-                    ValueError) as exc:
+            except (TimeoutError, OSError, HttpError, asyncio.IncompleteReadError, ValueError) as exc:
                 stats["failed"] += 1
                 key = f"{type(exc).__name__}: {exc}"[:80]
                 stats["errors"][key] = stats["errors"].get(key, 0) + 1

@@ -44,7 +44,8 @@ class Proc:
     def __init__(self, argv: Sequence[str], *, log: Path | None = None,
                  env: dict[str, str] | None = None, stdout_pipe: bool = False) -> None:
         self.argv = list(argv)
-        self._log: IO[bytes] | None = open(log, "wb") if log is not None else None
+        # Closed in stop(): the file outlives this constructor.
+        self._log: IO[bytes] | None = open(log, "wb") if log is not None else None  # noqa: SIM115
         self.popen = subprocess.Popen(
             self.argv, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             stdout=subprocess.PIPE if stdout_pipe else (self._log or subprocess.DEVNULL),
@@ -184,7 +185,7 @@ def _api_token(db: str, name: str) -> str | None:
     on the database before the server starts; None for a version without API tokens."""
     done = subprocess.run([PY, "-m", "acs_security.cli", "tokens", "create", "--db", db,
                            "--name", name, "--role", "operator", "--json"],
-                          cwd=REPO, capture_output=True, timeout=120)
+                          cwd=REPO, capture_output=True, timeout=120, check=False)
     if done.returncode != 0:
         if b"invalid choice" in done.stderr:
             return None  # no API tokens in this version

@@ -143,7 +143,7 @@ def render_table(results: dict[str, Any]) -> str:
     lines = []
     for i, r in enumerate(rows):
         lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                               for j, (c, w) in enumerate(zip(r, widths))).rstrip())
+                               for j, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
         if i == 0:
             lines.append("-" * len(lines[0]))
     notes = list(results.get("notes") or [])

@@ -159,7 +159,7 @@ def _growth(work: Path, size: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     cost: list[float] = []
     raw: list[float] = []
-    for label, extra in zip(("1k", "10k", "50k"), size["growth"]):
+    for label, extra in zip(("1k", "10k", "50k"), size["growth"], strict=True):
         where = work / f"growth-{label}"
         before = bare_exchange_us()
         r = fleet_push(where, f"sqlite:///{where}/acs.db", phones=size["growth_push"],

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
-from twisted.web.iweb import IBodyProducer
-from zope.interface import implementer
 from twisted.internet.selectreactor import SelectReactor
 from twisted.python.failure import Failure
+from twisted.web.iweb import IBodyProducer
+from zope.interface import implementer
 
 __all__ = ["run_in_reactor", "sleep", "wait_until", "BytesProducer"]
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import ssl
 import stat
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from acs_security.certs import Severity
 from acs_security.cli import main
 from acs_security.commands.certs import build_dev_pki, write_dev_pki
 
-NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 AT = ["--at", NOW.isoformat()]
 PEM, DER = serialization.Encoding.PEM, serialization.Encoding.DER
 
@@ -486,7 +486,7 @@ def test_cli_lint_findings_exit_codes_and_json(tmp_path: Path, capsys: pytest.Ca
     report = json.loads(out)
     assert code == 1 and report["exit_code"] == 1 and report["warnings"] == 1
     assert report["findings"][0]["rule"] == "expiring-soon" and report["findings"][0]["severity"] == "warning"
-    expired, _ = certs.make_server_cert(*ec_ca, cn="acs.telco.net", now=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    expired, _ = certs.make_server_cert(*ec_ca, cn="acs.telco.net", now=datetime(2020, 1, 1, tzinfo=UTC))
     (tmp_path / "expired.pem").write_bytes(expired.public_bytes(PEM))
     code, out, _ = run(capsys, "lint", tmp_path / "expired.pem")  # real time: expired long ago
     assert code == 2 and "expired" in out
@@ -598,7 +598,7 @@ def test_cli_p12_bad_input_writes_nothing(tmp_path: Path, capsys: pytest.Capture
 def test_dev_pki_gives_a_working_mutual_tls_handshake_in_memory(tmp_path: Path) -> None:
     """The dev-ca files, loaded by Python's ssl (OpenSSL), verify both ways: hostname and
     client certificate. Memory BIOs carry the handshake, so no socket is opened."""
-    pki = build_dev_pki(now=datetime.now(timezone.utc), serials=["SIM000001"])
+    pki = build_dev_pki(now=datetime.now(UTC), serials=["SIM000001"])
     write_dev_pki(pki, tmp_path)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")

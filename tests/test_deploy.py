@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from twisted.web.test.requesthelper import DummyRequest
 
 from acs_security.cli import build_parser, main
-from acs_security.commands.config import EXAMPLES, defaults, render_example, render_reference
+from acs_security.commands.config import EXAMPLES, defaults, render_example
 from acs_security.mapping.paths import DATAMODEL_ENV
 from acs_security.secrets import read_key_file
 from acs_security.server.api import ApiResource
@@ -401,7 +401,7 @@ def test_systemd_unit_runs_the_real_command_hardened(tmp_path):
         return  # no systemd here: the parse above is the check
     copy = tmp_path / "acs-security.service"
     shutil.copy(DEPLOY / "acs-security.service", copy)
-    run = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60, check=False)
     complaints = [line for line in (run.stdout + run.stderr).splitlines()
                   if line.strip() and "/opt/acs-security/bin/acs-security" not in line]
     assert complaints == [], complaints

@@ -274,9 +274,10 @@ def test_a_full_push_leaks_no_secret_to_logs_outputs_or_database_files(tmp_path,
             for phone in fleet.phones:  # per-device connection-request credentials, as provisioning sets them
                 server.store.put_connection_request_credential(
                     make_device_id("00000C", phone.product_class, phone.serial), "acs-cr", cr_pw)
-            assert await cli("push", str(policy), "--select", "all", "--dry-run", "--server", api, "--token", token) == 0
-            assert await cli("push", str(policy), "--select", "all", "--dry-run", "--json", "--server", api, "--token", token) == 0
-            assert await cli("push", str(policy), "--select", "all", "--wait", "--json", "--server", api, "--token", token) == 0
+            auth = ("--server", api, "--token", token)
+            assert await cli("push", str(policy), "--select", "all", "--dry-run", *auth) == 0
+            assert await cli("push", str(policy), "--select", "all", "--dry-run", "--json", *auth) == 0
+            assert await cli("push", str(policy), "--select", "all", "--wait", "--json", *auth) == 0
             summary = json.loads(outputs[-1].splitlines()[-1])  # JSON lines: the final one
             assert summary["state"] == "completed" and summary["applied"] + summary["applied_pending_reboot"] == 6
             dry = json.loads(outputs[1])

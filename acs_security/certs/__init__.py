@@ -64,7 +64,7 @@ from acs_security.certs.names import (
 )
 
 __all__ = [
-    "KEY_TYPES", "MIN_RSA_BITS", "EXPIRY_WARNING", "LOOPBACK_SANS", "SignedKey",
+    "KEY_TYPES", "MIN_RSA_BITS", "EXPIRY_WARNING", "LOOPBACK_SANS", "SignedKey", "Obj",
     "CertificateError", "NotACertificateError", "NotAPrivateKeyError", "KeyPasswordError",
     "KeyMismatchError", "WeakKeyError", "UnknownKeyTypeError", "InvalidNameError", "OutputExistsError",
     "Severity", "Finding",

@@ -46,7 +46,7 @@ class OutputExistsError(CertificateError):
 
 
 # --------------------------------------------------------------------------- records
-class Severity(str, enum.Enum):
+class Severity(str, enum.Enum):  # noqa: UP042 - StrEnum would change str() and format() of members
     ERROR = "error"
     WARNING = "warning"
 

@@ -7,7 +7,6 @@ import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -27,7 +26,7 @@ from acs_security.certs.errors import (
 from acs_security.certs.keys import key_matches_certificate
 from acs_security.certs.names import device_serial_from_certificate
 
-Obj = Union[x509.Certificate, x509.CertificateSigningRequest, PrivateKeyTypes]
+Obj = x509.Certificate | x509.CertificateSigningRequest | PrivateKeyTypes
 
 
 # --------------------------------------------------------------------------- loading

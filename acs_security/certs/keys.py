@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Union
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -18,7 +17,7 @@ from acs_security.certs.errors import Finding, Severity, UnknownKeyTypeError, We
 KEY_TYPES: tuple[str, ...] = ("rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384")
 MIN_RSA_BITS = 2048
 
-SignedKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+SignedKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 _SEED_FIPS = "seeds 002/003, FIPS mode: RSA keys of 2048 bits or more"
 _EC_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}

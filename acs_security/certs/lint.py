@@ -206,7 +206,7 @@ def lint_certificate(cert: x509.Certificate, *, now: datetime, host: str | None 
     role = _role(cert, purpose, host)
     findings: list[Finding] = []
     try:
-        cert.extensions
+        _ = cert.extensions  # the property parses them
     except (x509.DuplicateExtension, ValueError) as exc:  # checks that need them then see none
         findings.append(Finding("extensions", Severity.ERROR, f"extensions cannot be parsed: {exc}", "RFC 5280 §4.2"))
     try:

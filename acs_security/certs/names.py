@@ -11,7 +11,6 @@ from cryptography.x509.oid import NameOID
 
 from acs_security.certs.errors import InvalidNameError
 
-
 # --------------------------------------------------------------------------- names
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}")  # X.520 PrintableString, safe as a file name

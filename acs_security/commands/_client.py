@@ -45,7 +45,7 @@ class _ServerAction(argparse.Action):
         url.token_file = getattr(current, "token_file", None)
         if self.dest in ("token", "token_file"):
             setattr(url, self.dest, values)
-        setattr(namespace, "server", url)
+        namespace.server = url
         if self.dest != "server":
             setattr(namespace, self.dest, values)
 

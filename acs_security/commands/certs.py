@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,12 +176,12 @@ def _refuse_existing(paths: Sequence[str], force: bool) -> None:
 
 def _now(value: str | None) -> datetime:
     if value is None:
-        return datetime.now(timezone.utc)  # the CLI is the edge: the library takes time as an argument
+        return datetime.now(UTC)  # the CLI is the edge: the library takes time as an argument
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(f"--at {value!r} is not an ISO 8601 date/time", 2) from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 # --------------------------------------------------------------------------- actions

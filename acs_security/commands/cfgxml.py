@@ -46,7 +46,8 @@ def write_output(data: bytes, name: str | None) -> None:
         return
     target = Path(name)
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
+                                   prefix=f".{target.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -131,7 +132,8 @@ def _from_tr069(args: argparse.Namespace) -> int:
     version = args.software_version or doc.get("software_version")
     try:
         catalogue = load_catalogue()
-        values: dict[str, str | None] = dict(tr069_to_cfgxml(triples, model=model, software_version=version, catalogue=catalogue))
+        values: dict[str, str | None] = dict(
+            tr069_to_cfgxml(triples, model=model, software_version=version, catalogue=catalogue))
         for element in doc.get("unchanged", []):
             values.setdefault(str(element), None)
         ua = {str(k): str(v) for k, v in (doc.get("ua") or {}).items()}
@@ -148,7 +150,8 @@ def _check(args: argparse.Namespace) -> int:
     catalogue, cfg = _parse(args)
     try:
         problems = validate_values(
-            cfg.settable(), model=args.model, software_version=args.software_version, catalogue=catalogue, include_warnings=True
+            cfg.settable(), model=args.model, software_version=args.software_version, catalogue=catalogue,
+            include_warnings=True,
         )
     except MappingError as exc:
         raise _mapping_error(exc) from None
@@ -157,7 +160,8 @@ def _check(args: argparse.Namespace) -> int:
         if p.severity != "error":
             print(f"{args.file}: {p}", file=sys.stderr)
     if errors:
-        raise UsageError(f"{args.file}: {len(errors)} value(s) the phone would refuse:\n  " + "\n  ".join(str(e) for e in errors), 1)
+        raise UsageError(f"{args.file}: {len(errors)} value(s) the phone would refuse:\n  "
+                         + "\n  ".join(str(e) for e in errors), 1)
     print(f"{args.file}: {len(cfg.values)} setting(s) OK, {len(cfg.unknown)} unknown element(s) ignored")
     return 0
 

@@ -74,7 +74,8 @@ def defaults() -> dict[str, Any]:
         if f.default is not dataclasses.MISSING:
             out[f.name] = f.default
         else:  # pragma: no cover - every setting has a plain default today
-            out[f.name] = f.default_factory()  # type: ignore[misc]
+            assert f.default_factory is not dataclasses.MISSING
+            out[f.name] = f.default_factory()
     return out
 
 

@@ -54,7 +54,8 @@ def _setting_dict(setting: Any, catalogue: Any) -> dict[str, Any]:
         "not_on": lacking,
         "min_firmware": format_firmware(setting.min_firmware) if setting.min_firmware else None,
         "until_firmware": format_firmware(setting.until_firmware) if setting.until_firmware else None,
-        "rules": [{"id": r, "severity": catalogue.rule(r).severity, "rule": catalogue.rule(r).describe()} for r in setting.rules],
+        "rules": [{"id": r, "severity": catalogue.rule(r).severity, "rule": catalogue.rule(r).describe()}
+                  for r in setting.rules],
         "note": setting.note,
     }
 
@@ -64,7 +65,8 @@ def _show_one(args: argparse.Namespace, catalogue: Any) -> int:
 
     try:
         setting, n = catalogue.resolve(args.setting)
-        path = catalogue.path_for(args.setting, args.model, args.software_version) if (n or not setting.per_extension) else None
+        path = (catalogue.path_for(args.setting, args.model, args.software_version)
+                if (n or not setting.per_extension) else None)
     except MappingError as exc:
         raise UsageError(str(exc), 1) from None
     info = _setting_dict(setting, catalogue)
@@ -108,7 +110,8 @@ def _show(args: argparse.Namespace) -> int:
             raise UsageError(str(exc), 1) from None
         if args.json:
             print(json.dumps([{"path": p.path, "type": p.xsi_type, "default": "" if p.secret else p.default,
-                               "writable": p.writable, "secret": p.secret, "element": p.element} for p in params], indent=2))
+                               "writable": p.writable, "secret": p.secret, "element": p.element} for p in params],
+                             indent=2))
             return 0
         for p in params:
             flags = ("" if p.writable else " read-only") + (" secret" if p.secret else "")
@@ -118,7 +121,8 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps([_setting_dict(s, catalogue) for s in catalogue.settings], indent=2))
         return 0
     for s in catalogue.settings:
-        print(f"{(s.element or '(web only)'):40} {s.path:62} {s.path_provenance:10} {s.tr069_type:11} default={s.default!r}")
+        print(f"{(s.element or '(web only)'):40} {s.path:62} {s.path_provenance:10} {s.tr069_type:11} "
+              f"default={s.default!r}")
     return 0
 
 
@@ -179,13 +183,16 @@ def _learn(args: argparse.Namespace) -> int:
     )
     comments = [
         f"Override learned from the parameter names of {args.gpn_result} ({len(reported)} names).",
-        f"{len(result.found_at_catalogue_path)} setting(s) at their catalogue path, {len(result.moved)} elsewhere (below),",
-        f"{len(result.absent)} not reported (absent), {len(result.ambiguous)} ambiguous, {len(result.not_checked)} not covered by the input.",
+        f"{len(result.found_at_catalogue_path)} setting(s) at their catalogue path, "
+        f"{len(result.moved)} elsewhere (below),",
+        f"{len(result.absent)} not reported (absent), {len(result.ambiguous)} ambiguous, "
+        f"{len(result.not_checked)} not covered by the input.",
     ]
     for key, candidates in result.ambiguous:
         comments.append(f"AMBIGUOUS {key}: one of {', '.join(candidates)} -- add it to [paths] by hand")
     if result.unmatched:
-        comments.append("Vendor names no setting matched (map by hand if one is a setting): " + ", ".join(result.unmatched))
+        comments.append("Vendor names no setting matched (map by hand if one is a setting): "
+                        + ", ".join(result.unmatched))
     if result.not_checked:
         comments.append("Not covered (list 'Device.' fully to check them): " + ", ".join(result.not_checked))
     write_output(render_override(result.override, comments).encode("utf-8"), args.output)
@@ -214,12 +221,14 @@ def register(subparsers: Any) -> None:
     check.set_defaults(func=_check)
 
     export = actions.add_parser("export", help="export the vendor extension")
-    export.add_argument("--bbf", action="store_true", help="as a Broadband Forum data-model document (cwmp-datamodel-1-15)")
+    export.add_argument("--bbf", action="store_true",
+                        help="as a Broadband Forum data-model document (cwmp-datamodel-1-15)")
     export.add_argument("-o", "--output", help="write here instead of standard output")
     export.set_defaults(func=_export)
 
     learn = actions.add_parser("learn", help="write an override file from a phone's GetParameterNames result")
-    learn.add_argument("gpn_result", metavar="GPN_RESULT", help="GetParameterNamesResponse XML, JSON list or text; - for stdin")
+    learn.add_argument("gpn_result", metavar="GPN_RESULT",
+                       help="GetParameterNamesResponse XML, JSON list or text; - for stdin")
     learn.add_argument("--product-class", default="*", help="glob of the product classes it applies to (default *)")
     learn.add_argument("--software-version", default="*", help="glob of the firmware it applies to (default *)")
     learn.add_argument("-o", "--output", help="write the override here (e.g. datamodel/overrides/NAME.toml)")

@@ -96,12 +96,12 @@ class _Discard(TwistedProtocol):
         self._done = done
         self._left = limit
 
-    def dataReceived(self, data: bytes) -> None:
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's interface name
         self._left -= len(data)
         if self._left < 0 and self.transport is not None:
             self.transport.stopProducing()  # type: ignore[attr-defined]
 
-    def connectionLost(self, reason: Failure | None = None) -> None:  # type: ignore[override]
+    def connectionLost(self, reason: Failure | None = None) -> None:  # type: ignore[override]  # noqa: N802 - Twisted's interface name
         if not self._done.called:
             self._done.callback(None)
 

@@ -66,7 +66,7 @@ class StunServerProtocol(DatagramProtocol):
         self._server_address = server_address
         self.dropped = 0  # malformed or unexpected datagrams, for a metric
 
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:  # noqa: N802 - Twisted's interface name
         host, port = addr[0], addr[1]
         try:
             message = decode_message(datagram)

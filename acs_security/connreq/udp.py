@@ -145,7 +145,7 @@ def udp_signature(password: str, ts: int, request_id: int, username: str, cnonce
             does not quote it.
     """
     try:
-        message = f"{ts}{request_id}{username}{cnonce}".encode("utf-8")
+        message = f"{ts}{request_id}{username}{cnonce}".encode()
         key = password.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("UDP connection request inputs are not encodable as UTF-8") from None

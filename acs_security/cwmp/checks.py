@@ -85,5 +85,5 @@ def tuple_of(owner: object, name: str, value: Any, kind: type) -> None:
 def check_file_type(owner: object, value: object) -> None:
     """Raises MessageValidationError unless ``value`` matches the schema's FileType patterns."""
     check_str(owner, "file_type", value, 64)
-    if FILE_TYPE_RE.fullmatch(value) is None:  # type: ignore[arg-type]
+    if not isinstance(value, str) or FILE_TYPE_RE.fullmatch(value) is None:  # a str: check_str raised otherwise
         raise fail(owner, f"file_type {value!r} is not a TR-069 file type ('3 Vendor ...')")

@@ -10,7 +10,7 @@ that do not match their type, schema limits).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from lxml import etree
 
@@ -87,7 +87,15 @@ def _typed(fields: dict[str, _Element], name: str, where: str, type_name: str) -
         raise _bad(f"{where}/{name}", f"{safe_repr(name, text)}: {exc}") from None
 
 
-def _make(cls: type, where: str, *args: Any) -> Any:
+class _MessageClass(Protocol):
+    """A message class as the generic decoders below use it: its element name, and its constructor."""
+
+    rpc_name: str
+
+    def __call__(self, *args: Any) -> m.Message: ...
+
+
+def _make(cls: Callable[..., Any], where: str, *args: Any) -> Any:
     try:
         return cls(*args)
     except MessageValidationError as exc:
@@ -294,7 +302,7 @@ def _get_parameter_names_response(el: _Element) -> m.GetParameterNamesResponse:
     return m.GetParameterNamesResponse(tuple(infos))
 
 
-def _names(cls: type) -> Callable[[_Element], Any]:
+def _names(cls: _MessageClass) -> Callable[[_Element], Any]:
     def decode(el: _Element) -> Any:
         w = cls.rpc_name
         f = _fields(el, w)
@@ -302,7 +310,7 @@ def _names(cls: type) -> Callable[[_Element], Any]:
     return decode
 
 
-def _parameter_list(cls: type) -> Callable[[_Element], Any]:
+def _parameter_list(cls: _MessageClass) -> Callable[[_Element], Any]:
     def decode(el: _Element) -> Any:
         w = cls.rpc_name
         f = _fields(el, w)
@@ -318,7 +326,7 @@ def _set_parameter_values(el: _Element) -> m.SetParameterValues:
                  _text(f, "ParameterKey", w))
 
 
-def _status(cls: type) -> Callable[[_Element], Any]:
+def _status(cls: _MessageClass) -> Callable[[_Element], Any]:
     def decode(el: _Element) -> Any:
         f = _fields(el, cls.rpc_name)
         return _make(cls, cls.rpc_name, _typed(f, "Status", cls.rpc_name, "int"))
@@ -359,7 +367,7 @@ def _set_parameter_attributes(el: _Element) -> m.SetParameterAttributes:
     return _make(m.SetParameterAttributes, w, tuple(items))
 
 
-def _object(cls: type) -> Callable[[_Element], Any]:
+def _object(cls: _MessageClass) -> Callable[[_Element], Any]:
     def decode(el: _Element) -> Any:
         w = cls.rpc_name
         f = _fields(el, w)
@@ -374,7 +382,7 @@ def _add_object_response(el: _Element) -> m.AddObjectResponse:
                  _typed(f, "Status", w, "int"))
 
 
-def _command_key(cls: type) -> Callable[[_Element], Any]:
+def _command_key(cls: _MessageClass) -> Callable[[_Element], Any]:
     def decode(el: _Element) -> Any:
         f = _fields(el, cls.rpc_name)
         return _make(cls, cls.rpc_name, _text(f, "CommandKey", cls.rpc_name))
@@ -391,7 +399,7 @@ def _download(el: _Element) -> m.Download:
                  _text(f, "FailureURL", w))
 
 
-def _transfer_response(cls: type) -> Callable[[_Element], Any]:
+def _transfer_response(cls: _MessageClass) -> Callable[[_Element], Any]:
     def decode(el: _Element) -> Any:
         w = cls.rpc_name
         f = _fields(el, w)

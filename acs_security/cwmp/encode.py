@@ -76,7 +76,7 @@ def _parameter_values(out: list[str], params: tuple[m.ParameterValue, ...],
     for param in params:
         type_name = param.type
         value = param.value
-        if type_name == "string":
+        if type_name == "string" and isinstance(value, str):  # always a str: ParameterValue checks it
             append(f'<ParameterValueStruct><Name>{esc(param.name)}</Name>'
                    f'<Value xsi:type="xsd:string">{esc(value)}</Value></ParameterValueStruct>')
             continue

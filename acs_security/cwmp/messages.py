@@ -10,7 +10,7 @@ secret-looking parameters (``...Password``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from acs_security.cwmp.checks import (
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 #: TR-069 "Unknown Time" (A.2.1 dateTime): what a CPE without a clock reports.
-UNKNOWN_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
+UNKNOWN_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from acs_security.cwmp.errors import MessageValidationError
 
@@ -67,7 +67,7 @@ _DT_RE = re.compile(
 # rejects out-of-range fields; everything else takes the full XML Schema path.
 _DT_FAST_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z?")
 _SECRET_RE = re.compile(r"(?i)(password|passphrase|secret|psk|privatekey|sharedkey)")
-_UTC = timezone.utc
+_UTC = UTC
 
 
 def is_secret_name(name: str) -> bool:
@@ -199,16 +199,16 @@ def parse_value(type_name: str, text: str) -> ParamValue:
 
 def format_value(type_name: str, value: object) -> str:
     """The wire text of a value already checked by :func:`check_value` (not XML-escaped)."""
-    if type_name == "string":
-        return value  # type: ignore[return-value]
+    # check_value ties each type to its Python types: a str is a string or a dateTime kept as
+    # received, a datetime a dateTime, bytes base64 or hexBinary, an int one of the integer types.
     if type_name == "boolean":
         return "1" if value else "0"
-    if type_name == "dateTime":
-        return value if isinstance(value, str) else format_datetime(value)  # type: ignore[arg-type]
-    if type_name == "base64":
-        return base64.b64encode(value).decode("ascii")  # type: ignore[arg-type]
-    if type_name == "hexBinary":
-        return value.hex().upper()  # type: ignore[union-attr]
+    if isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii") if type_name == "base64" else value.hex().upper()
     return str(value)
 
 

@@ -95,7 +95,8 @@ def parse_selector(text: str) -> Selector:
             raise SelectorError(f"term {part.strip()!r} is not KEY=VALUE (keys: {', '.join(sorted(set(_KEYS)))})")
         key = _KEYS.get(match["key"])
         if key is None:
-            raise SelectorError(f"unknown key {match['key']!r} in {part.strip()!r}; use one of {', '.join(sorted(_KEYS))}")
+            raise SelectorError(f"unknown key {match['key']!r} in {part.strip()!r}; "
+                                f"use one of {', '.join(sorted(_KEYS))}")
         op, value = match["op"], match["value"]
         if not value:
             raise SelectorError(f"term {part.strip()!r} has no value")

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-class TaskState(str, enum.Enum):
+class TaskState(str, enum.Enum):  # noqa: UP042 - StrEnum would change str() and format() of members
     PENDING = "pending"
     REQUESTED = "requested"
     IN_SESSION = "in_session"
@@ -47,7 +47,7 @@ class TaskState(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
-class TaskEvent(str, enum.Enum):
+class TaskEvent(str, enum.Enum):  # noqa: UP042 - StrEnum would change str() and format() of members
     CR_SENT = "cr_sent"  # a connection request was accepted by the device
     CR_FAILED = "cr_failed"  # the connection request failed (refused, busy, timeout)
     CR_LOST = "cr_lost"  # accepted, but the device did not call in within the wait

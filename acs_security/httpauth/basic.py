@@ -94,7 +94,7 @@ def basic_authorization(username: str, password: str) -> str:
     if _has_ctl(username) or _has_ctl(password):
         raise ValueError("Basic credentials cannot contain control characters")
     try:
-        raw = f"{username}:{password}".encode("utf-8")
+        raw = f"{username}:{password}".encode()
     except UnicodeEncodeError:
         # The codec's own message quotes the offending character: do not pass it on.
         raise ValueError("Basic credentials are not encodable as UTF-8") from None

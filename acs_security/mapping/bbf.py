@@ -116,15 +116,16 @@ def export_bbf(catalogue: Catalogue | None = None) -> bytes:
     for setting in cat.settings:
         if not setting.path.startswith("Device.X_"):
             continue  # standard TR-181 parameters are imported, not redefined
-        obj, _, _ = setting.path.rpartition(".")
-        objects.setdefault(obj.replace(PATH_INSTANCE, "{i}") + ".", []).append(setting)
+        parent, _, _ = setting.path.rpartition(".")
+        objects.setdefault(parent.replace(PATH_INSTANCE, "{i}") + ".", []).append(setting)
 
     tables = [name for name in objects if "{i}" in name]
     if tables:
         device = _sub(model, "object", base="Device.", access="readOnly", minEntries="1", maxEntries="1")
         for table in tables:
             param = _sub(device, "parameter", name=_num_entries(table), access="readOnly", version=EXTENSION_VERSION)
-            _sub(param, "description").text = f"The number of entries in the {{{{object|{table}}}}} table: one per extension."
+            _sub(param, "description").text = (
+                f"The number of entries in the {{{{object|{table}}}}} table: one per extension.")
             syntax = _sub(param, "syntax")
             _sub(syntax, "unsignedInt")
 
@@ -138,7 +139,8 @@ def export_bbf(catalogue: Catalogue | None = None) -> bytes:
         _sub(obj, "description").text = f"{settings[0].location.replace('(n)', '(i)')} settings of the phone."
         for setting in settings:
             leaf = setting.path.rpartition(".")[2]
-            param = _sub(obj, "parameter", name=leaf, access="readWrite" if setting.writable else "readOnly", version=EXTENSION_VERSION)
+            param = _sub(obj, "parameter", name=leaf, access="readWrite" if setting.writable else "readOnly",
+                         version=EXTENSION_VERSION)
             _sub(param, "description").text = _description(setting, cat)
             _syntax(param, setting)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))

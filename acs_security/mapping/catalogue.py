@@ -226,7 +226,8 @@ def _build_ciphers(raw: Mapping[str, Any]) -> CipherFacts:
             else:
                 suites.append(str(item))
         defaults.append(
-            ApplicationDefaults(app, str(table.get("description", app)), table.get("cipher_string"), tuple(suites), tuple(seed_names))
+            ApplicationDefaults(app, str(table.get("description", app)), table.get("cipher_string"), tuple(suites),
+                                tuple(seed_names))
         )
     return CipherFacts(
         keywords=tuple(str(k) for k in raw["keywords"]),
@@ -336,7 +337,7 @@ class Catalogue:
     def max_extensions(self) -> int:
         return max((m.extension_count for m in self.models.values()), default=1)
 
-    def view(self, product_class: str | None, software_version: str | None = None) -> "ModelView":
+    def view(self, product_class: str | None, software_version: str | None = None) -> ModelView:
         """The settings and paths of one model and firmware (cached). Raises UnknownModelError."""
         canonical = self.model(product_class).product_class if product_class is not None else None
         key = (canonical, software_version)
@@ -467,12 +468,14 @@ class ModelView:
 def _load(directory: Path) -> Catalogue:
     models_raw = _read_toml(directory / "models.toml")
     releases = {str(k): str(v) for k, v in models_raw.get("firmware", {}).get("releases", {}).items()}
-    settings = [_build_setting(row, releases, i) for i, row in enumerate(_read_toml(directory / "settings.toml").get("setting", []))]
+    settings = [_build_setting(row, releases, i)
+                for i, row in enumerate(_read_toml(directory / "settings.toml").get("setting", []))]
     if not settings:
         raise CatalogueError(f"{directory / 'settings.toml'} has no [[setting]]")
     by_key = {s.key: s for s in settings}
     rules = [_build_rule(raw, by_key) for raw in _read_toml(directory / "rules.toml").get("rule", [])]
-    settings = [dataclasses.replace(s, rules=tuple(r.id for r in rules if s.key in r.settings or s.key in r.trigger)) for s in settings]
+    settings = [dataclasses.replace(s, rules=tuple(r.id for r in rules if s.key in r.settings or s.key in r.trigger))
+                for s in settings]
     models = {pc: _build_model(pc, raw, settings) for pc, raw in models_raw.get("models", {}).items()}
     ciphers = _build_ciphers(_read_toml(directory / "ciphers.toml"))
     dhcp_raw = _read_toml(directory / "dhcp_options.toml")

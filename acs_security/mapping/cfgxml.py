@@ -170,7 +170,8 @@ def parse_cfgxml(data: bytes | str, *, source: str = "<cfg.xml>", catalogue: Cat
     lines_of: dict[str, int] = {}
 
     def fail(message: str, suggestion: str | None = None) -> None:
-        raise _Stop(CfgXmlError(parser.CurrentLineNumber, parser.CurrentColumnNumber + 1, message, suggestion, source=source))
+        raise _Stop(CfgXmlError(parser.CurrentLineNumber, parser.CurrentColumnNumber + 1, message, suggestion,
+                                source=source))
 
     def doctype(*_: object) -> None:
         fail("a DOCTYPE is not allowed in cfg.xml (entity expansion is refused)")
@@ -188,7 +189,8 @@ def parse_cfgxml(data: bytes | str, *, source: str = "<cfg.xml>", catalogue: Cat
             fail(f"<{name} ua={ua!r}>: user access is one of {', '.join(UA_VALUES)}")
         for attr in attrs:
             if attr != "ua":
-                warnings.append(CfgWarning(parser.CurrentLineNumber, f"<{name}>: attribute {attr!r} is ignored (only ua means something)"))
+                warnings.append(CfgWarning(parser.CurrentLineNumber,
+                                           f"<{name}>: attribute {attr!r} is ignored (only ua means something)"))
         closing = _self_closing(data, parser.CurrentByteIndex)
         stack.append(_Open(name, ua, parser.CurrentLineNumber, closing, []))
 
@@ -196,7 +198,8 @@ def parse_cfgxml(data: bytes | str, *, source: str = "<cfg.xml>", catalogue: Cat
         if len(stack) == 2:
             stack[-1].text.append(chunk)
         elif len(stack) == 1 and chunk.strip():
-            warnings.append(CfgWarning(parser.CurrentLineNumber, f"text {chunk.strip()[:40]!r} outside any element is ignored"))
+            warnings.append(CfgWarning(parser.CurrentLineNumber,
+                                       f"text {chunk.strip()[:40]!r} outside any element is ignored"))
 
     def end(name: str) -> None:
         item = stack.pop()
@@ -211,7 +214,8 @@ def parse_cfgxml(data: bytes | str, *, source: str = "<cfg.xml>", catalogue: Cat
             unknown[name] = entry
             return
         if name in values:
-            warnings.append(CfgWarning(item.line, f"<{name}> repeated (lines {lines_of[name]} and {item.line}): the last one wins"))
+            warnings.append(CfgWarning(
+                item.line, f"<{name}> repeated (lines {lines_of[name]} and {item.line}): the last one wins"))
             del values[name]  # keep document order of the winning element
         values[name] = entry
         lines_of[name] = item.line
@@ -230,7 +234,8 @@ def parse_cfgxml(data: bytes | str, *, source: str = "<cfg.xml>", catalogue: Cat
         lines = data.decode("utf-8", "replace").splitlines()
         line_text = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else ""
         open_name = stack[-1].name if len(stack) >= 2 else None
-        raise CfgXmlError(exc.lineno, exc.offset + 1, message, _suggest(cat, line_text, message, open_name), source=source) from None
+        raise CfgXmlError(exc.lineno, exc.offset + 1, message, _suggest(cat, line_text, message, open_name),
+                          source=source) from None
     return CfgXml(values, tuple(warnings), unknown, source)
 
 
@@ -239,7 +244,8 @@ def _element_of(cat: Catalogue, key: str) -> tuple[Setting, int | None, str]:
     if setting.element is None:
         raise ValidationError(setting, None, "has no cfg.xml element (web page or TR-069 only)")
     if setting.per_extension and n is None:
-        raise ValidationError(setting, None, f"per-extension setting: name the extension, e.g. {setting.element_for(1)}")
+        raise ValidationError(setting, None,
+                              f"per-extension setting: name the extension, e.g. {setting.element_for(1)}")
     element = setting.element_for(n)
     assert element is not None
     return setting, n, element
@@ -273,7 +279,8 @@ def render_cfgxml(
         else:
             access = setting.ua
         if access is not None and access not in UA_VALUES:
-            errors.append(ValidationError(setting, access, "user access (ua) must be na, ro or rw", ", ".join(UA_VALUES), extension=n))
+            errors.append(ValidationError(setting, access, "user access (ua) must be na, ro or rw",
+                                          ", ".join(UA_VALUES), extension=n))
             continue
         if value is not None:
             try:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from acs_security.mapping.catalogue import CipherFacts
 
-__all__ = ["CipherElement", "CipherExpansion", "CipherListError", "parse_cipher_list", "expand_cipher_string", "local_suite_names"]
+__all__ = ["CipherElement", "CipherExpansion", "CipherListError", "parse_cipher_list", "expand_cipher_string",
+           "local_suite_names"]
 
 _SEPARATORS = re.compile(r"[:, ]+")
 _SECLEVEL = re.compile(r"^@SECLEVEL=[0-5]$")
@@ -74,7 +75,8 @@ def local_suite_names() -> frozenset[str]:
 def _allowed(facts: CipherFacts) -> str:
     return (
         "':'-separated elements, each '@STRENGTH', '@SECLEVEL=n', or an optional !, - or + "
-        "followed by '+'-joined keywords of seed 000 Table 6 (" + ", ".join(facts.keywords) + ") or one OpenSSL suite name"
+        "followed by '+'-joined keywords of seed 000 Table 6 (" + ", ".join(facts.keywords) + ") "
+        "or one OpenSSL suite name"
     )
 
 
@@ -149,7 +151,8 @@ def expand_cipher_string(text: str, facts: CipherFacts) -> CipherExpansion:
     """
     elements = parse_cipher_list(text, facts)
     if not any(e.kind in ("keyword", "suite") and e.operator == "" for e in elements):
-        raise CipherListError("selects no cipher suite: no element adds suites (only !, - or + elements)", _allowed(facts))
+        raise CipherListError("selects no cipher suite: no element adds suites (only !, - or + elements)",
+                              _allowed(facts))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
         ctx.set_ciphers(text)

@@ -135,7 +135,8 @@ class InvalidValues(MappingError, ValueError):
 class CfgXmlError(MappingError):
     """A cfg.xml file the phone could not read: where, what, and how to fix it."""
 
-    def __init__(self, line: int, column: int, message: str, suggestion: str | None = None, *, source: str = "<cfg.xml>") -> None:
+    def __init__(self, line: int, column: int, message: str, suggestion: str | None = None, *,
+                 source: str = "<cfg.xml>") -> None:
         self.line = line
         self.column = column
         self.message = message

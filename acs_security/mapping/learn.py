@@ -84,7 +84,8 @@ def parse_gpn_result(data: bytes) -> list[ReportedName]:
         for info in root.iter("{*}ParameterInfoStruct", "ParameterInfoStruct"):
             name = info.findtext("{*}Name") or info.findtext("Name")
             if name:
-                result.append(ReportedName(name.strip(), _bool(info.findtext("{*}Writable") or info.findtext("Writable"))))
+                writable = info.findtext("{*}Writable") or info.findtext("Writable")
+                result.append(ReportedName(name.strip(), _bool(writable)))
         if not result:
             raise GpnParseError("no ParameterInfoStruct in the XML document")
         return result
@@ -197,7 +198,7 @@ def learn_override(
 
         def rank(group: str) -> tuple[bool, bool]:
             # Prefer a path that names the setting's web section, then a vendor path.
-            return (section not in _norm(group), ".X_" not in group)
+            return (section not in _norm(group), ".X_" not in group)  # noqa: B023 - used in this iteration only
 
         top = min(rank(g) for g in groups)
         best = [g for g in groups if rank(g) == top]
@@ -231,4 +232,5 @@ def learn_override(
     )
     # Vendor names no setting claimed: candidates for a hand-written [paths] entry.
     unmatched = tuple(n for n in names if ".X_" in n and n not in claimed)
-    return LearnResult(override, tuple(at_base), tuple(moved), tuple(absent), tuple(ambiguous), tuple(not_checked), unmatched)
+    return LearnResult(override, tuple(at_base), tuple(moved), tuple(absent), tuple(ambiguous), tuple(not_checked),
+                       unmatched)

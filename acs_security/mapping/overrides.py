@@ -138,7 +138,8 @@ def load_overrides(directory: Path) -> tuple[Override, ...]:
     return tuple(result)
 
 
-def merge_overrides(overrides: Iterable[Override], product_class: str | None, software_version: str | None) -> EffectiveOverride:
+def merge_overrides(overrides: Iterable[Override], product_class: str | None,
+                    software_version: str | None) -> EffectiveOverride:
     """Merge the files that match, later files winning."""
     paths: dict[str, str] = {}
     types: dict[str, str] = {}

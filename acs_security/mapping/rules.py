@@ -43,7 +43,8 @@ def normalise_keys(values: Mapping[str, str | None], catalogue: Catalogue, view:
 
 
 class _Evaluator:
-    def __init__(self, cat: Catalogue, view: ModelView, given: Mapping[str, str], current: Mapping[str, str], extensions: Iterable[int]) -> None:
+    def __init__(self, cat: Catalogue, view: ModelView, given: Mapping[str, str], current: Mapping[str, str],
+                 extensions: Iterable[int]) -> None:
         self.cat = cat
         self.view = view
         self.given = given
@@ -155,18 +156,21 @@ def validate_values(
             errors.append(ValidationError(key, None, str(exc), "a cfg.xml element or TR-069 path of the catalogue"))
             continue
         if setting.per_extension and n is None:
-            errors.append(ValidationError(setting, value, "per-extension setting: name the extension, e.g. " + str(setting.element_for(1))))
+            errors.append(ValidationError(
+                setting, value, "per-extension setting: name the extension, e.g. " + str(setting.element_for(1))))
             continue
         if n is not None and n > view.extension_count:
             what = view.model.product_class if view.model else "no supported model"
-            errors.append(ValidationError(setting, value, f"{what} has extensions 1-{view.extension_count} only", extension=n))
+            errors.append(ValidationError(setting, value, f"{what} has extensions 1-{view.extension_count} only",
+                                          extension=n))
             continue
         reason = view.missing_reason(setting)
         if reason is not None:
             errors.append(ValidationError(setting, value, f"this phone does not have it: {reason}", extension=n))
             continue
         if not view.writable(setting):
-            errors.append(ValidationError(setting, value, "read-only: the phone reports it and the ACS cannot set it", extension=n))
+            errors.append(ValidationError(setting, value, "read-only: the phone reports it and the ACS cannot set it",
+                                          extension=n))
             continue
         try:
             validate_value(setting, value, catalogue=cat, extension=n)

@@ -123,7 +123,8 @@ def tr069_to_cfgxml(
             continue
         if setting.element is None:
             if not skip_unmapped:
-                errors.append(ValidationError(setting, None, "has no cfg.xml element (web page or TR-069 only)", extension=n))
+                errors.append(ValidationError(setting, None, "has no cfg.xml element (web page or TR-069 only)",
+                                              extension=n))
             continue
         expected = view.xsi_type_of(setting)
         try:
@@ -132,7 +133,8 @@ def tr069_to_cfgxml(
             cfg_value = from_tr069_text(dataclasses.replace(setting, tr069_type=expected), value)
             validate_value(setting, cfg_value, catalogue=cat, extension=n)
         except ConversionError as exc:
-            errors.append(ValidationError(setting, value, str(exc) if not setting.secret else "wrong type", extension=n))
+            errors.append(ValidationError(setting, value, str(exc) if not setting.secret else "wrong type",
+                                          extension=n))
             continue
         except ValidationError as exc:
             errors.append(exc)

@@ -178,7 +178,8 @@ def _ldap_url(s: Setting, value: str, cat: Catalogue) -> None:
     # (default 636) or ldap://host[:port] (default 389); host is an IP or domain name.
     if value == "":
         return
-    _url(value, ("ldaps", "ldap"), "ldaps://host[:port] (default port 636) or ldap://host[:port] (default port 389)", path_allowed=False)
+    _url(value, ("ldaps", "ldap"), "ldaps://host[:port] (default port 636) or ldap://host[:port] (default port 389)",
+         path_allowed=False)
 
 
 def _pac_url(s: Setting, value: str, cat: Catalogue) -> None:
@@ -290,7 +291,9 @@ def validate_value(
         raise ValidationError(setting, None, f"a value is text, not {type(value).__name__}", extension=extension)
     bad = _XML_BAD.search(value)
     if bad:
-        raise ValidationError(setting, value, f"control character U+{ord(bad.group()):04X} cannot be carried in cfg.xml", extension=extension)
+        raise ValidationError(setting, value,
+                              f"control character U+{ord(bad.group()):04X} cannot be carried in cfg.xml",
+                              extension=extension)
     if setting.max_length is not None and len(value) > setting.max_length:
         raise ValidationError(
             setting, value, f"{len(value)} characters; the phone takes at most {setting.max_length}",

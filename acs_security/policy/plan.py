@@ -67,7 +67,7 @@ def plan_device(
     if policy.extension_settings:
         wanted = (
             range(1, model.extension_count + 1)
-            if policy.extensions == "all"
+            if isinstance(policy.extensions, str)  # "all", the only text a policy's extensions hold
             else [n for n in policy.extensions]
         )
         for template, value in policy.extension_settings.items():

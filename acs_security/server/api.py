@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from twisted.internet.defer import Deferred
@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.iweb import IRequest
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 
 from acs_security.server.auth import TokenAdmin, TokenAuthenticator, Unauthorized
 from acs_security.service import FleetService, ServiceError
@@ -90,7 +90,7 @@ class ApiResource(Resource):
                  ready: Callable[[], Awaitable[Any]] | None = None,
                  tokens: TokenAdmin | None = None, metrics: Any = None,
                  openapi: Callable[[], dict[str, Any]] | None = None,
-                 soap: Resource | None = None, ops_only: bool = False,
+                 soap: IResource | None = None, ops_only: bool = False,
                  info: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.service = service
@@ -134,7 +134,10 @@ class ApiResource(Resource):
     def add_routes(self, routes: list[Route]) -> None:
         self.routes.extend(routes)
 
-    def render(self, request: IRequest) -> Any:
+    def render(self, iface_request: IRequest) -> Any:
+        # twisted.web hands resources a server.Request; IRequest lacks code, finished and
+        # notifyFinish, which the API reads.
+        request = cast(server.Request, iface_request)
         if self._metrics is not None:
             request.notifyFinish().addBoth(lambda _: self._count(request))
         path = request.path.decode("latin-1")
@@ -160,17 +163,18 @@ class ApiResource(Resource):
                                                        f"{method} is not allowed on {path}"))
         return self._problem(request, ServiceError(404, "not found", f"no route for {path}"))
 
-    async def _run(self, route: Route, request: IRequest, params: dict[str, str]) -> None:
+    async def _run(self, route: Route, request: server.Request, params: dict[str, str]) -> None:
         try:
             if route.role is not None:
-                request.acs_principal = await self.authenticator.require(
+                # The API's own note on Twisted's request, which declares no such attribute.
+                request.acs_principal = await self.authenticator.require(  # type: ignore[attr-defined]
                     request.getHeader(b"authorization"), route.role)
             result = await route.handler(request, params)
         except InvalidArgument as exc:
             # The store refused a value (e.g. a NUL in a filter): the caller's fault, not a 500.
-            exc = ServiceError(400, "invalid argument", str(exc))
+            problem = ServiceError(400, "invalid argument", str(exc))
             if not request.finished:
-                request.write(self._problem(request, exc))
+                request.write(self._problem(request, problem))
                 request.finish()
             return
         except ServiceError as exc:
@@ -200,7 +204,7 @@ class ApiResource(Resource):
             request.write(json.dumps(result, indent=None, separators=(",", ":")).encode() + b"\n")
         request.finish()
 
-    def _count(self, request: IRequest) -> None:
+    def _count(self, request: server.Request) -> None:
         if self._metrics is not None:
             self._metrics.observe_request("rest", request.code)
 
@@ -216,7 +220,7 @@ class ApiResource(Resource):
             body["findings"] = exc.findings  # guardrail findings (secrets already masked)
         return json.dumps(body).encode() + b"\n"
 
-    def _crashed(self, failure: Failure, request: IRequest) -> None:
+    def _crashed(self, failure: Failure, request: server.Request) -> None:
         log.failure("API request failed", failure)
         if not request.finished and not getattr(request, "_disconnected", False):
             request.write(self._problem(request, ServiceError(500, "internal error")))
@@ -234,7 +238,7 @@ class ApiResource(Resource):
         if check is not None:
             try:
                 await check()
-            except Exception as exc:  # any failure means "not ready"; the reason is logged
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason is logged
                 log.warn("not ready: {error}", error=type(exc).__name__)
                 raise ServiceError(503, "not ready", "the store is not reachable") from None
         return {"status": "ready", **self._info}
@@ -309,7 +313,7 @@ class ApiResource(Resource):
             raise ServiceError(400, "invalid body", "the body must be a JSON object")
         result = await self.service.submit_job(body)
         if result.get("dry_run"):
-            request.acs_status = 200  # a plan, nothing created
+            request.acs_status = 200  # type: ignore[attr-defined]  # a plan, nothing created; read back by _run
         return result
 
     async def _list_jobs(self, request: IRequest, params: dict[str, str]) -> Any:

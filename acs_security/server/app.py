@@ -10,26 +10,29 @@ import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from OpenSSL import crypto
 from twisted.internet import ssl
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IListeningPort
-from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
-
-from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
     wrapClientTLS,
 )
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.threadpool import ThreadPool
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
@@ -40,28 +43,25 @@ from acs_security.connreq.udp_client import UdpConnectionRequester
 from acs_security.fleet.cluster import ClusterOptions
 from acs_security.fleet.engine import EngineLimits, FleetEngine
 from acs_security.httpauth.digest import DigestVerifier
-from acs_security.server.api import ApiResource
 from acs_security.policy.guardrails import context_from_config
 from acs_security.secrets import KeyFileError, SecretStore, digest_nonce_key, open_codec, unknown_key_ids
-from acs_security.server.leases import DeviceLeases
+from acs_security.server.api import ApiResource
+from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
 from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
 from acs_security.server.cpe_auth import CpeAuthenticator, StoreNonceUses
 from acs_security.server.outages import OutageLog
 from acs_security.server.cwmp_resource import CwmpResource
 from acs_security.server.http import make_site
+from acs_security.server.leases import DeviceLeases
+from acs_security.server.metrics import AcsMetrics, CountingRequester, TimedStore, engine_states
+from acs_security.server.openapi import openapi_document
 from acs_security.server.provisioning import Provisioner
+from acs_security.server.soap import make_soap_resource
 from acs_security.service import FleetService
 from acs_security.store import open_store
 from acs_security.store.engine import application_name
 from acs_security.store.deferred import DeferredStore, make_threadpool
-from acs_security.store.tokens import TokenRecord, tokens_of
-from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
-from acs_security.server.metrics import AcsMetrics, CountingRequester, TimedStore, engine_states
-from acs_security.server.openapi import openapi_document
-from acs_security.server.soap import make_soap_resource
-from twisted.internet.threads import deferToThreadPool
-from twisted.python.threadpool import ThreadPool
-from datetime import UTC, datetime
+from acs_security.store.tokens import tokens_of
 
 __all__ = ["AcsServer", "certificate_auth", "tls_options"]
 
@@ -121,7 +121,9 @@ def certificate_auth(cert_file: Path) -> str | None:
         key = x509.load_pem_x509_certificates(cert_file.read_bytes())[0].public_key()
     except (OSError, ValueError, IndexError):
         return None
-    return "rsa" if isinstance(key, rsa.RSAPublicKey) else "ecdsa" if isinstance(key, ec.EllipticCurvePublicKey) else None
+    if isinstance(key, rsa.RSAPublicKey):
+        return "rsa"
+    return "ecdsa" if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 
 @implementer(IAgentEndpointFactory)
@@ -163,7 +165,7 @@ class AcsServer:
     session_observer: Callable[[dict[str, Any]], None] | None = None
     ports: dict[str, IListeningPort] = field(default_factory=dict)
     store: Any = None
-    deferred_store: DeferredStore | None = None
+    deferred_store: TimedStore | None = None
     cwmp: CwmpResource | None = None
     api: ApiResource | None = None
     service: FleetService | None = None
@@ -214,6 +216,7 @@ class AcsServer:
                                   sync_interval=cfg.sync_interval, run_jobs=self.runs_jobs)
                    if cfg.clustered else None)
         ds = self.deferred_store
+        assert ds is not None, "start() opens the store first"
         if not self.runs_jobs:
             return FleetEngine(store=ds, clock=self.reactor, cluster=cluster, node=cfg.node,
                                store_available=self._store_available,
@@ -338,9 +341,10 @@ class AcsServer:
         self._wsgi_pool = ThreadPool(minthreads=1, maxthreads=4, name="acs-soap")
         self._wsgi_pool.start()
         soap = make_soap_resource(self.reactor, self._wsgi_pool, self.service, self.authenticator)
+        deferred_store = self.deferred_store
         self.api = ApiResource(
             self.service, authenticator=self.authenticator,
-            health=lambda: self.deferred_store.call("count_devices"),
+            health=lambda: deferred_store.call("count_devices"),
             tokens=self.token_admin, metrics=self.metrics, openapi=openapi_document, soap=soap,
             ops_only=cfg.role in ("cwmp", "jobs"),
             info={"node": cfg.node, "role": cfg.role} if cfg.clustered else None)
@@ -370,11 +374,11 @@ class AcsServer:
                 cfg.api_listen.port, api_site, interface=cfg.api_listen.host
             )
         for name, port in self.ports.items():
-            addr = port.getHost()
+            addr = _tcp_address(port)
             log.info("listening {name} on {host}:{port}", name=name, host=addr.host, port=addr.port)
 
     def address(self, name: str) -> Endpoint:
-        addr = self.ports[name].getHost()
+        addr = _tcp_address(self.ports[name])
         return Endpoint(addr.host, addr.port)
 
     def url(self, name: str = "cwmp") -> str:
@@ -384,7 +388,7 @@ class AcsServer:
 
     def stop(self) -> Deferred[Any]:
         """Stop listening, drop open sessions, close the store."""
-        ds = [Deferred.fromCoroutine(_noop())]
+        ds: list[Deferred[Any]] = [Deferred.fromCoroutine(_noop())]
         for port in self.ports.values():
             d = port.stopListening()
             if d is not None:
@@ -423,6 +427,11 @@ class AcsServer:
             return d.addCallback(finish)
 
         return DeferredList(ds).addCallback(close)
+
+
+def _tcp_address(port: IListeningPort) -> IPv4Address | IPv6Address:
+    # listenTCP's ports have these addresses; IListeningPort.getHost promises only an IAddress.
+    return cast("IPv4Address | IPv6Address", port.getHost())
 
 
 async def _noop() -> None:

@@ -206,8 +206,8 @@ class TokenAdmin:
     async def create(self, name: Any, role: Any) -> dict[str, Any]:
         """A new token: the record as JSON plus ``token``, shown this once. Raises
         ServiceError(400) for a bad name or role, 409 for a name in use."""
-        from acs_security.store.tokens import DuplicateToken
         from acs_security.store.errors import InvalidArgument
+        from acs_security.store.tokens import DuplicateToken
 
         if not isinstance(name, str) or not isinstance(role, str):
             raise ServiceError(400, "invalid token", "give name and role as strings")

@@ -23,8 +23,8 @@ Answers:
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
@@ -37,7 +37,6 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from acs_security.cwmp import messages as m
-from acs_security.display import device_label, printable
 from acs_security.cwmp.session import (
     CpeEmptyPost,
     CpeFault,
@@ -49,13 +48,14 @@ from acs_security.cwmp.session import (
     Session,
 )
 from acs_security.cwmp.soap import Limits
+from acs_security.display import device_label, printable
 from acs_security.server.cpe_auth import CpeAuthenticator
 from acs_security.server.http import BodyError, decode_body
 from acs_security.server.leases import DeviceLeases
 from acs_security.server.provisioning import NullProvisioner, Provisioner
 from acs_security.server.registry import inform_record
-from acs_security.store.errors import InvalidArgument, StoreError, StoreUnavailable
 from acs_security.server.sessions import CapacityExceeded, SessionContext, SessionRegistry
+from acs_security.store.errors import InvalidArgument, StoreError, StoreUnavailable
 
 __all__ = ["CwmpResource", "COOKIE_NAME"]
 
@@ -105,12 +105,12 @@ class CwmpResource(Resource):
 
     # -- twisted.web entry points -------------------------------------------------------
 
-    def render_GET(self, request: IRequest) -> bytes:
+    def render_GET(self, request: IRequest) -> bytes:  # noqa: N802 - Twisted's interface name
         request.setResponseCode(405)
         request.setHeader(b"Allow", b"POST")
         return b"CWMP endpoint: POST SOAP envelopes here\n"
 
-    def render_POST(self, request: IRequest) -> Any:
+    def render_POST(self, request: IRequest) -> Any:  # noqa: N802 - Twisted's interface name
         d = Deferred.fromCoroutine(self._handle(request))
         d.addErrback(self._crashed, request)
         return server.NOT_DONE_YET
@@ -228,7 +228,8 @@ class CwmpResource(Resource):
             # then drops its events); a store failure up to there is a 503, see the module doc.
             await self._store.record_inform(record)
             await self._provisioner.session_started(ctx)
-            request.addCookie(COOKIE_NAME, ctx.token.encode(), path=b"/", httpOnly=True,
+            # IRequest.addCookie omits httpOnly, which twisted.web's Request takes.
+            request.addCookie(COOKIE_NAME, ctx.token.encode(), path=b"/", httpOnly=True,  # type: ignore[call-arg]
                               secure=is_tls)
             self._send(request, session.respond(
                 m.InformResponse(max_envelopes=1),

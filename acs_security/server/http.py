@@ -12,6 +12,8 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web import http, server
 
 __all__ = ["BodyError", "LimitedRequest", "LimitedChannel", "make_site", "decode_body"]
@@ -69,15 +71,16 @@ class LimitedRequest(server.Request):
     _too_large = False
 
     def _limit(self) -> int:
-        return getattr(self.channel.site, "max_body_bytes", 1024 * 1024)
+        # Site.buildProtocol sets channel.site; Twisted's HTTPChannel does not declare it.
+        return getattr(self.channel.site, "max_body_bytes", 1024 * 1024)  # type: ignore[attr-defined]
 
-    def gotLength(self, length: int | None) -> None:
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's interface name
         if length is not None and length > self._limit():
             self._refuse()
             length = 0
         super().gotLength(length)
 
-    def handleContentChunk(self, data: bytes) -> None:
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 - Twisted's interface name
         if self._too_large:
             return
         self._received += len(data)
@@ -94,7 +97,7 @@ class LimitedRequest(server.Request):
                 transport.write(_TOO_LARGE)
                 transport.loseConnection()
 
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:  # noqa: N802 - Twisted's interface name
         if self._too_large:
             # The 413 is already on the wire; do not dispatch the truncated request.
             return
@@ -104,7 +107,9 @@ class LimitedRequest(server.Request):
 class LimitedChannel(http.HTTPChannel):
     """HTTP/1.1 channel that tells the site when the connection ends (cookie-less sessions)."""
 
-    def connectionLost(self, reason: Any) -> None:
+    site: server.Site  # set by Site.buildProtocol
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802 - Twisted's interface name
         hook = getattr(self.site, "channel_lost", None)
         if hook is not None:
             hook(self)
@@ -123,7 +128,7 @@ def make_site(resource: Any, *, max_body_bytes: int, reactor: Any = None, channe
     except TypeError:  # a Twisted without the switch
         site = server.Site(resource, **kwargs)
     site.requestFactory = LimitedRequest
-    site.protocol = LimitedChannel
+    site.protocol = LimitedChannel  # type: ignore[assignment,method-assign]  # typed as Twisted's own factory
     site.max_body_bytes = max_body_bytes  # type: ignore[attr-defined]
     site.channel_lost = channel_lost  # type: ignore[attr-defined]
     site.displayTracebacks = False

@@ -5,6 +5,7 @@ Pure: the Inform, the time and the peer address come in; an InformRecord goes ou
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from acs_security.cwmp import messages as m
@@ -19,7 +20,7 @@ MANAGEMENT_SERVER = "Device.ManagementServer."
 _ROOTS = ("Device.", "InternetGatewayDevice.")
 
 
-def _param(values: dict[str, object], suffix: str) -> str | None:
+def _param(values: Mapping[str, object], suffix: str) -> str | None:
     for root in _ROOTS:
         value = values.get(root + suffix)
         if value is not None:

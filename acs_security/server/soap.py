@@ -25,10 +25,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.wsgi import WSGIResource
 
-from acs_security.server.auth import Forbidden, TokenAuthenticator, Unauthorized, role_allows
+from acs_security.server.auth import Forbidden, Principal, TokenAuthenticator, Unauthorized, role_allows
 from acs_security.service import FleetService, ServiceError
 
 __all__ = ["NAMESPACE", "make_soap_resource", "soap_available", "SoapUnavailable"]
@@ -155,7 +155,7 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
         @rpc(Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode, Unicode, Unicode, Integer, Boolean,
              Array(Unicode), _returns=Job)
         def SubmitJob(ctx, policy, select, policy_name, canary, deadline, max_in_progress, readback, force):  # noqa: N802
-            request: dict[str, Any] = {"policy": policy, "select": select}
+            request = {"policy": policy, "select": select}  # spyne methods are untyped: mypy skips them
             for key, value in (("policy_name", policy_name), ("canary", canary), ("deadline", deadline),
                                ("max_in_progress", max_in_progress), ("readback", readback)):
                 if value is not None:
@@ -255,8 +255,10 @@ class _Authenticating:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         header = environ.get("HTTP_AUTHORIZATION")
         try:
-            principal = blockingCallFromThread(
-                self._reactor, lambda: Deferred.fromCoroutine(self._auth.authenticate(header)))
+            # Twisted types f as Callable[_P, _R] | Callable[_P, Deferred[_R]]; mypy solves the
+            # union as Never.
+            principal: Principal = blockingCallFromThread(
+                self._reactor, lambda: Deferred.fromCoroutine(self._auth.authenticate(header)))  # type: ignore[arg-type]
         except Unauthorized as exc:
             body = json.dumps({"type": "about:blank", "title": exc.title, "status": 401,
                                "detail": exc.detail}).encode() + b"\n"
@@ -270,7 +272,7 @@ class _Authenticating:
 
 
 def make_soap_resource(reactor: Any, threadpool: ThreadPool, service: FleetService,
-                       authenticator: TokenAuthenticator) -> Resource:
+                       authenticator: TokenAuthenticator) -> IResource:
     """The ``/soap`` resource: spyne behind token authentication, or a 501 resource when
     spyne is not installed. ``threadpool`` is started and stopped by the caller."""
     reason = soap_available()

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet import ssl
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
@@ -72,17 +72,17 @@ class BytesProducer:
         self._body = body
         self.length = len(body)
 
-    def startProducing(self, consumer: Any) -> Deferred[None]:
+    def startProducing(self, consumer: Any) -> Deferred[None]:  # noqa: N802 - Twisted's interface name
         consumer.write(self._body)
         return succeed(None)
 
-    def pauseProducing(self) -> None:
+    def pauseProducing(self) -> None:  # noqa: N802 - Twisted's interface name
         pass
 
-    def resumeProducing(self) -> None:
+    def resumeProducing(self) -> None:  # noqa: N802 - Twisted's interface name
         pass
 
-    def stopProducing(self) -> None:
+    def stopProducing(self) -> None:  # noqa: N802 - Twisted's interface name
         pass
 
 
@@ -93,7 +93,7 @@ class _Collect(Protocol):
         self._parts: list[bytes] = []
         self._size = 0
 
-    def dataReceived(self, data: bytes) -> None:
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's interface name
         if self._done.called:
             return
         self._size += len(data)
@@ -103,7 +103,7 @@ class _Collect(Protocol):
             return
         self._parts.append(data)
 
-    def connectionLost(self, reason: Failure | None = None) -> None:  # type: ignore[override]
+    def connectionLost(self, reason: Failure | None = None) -> None:  # type: ignore[override]  # noqa: N802 - Twisted's interface name
         if self._done.called:
             return
         if reason is None or reason.check(ResponseDone, PotentialDataLoss):
@@ -187,7 +187,7 @@ class PhoneEndpointFactory:
         self._cache = tls_cache
         self._timeout = connect_timeout
 
-    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
+    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:  # noqa: N802 - Twisted's interface name
         """Raises ValueError for a scheme other than http/https or unusable TLS settings."""
         host = uri.host.decode("idna") if isinstance(uri.host, bytes) else str(uri.host)
         address = self._resolve.get(host.lower(), host)

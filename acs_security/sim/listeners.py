@@ -64,7 +64,7 @@ class _Drop(Resource):
     isLeaf = True
 
     def render(self, request: IRequest) -> Any:
-        transport = getattr(request, "transport", None) or getattr(request.channel, "transport", None)
+        transport = getattr(request, "transport", None) or getattr(getattr(request, "channel", None), "transport", None)
         if transport is not None:
             transport.abortConnection()
         return server.NOT_DONE_YET
@@ -114,7 +114,7 @@ class ConnectionRequestRoot(Resource):
         self._clock = clock
         self._random_bytes = random_bytes
 
-    def getChild(self, path: bytes, request: IRequest) -> Resource:
+    def getChild(self, path: bytes, request: IRequest) -> Resource:  # noqa: N802 - Twisted's interface name
         try:
             serial = path.decode("ascii")
         except UnicodeDecodeError:
@@ -148,5 +148,5 @@ class UdpConnectionRequestProtocol(DatagramProtocol):
     def __init__(self, hooks: ConnectionRequestHooks) -> None:
         self._hooks = hooks
 
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:  # noqa: N802 - Twisted's interface name
         self._hooks.udp_datagram(datagram)

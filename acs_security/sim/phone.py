@@ -61,7 +61,7 @@ class UnknownParameterError(KeyError):
 class PhoneListener(Protocol):
     """What the fleet wants to hear from a phone (the phone itself schedules nothing)."""
 
-    def phone_changed(self, phone: "Phone", paths: tuple[str, ...], by_acs: bool) -> None: ...
+    def phone_changed(self, phone: Phone, paths: tuple[str, ...], by_acs: bool) -> None: ...
 
 
 class PhoneEnvironment:
@@ -127,7 +127,7 @@ def canonical_text(xsi_type: str, text: str) -> str:
     return text
 
 
-def _dynamic() -> dict[str, Callable[["Phone"], str]]:
+def _dynamic() -> dict[str, Callable[[Phone], str]]:
     """Per-phone values computed from identity and environment, not stored."""
     def cr_url(p: Phone) -> str:
         base = p.env.cr_url_base

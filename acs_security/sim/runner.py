@@ -24,8 +24,8 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
 from acs_security.connreq.pool import QuietConnectionPool
-from acs_security.mapping import Catalogue
 from acs_security.cwmp import messages as m
+from acs_security.mapping import Catalogue
 from acs_security.sim.cpe_session import CpeSession, SessionEnd, retry_wait_range
 from acs_security.sim.faults import FaultKind
 from acs_security.sim.http import PhoneEndpointFactory, fetch, post

@@ -232,7 +232,7 @@ class DeferredStore:
             return fail(StoreClosed(f"cannot call {method_name}: the store is closing"))
         self._calls_running += 1
         if method_name in GROUPED:
-            d = Deferred()
+            d: Deferred[Any] = Deferred()
             self._group_queue.append((method_name, args, kwargs, d))
             self._flush_group()
         else:

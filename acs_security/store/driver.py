@@ -37,7 +37,7 @@ class DriverStatement:
     def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """The positional parameters for one execution. Raises KeyError for a missing name."""
         return tuple(values[n] if p is None else p(values[n])
-                     for n, p in zip(self.names, self.processors))
+                     for n, p in zip(self.names, self.processors, strict=True))
 
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run once; the rows it returns (an empty list for a write)."""

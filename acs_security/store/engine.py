@@ -16,7 +16,6 @@ PostgreSQL URLs are rewritten to the psycopg 3 driver.
 from __future__ import annotations
 
 import time
-
 from typing import Any
 
 import sqlalchemy as sa
@@ -134,7 +133,7 @@ def make_engine(url: URL, *, app_name: str | None = None) -> Engine:
         try:
             dbapi_connection.execute("SELECT 1")
             dbapi_connection.rollback()
-        except Exception as exc:  # noqa: BLE001 - any failure: the pool connects anew
+        except Exception as exc:  # any failure: the pool connects anew
             raise sa.exc.DisconnectionError(f"idle connection lost: {type(exc).__name__}") from exc
 
     return engine

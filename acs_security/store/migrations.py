@@ -191,7 +191,11 @@ def _add_column(conn: Connection, table: str, column: sa.Column) -> None:
     """ALTER TABLE ... ADD COLUMN, typed for the connection's dialect (both backends
     accept a nullable or defaulted column added this way)."""
     ddl = column.type.compile(dialect=conn.dialect)
-    default = f" NOT NULL DEFAULT {column.server_default.arg}" if column.server_default is not None else ""
+    server_default = column.server_default
+    default = ""
+    if server_default is not None:
+        assert isinstance(server_default, sa.DefaultClause)  # what Column(server_default=...) makes
+        default = f" NOT NULL DEFAULT {server_default.arg}"
     conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column.name} {ddl}{default}"))
 
 
@@ -301,6 +305,7 @@ def check_version(engine: Engine) -> int:
     _refuse_newer(version)
     if version < HEAD:
         raise SchemaVersionError(
-            f"the database schema is at version {version}, this code needs {HEAD}: open the store with create=True to migrate"
+            f"the database schema is at version {version}, this code needs {HEAD}: "
+            "open the store with create=True to migrate"
         )
     return version

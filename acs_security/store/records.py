@@ -151,7 +151,8 @@ class InformRecord:
         check_text("device_id", self.device_id, empty=False)
         expected = make_device_id(self.oui, self.product_class, self.serial_number)
         if self.device_id != expected:
-            raise InvalidArgument(f"device_id {self.device_id!r} does not match its DeviceId struct (expected {expected!r})")
+            raise InvalidArgument(f"device_id {self.device_id!r} does not match its DeviceId struct "
+                                  f"(expected {expected!r})")
         for name in ("oui", "product_class", "serial_number", "manufacturer"):
             check_text(name, getattr(self, name))
         for name in ("software_version", "connection_request_url", "udp_connection_request_address",

@@ -21,14 +21,9 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from acs_security.store import schema as t
-from acs_security.store.jobs import JobsMixin
-from acs_security.store.leases import LeasesMixin
-from acs_security.store.nonces import NoncesMixin
-from acs_security.store.tokens import TokensMixin
 from acs_security.store.batch import device_row, merge_informs
 from acs_security.store.codec import IdentityCodec, SecretCodec
 from acs_security.store.driver import cursor_of
-from acs_security.store.statements import created_at_result, device_upsert, driver_statements, parameter_upsert
 from acs_security.store.engine import WRITE_OPTION, is_sqlite_memory, make_engine, parse_store_url, safe_url
 from acs_security.store.errors import (
     InvalidArgument,
@@ -38,6 +33,9 @@ from acs_security.store.errors import (
     UnknownDevice,
 )
 from acs_security.store.health import FULL, StoreHealth, outage_kind
+from acs_security.store.jobs import JobsMixin
+from acs_security.store.leases import LeasesMixin
+from acs_security.store.nonces import NoncesMixin
 from acs_security.store.migrations import check_version, migrate
 from acs_security.store.records import (
     Credential,
@@ -48,6 +46,8 @@ from acs_security.store.records import (
     check_aware,
     check_text,
 )
+from acs_security.store.statements import created_at_result, device_upsert, driver_statements, parameter_upsert
+from acs_security.store.tokens import TokensMixin
 
 __all__ = ["MAX_PAGE", "MAX_SERIALS_PER_QUERY", "SHARED_CREDENTIAL_KEY", "Store", "open_store"]
 
@@ -439,7 +439,7 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin):
     def _decode(self, what: str, key: str, stored: str) -> str:
         try:
             return self._codec.decode(stored)
-        except Exception as exc:  # the codec's own error may quote the ciphertext: do not chain it
+        except Exception as exc:  # noqa: BLE001 - the codec's own error may quote the ciphertext: do not chain it
             raise StoreError(f"cannot decode the stored {what} password for {key!r} ({type(exc).__name__})") from None
 
     @staticmethod

@@ -45,7 +45,8 @@ class TokenRecord:
     token_sha256: str = ""
 
     def __repr__(self) -> str:
-        return f"TokenRecord(id={self.id}, name={self.name!r}, role={self.role!r}, revoked={self.revoked_at is not None})"
+        return (f"TokenRecord(id={self.id}, name={self.name!r}, role={self.role!r}, "
+                f"revoked={self.revoked_at is not None})")
 
     @property
     def active(self) -> bool:

@@ -10,13 +10,13 @@ import itertools
 from typing import Any
 
 import pytest
+from treq.testing import RequestTraversalAgent
 from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, Logger, formatEvent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
-from treq.testing import RequestTraversalAgent
 
 from acs_security.connreq.http_client import (
     ConnectionRequestResult,
@@ -43,7 +43,7 @@ class Accept(Resource):
         self.code = code
         self.hits = 0
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802 - Twisted's interface name
         self.hits += 1
         request.setResponseCode(self.code)
         return b""
@@ -59,7 +59,7 @@ class Scripted(Resource):
         self.script = list(script)
         self.requests: list[bytes | None] = []
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802 - Twisted's interface name
         self.requests.append(request.getHeader(b"authorization"))
         code, headers = self.script.pop(0)
         request.setResponseCode(code)
@@ -71,7 +71,7 @@ class Scripted(Resource):
 class Hang(Resource):
     isLeaf = True
 
-    def render_GET(self, request: Request) -> int:
+    def render_GET(self, request: Request) -> int:  # noqa: N802 - Twisted's interface name
         return NOT_DONE_YET
 
 
@@ -127,7 +127,8 @@ def test_digest_success(offered: tuple[str, ...], used: str) -> None:
 def test_204_and_query_string_uri_are_signed_correctly() -> None:
     clock = make_clock()
     phone = Phone(clock, inner=Accept(204))
-    result = result_of(requester(RequestTraversalAgent(phone.resource), clock).request(URL + "?a=1&b=2", USER, PASSWORD))
+    result = result_of(requester(RequestTraversalAgent(phone.resource), clock)
+                       .request(URL + "?a=1&b=2", USER, PASSWORD))
     assert result.kind is ResultKind.ACCEPTED and result.status == 204
 
 
@@ -190,7 +191,8 @@ def test_unusable_challenges_are_errors_without_a_second_request(headers: dict[b
 
 def test_busy_with_retry_after_and_other_statuses() -> None:
     clock = make_clock()
-    busy = result_of(requester(RequestTraversalAgent(Scripted((503, {b"retry-after": b"7"}))), clock).request(URL, USER, PASSWORD))
+    busy = result_of(requester(RequestTraversalAgent(Scripted((503, {b"retry-after": b"7"}))), clock)
+                     .request(URL, USER, PASSWORD))
     assert (busy.kind, busy.status, busy.retry_after) == (ResultKind.BUSY, 503, 7.0)
     plain = result_of(requester(RequestTraversalAgent(Scripted((503, {}))), clock).request(URL, USER, PASSWORD))
     assert plain.kind is ResultKind.BUSY and plain.retry_after is None
@@ -337,4 +339,5 @@ def test_constructor_refusals() -> None:
     with pytest.raises(ValueError, match="timeout"):
         requester(FailingAgent(RuntimeError()), clock, timeout=0)
     with pytest.raises(ValueError, match="attempts"):
-        RetryingConnectionRequester(requester(FailingAgent(RuntimeError()), clock), clock, random=lambda: 0.0, attempts=0)
+        RetryingConnectionRequester(requester(FailingAgent(RuntimeError()), clock), clock, random=lambda: 0.0,
+                                    attempts=0)

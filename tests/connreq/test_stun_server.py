@@ -16,7 +16,9 @@ from acs_security.connreq.stun_server import StunBinding, StunServerProtocol
 TID = b"T" * 16
 
 
-def started(server_address: tuple[str, int] | None = None) -> tuple[StunServerProtocol, FakeDatagramTransport, list[StunBinding]]:
+def started(
+    server_address: tuple[str, int] | None = None,
+) -> tuple[StunServerProtocol, FakeDatagramTransport, list[StunBinding]]:
     seen: list[StunBinding] = []
     protocol = StunServerProtocol(seen.append, server_address=server_address)
     transport = FakeDatagramTransport()

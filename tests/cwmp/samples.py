@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from acs_security.cwmp import messages as m
 from acs_security.cwmp.namespaces import CWMP_1_0
 
-T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 T1 = datetime(2024, 5, 1, 10, 0, 7, 250000, tzinfo=timezone(timedelta(hours=2)))
 CISCO_OUI = "00000C"  # Cisco Systems, Inc. (IEEE OUI registry)
 
@@ -46,7 +46,7 @@ def samples(namespace: str) -> list[m.Message]:
     result: list[m.Message] = [
         m.Inform(DEVICE, events, 1, T0, 0, TYPED_VALUES),
         m.Inform(DEVICE, (m.EventStruct("2 PERIODIC"),), 1,
-                 datetime(1, 1, 1, 0, 3, 12, tzinfo=timezone.utc), 3, ()),
+                 datetime(1, 1, 1, 0, 3, 12, tzinfo=UTC), 3, ()),
         m.InformResponse(),
         m.TransferComplete("fw-2024-05", done, T0, T1),
         m.TransferComplete("", failed, m.UNKNOWN_TIME, m.UNKNOWN_TIME),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from acs_security.cwmp import messages as m
 from acs_security.cwmp.namespaces import CWMP_1_0, CWMP_1_4
 from acs_security.cwmp.soap import Envelope, parse_envelope
 from tests.cwmp.xsd import CwmpSchemas
-
-UTC = timezone.utc
 
 
 def test_bootstrap_inform_of_a_cp8851(cwmp_data: Path, schemas: CwmpSchemas) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -125,5 +125,5 @@ def test_fault_codes() -> None:
 
 
 def test_unknown_time() -> None:
-    assert m.UNKNOWN_TIME == datetime(1, 1, 1, tzinfo=timezone.utc)
+    assert datetime(1, 1, 1, tzinfo=UTC) == m.UNKNOWN_TIME
     assert m.DownloadResponse(1).start_time == m.UNKNOWN_TIME

@@ -104,8 +104,7 @@ REFUSED = [(state, kind) for state in State for kind in Kind
 def test_table_covers_every_state_and_kind() -> None:
     assert set(TRANSITIONS) == set(State)
     assert set(APPLY) == set(Kind)
-    assert CPE_KINDS == {k for k in Kind if k.name.startswith("CPE")
-                         or k in (Kind.INFORM, Kind.ACS_ONLY)}
+    assert {k for k in Kind if k.name.startswith("CPE") or k in (Kind.INFORM, Kind.ACS_ONLY)} == CPE_KINDS
     # No CPE input leads anywhere from a state where it is the ACS's turn.
     for state in (State.INFORM_RECEIVED, State.CPE_REQUEST_RECEIVED, State.ACS_REQUESTS):
         assert not CPE_KINDS & set(TRANSITIONS[state])

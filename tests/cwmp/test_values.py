@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -19,8 +19,6 @@ from acs_security.cwmp.values import (
     parse_value,
     xsi_type_of,
 )
-
-UTC = timezone.utc
 
 
 @pytest.mark.parametrize(("type_name", "text", "value"), [

@@ -23,8 +23,7 @@ from acs_security.sim.balancer import TcpBalancer
 from acs_security.sim.fleet import SimulatedFleet
 from acs_security.store import open_store
 from acs_security.store import schema as t
-from tests.e2e.test_push import (CR_PASS, CR_USER, HARDENING, RESOLVE, api_json, free_port, make_token,
-                                 start_serve)
+from tests.e2e.test_push import CR_PASS, CR_USER, HARDENING, RESOLVE, api_json, free_port, make_token, start_serve
 from tests.server.harness import inform
 from tests.support import run_in_reactor, sleep, wait_until
 

@@ -14,7 +14,7 @@ from OpenSSL.SSL import Error as TLSError
 from treq.client import HTTPClient
 from twisted.internet import ssl
 from twisted.internet.threads import deferToThreadPool
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
+from twisted.web.client import Agent
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
@@ -193,7 +193,8 @@ def test_basic_authentication_over_tls(tmp_path):
             assert any(v.startswith("Basic") for v in resp.headers.getRawHeaders("WWW-Authenticate"))
             code, _, _ = await post(client, url, inform(), {"Authorization": basic_authorization("fleet", "bad")})
             assert code == 401
-            code, _, _ = await post(client, url, inform(), {"Authorization": basic_authorization("fleet", "fleet-pass")})
+            code, _, _ = await post(client, url, inform(),
+                                    {"Authorization": basic_authorization("fleet", "fleet-pass")})
             assert code == 200
             assert (await post(client, url, b""))[0] == 204
         finally:

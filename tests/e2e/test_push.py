@@ -152,14 +152,15 @@ def free_port() -> int:
 
 def start_serve(tmp_path: Path, db: str, cwmp: int, api: int, *extra: str) -> subprocess.Popen[bytes]:
     (tmp_path / "cr.pw").write_text(CR_PASS + "\n")
-    log = open(tmp_path / f"serve-{time.monotonic_ns()}.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "acs_security.cli", "serve", "--db", db, "--no-cpe-auth",
-         "--cwmp-listen", f"127.0.0.1:{cwmp}", "--api-listen", f"127.0.0.1:{api}",
-         "--cr-username", CR_USER, "--cr-password-file", str(tmp_path / "cr.pw"),
-         "--cr-session-wait", "5", *extra],
-        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    # The child keeps its own copy of the log's descriptor; the parent's can close at once.
+    with open(tmp_path / f"serve-{time.monotonic_ns()}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "acs_security.cli", "serve", "--db", db, "--no-cpe-auth",
+             "--cwmp-listen", f"127.0.0.1:{cwmp}", "--api-listen", f"127.0.0.1:{api}",
+             "--cr-username", CR_USER, "--cr-password-file", str(tmp_path / "cr.pw"),
+             "--cr-session-wait", "5", *extra],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from twisted.internet.defer import ensureDeferred, succeed
+from twisted.internet.defer import ensureDeferred
 
 from acs_security.fleet.cluster import ClusterOptions
 from acs_security.fleet.engine import EngineLimits, FleetEngine

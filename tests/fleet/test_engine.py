@@ -63,14 +63,15 @@ class ScriptedPhones:
                 wrong = self.behaviour.get(serial) == "forgets"
                 reply = m.GetParameterValuesResponse(tuple(
                     m.ParameterValue(n, "" if wrong else values.get(n, ""), "string") for n in req.names))
-                resp = await client.post("http://acs/", data=build_envelope(reply, namespace=CWMP_1_0, cwmp_id=env.cwmp_id),
-                                         cookies=cookies)
+                resp = await client.post(
+                    "http://acs/", data=build_envelope(reply, namespace=CWMP_1_0, cwmp_id=env.cwmp_id), cookies=cookies)
                 continue
             assert isinstance(req, m.SetParameterValues)
             self.spv.setdefault(serial, []).append(req.parameter_key)
             self.values.setdefault(serial, {}).update({p.name: p.value for p in req.parameters})
             if self.behaviour.get(serial) == "fault":
-                reply = m.Fault(9003, "", (m.SetParameterValuesFault(req.parameters[0].name, 9007, "Invalid parameter value"),))
+                reply = m.Fault(9003, "", (
+                    m.SetParameterValuesFault(req.parameters[0].name, 9007, "Invalid parameter value"),))
             else:
                 self.keys[serial] = req.parameter_key
                 reply = m.SetParameterValuesResponse(0)
@@ -102,7 +103,8 @@ def advance(h, seconds, step=0.1):
         h.client.flush()
 
 
-def submit(engine, h, *, options=JobOptions(), select="all", deadline=timedelta(hours=1)):
+def submit(engine, h, *, options=JobOptions(),  # noqa: B008 - frozen, so one shared default is safe
+           select="all", deadline=timedelta(hours=1)):
     d = ensureDeferred(engine.start()) if engine._loop is None else succeed(None)
     d.addCallback(lambda _: ensureDeferred(engine.submit(POLICY, parse_selector(select), options, deadline=deadline)))
     out = []
@@ -237,7 +239,8 @@ def test_a_model_with_a_batch_size_gets_several_calls_and_only_the_last_carries_
     h, phones, engine, service = world
     shutil.copytree(datamodel_dir(), tmp_path / "dm")
     models = tmp_path / "dm" / "models.toml"
-    models.write_text(models.read_text().replace('[models."CP-8851-3PCC"]\n', '[models."CP-8851-3PCC"]\nspv_batch_size = 1\n'))
+    models.write_text(models.read_text().replace('[models."CP-8851-3PCC"]\n',
+                                                 '[models."CP-8851-3PCC"]\nspv_batch_size = 1\n'))
     engine._catalogue = load_catalogue(tmp_path / "dm")
     job = submit(engine, h, select="serial=P000")
     advance(h, 3)

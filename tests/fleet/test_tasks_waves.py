@@ -25,8 +25,8 @@ def test_every_transition_follows_the_table(state, event):
 
 
 def test_terminal_states_take_no_event_and_key_seen_always_finishes_active_tasks():
-    assert TERMINAL == {TaskState.APPLIED, TaskState.APPLIED_PENDING_REBOOT, TaskState.FAULTED,
-                        TaskState.UNREACHABLE, TaskState.SKIPPED, TaskState.CANCELLED}
+    assert {TaskState.APPLIED, TaskState.APPLIED_PENDING_REBOOT, TaskState.FAULTED,
+            TaskState.UNREACHABLE, TaskState.SKIPPED, TaskState.CANCELLED} == TERMINAL
     for s in ACTIVE:
         assert next_state(s, TaskEvent.KEY_SEEN) is TaskState.APPLIED
 

@@ -212,7 +212,8 @@ def test_forged_and_foreign_nonces_are_invalid() -> None:
     forged = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
     result = verifier.verify("POST", "/cwmp", answer([ch[0].replace(nonce, forged)]), NOW, lookup)
     assert failure(result) is AuthFailure.INVALID_NONCE
-    other = DigestVerifier("acs-security", b"another key, 16+ bytes long", opaque=parse_authorization(ch[0]).get("opaque"))
+    other = DigestVerifier("acs-security", b"another key, 16+ bytes long",
+                           opaque=parse_authorization(ch[0]).get("opaque"))
     result = other.verify("POST", "/cwmp", answer(ch), NOW, lookup)
     assert failure(result) is AuthFailure.INVALID_NONCE
     garbage = answer([ch[0].replace(nonce, "not-base64!")])

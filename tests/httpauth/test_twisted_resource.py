@@ -5,10 +5,10 @@ Driven through treq's StubTreq against the real resource; the clock is a task.Cl
 
 from __future__ import annotations
 
+from treq.testing import StubTreq
 from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 from twisted.web.server import Request
-from treq.testing import StubTreq
 
 from acs_security.httpauth.digest import DigestVerifier, digest_authorization
 from acs_security.httpauth.result import AuthFailure, AuthResult
@@ -20,7 +20,7 @@ NOW = 1_700_000_000.0
 class Hello(Resource):
     isLeaf = True
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802 - Twisted's interface name
         return b"hello"
 
 
@@ -46,7 +46,8 @@ def fetch(stub: StubTreq, headers: dict[bytes, bytes] | None = None) -> tuple[in
 
     def collect(response: object) -> object:
         body = stub.content(response)
-        body.addCallback(lambda b: out.append((response.code, response.headers.getRawHeaders(b"www-authenticate") or [], b)))  # type: ignore[attr-defined]
+        challenges = response.headers.getRawHeaders(b"www-authenticate") or []  # type: ignore[attr-defined]
+        body.addCallback(lambda b: out.append((response.code, challenges, b)))  # type: ignore[attr-defined]
         return body
 
     d.addCallback(collect)

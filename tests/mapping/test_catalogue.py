@@ -62,7 +62,8 @@ def test_every_reference_setting_is_in_the_catalogue(catalogue) -> None:
 
 def test_the_seed_published_path_is_the_only_seed_provenance(catalogue) -> None:
     seeded = [s for s in catalogue.settings if s.path_provenance == "seed"]
-    assert [(s.element, s.path) for s in seeded] == [("TLS_Cipher_List", "Device.X_CISCO_SecuritySettings.TLSCipherList")]
+    assert [(s.element, s.path) for s in seeded] == [
+        ("TLS_Cipher_List", "Device.X_CISCO_SecuritySettings.TLSCipherList")]
 
 
 def test_convention_paths_follow_the_written_rule(catalogue) -> None:

@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acs_security.mapping import CfgXmlError, InvalidValues, UnknownSettingError, ValidationError, parse_cfgxml, render_cfgxml
+from acs_security.mapping import (
+    CfgXmlError,
+    InvalidValues,
+    UnknownSettingError,
+    ValidationError,
+    parse_cfgxml,
+    render_cfgxml,
+)
 
 SEED_PROFILE = b"""<?xml version="1.0" encoding="UTF-8"?>
 <flat-profile>
@@ -39,7 +46,8 @@ def test_seed_examples_parse_clean() -> None:
 
 
 def test_empty_element_leaves_unchanged_and_open_close_pair_sets_empty() -> None:
-    cfg = parse_cfgxml(b'<flat-profile><Proxy_Host ua="rw"/><PAC_URL></PAC_URL><Proxy_Username>\n</Proxy_Username></flat-profile>')
+    cfg = parse_cfgxml(b'<flat-profile><Proxy_Host ua="rw"/><PAC_URL></PAC_URL>'
+                       b'<Proxy_Username>\n</Proxy_Username></flat-profile>')
     assert cfg.values["Proxy_Host"].value is None and cfg.values["Proxy_Host"].ua == "rw"
     assert cfg.values["PAC_URL"].value == ""
     assert cfg.values["Proxy_Username"].value == "\n"
@@ -60,7 +68,8 @@ def test_repeated_tag_last_wins_with_a_warning() -> None:
 
 
 def test_unknown_tags_are_kept_aside_with_a_warning() -> None:
-    cfg = parse_cfgxml(b"<flat-profile>\n<Station_Name>lobby</Station_Name>\n<Tls_Cipher_List>HIGH</Tls_Cipher_List>\n</flat-profile>")
+    cfg = parse_cfgxml(b"<flat-profile>\n<Station_Name>lobby</Station_Name>\n"
+                       b"<Tls_Cipher_List>HIGH</Tls_Cipher_List>\n</flat-profile>")
     assert cfg.values == {}
     assert cfg.unknown["Station_Name"].value == "lobby"
     assert [w.line for w in cfg.warnings] == [2, 3]
@@ -68,7 +77,8 @@ def test_unknown_tags_are_kept_aside_with_a_warning() -> None:
 
 
 def test_per_extension_elements_and_literal_template() -> None:
-    cfg = parse_cfgxml(b"<flat-profile><SIP_Transport_1_>TLS</SIP_Transport_1_><SIP_Transport_10_>TCP</SIP_Transport_10_>"
+    cfg = parse_cfgxml(b"<flat-profile><SIP_Transport_1_>TLS</SIP_Transport_1_>"
+                       b"<SIP_Transport_10_>TCP</SIP_Transport_10_>"
                        b"<SIP_Transport_n_>UDP</SIP_Transport_n_></flat-profile>")
     assert cfg.settable() == {"SIP_Transport_1_": "TLS", "SIP_Transport_10_": "TCP"}
     assert "SIP_Transport_n_" in cfg.unknown
@@ -114,13 +124,15 @@ def test_refused_documents_say_where(data: bytes, line: int, column: int, messag
 
 
 def test_billion_laughs_is_refused_before_expansion() -> None:
-    data = b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]><flat-profile>&b;</flat-profile>'
+    data = (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
+            b'<flat-profile>&b;</flat-profile>')
     with pytest.raises(CfgXmlError, match="DOCTYPE"):
         parse_cfgxml(data)
 
 
 def test_render_writes_ua_escapes_and_reads_back() -> None:
-    values = {"Proxy_Username": "a<b>&c\r\n", "Proxy_Host": None, "PAC_URL": "", "SIP_Transport_2_": "TLS", "TLS_Cipher_List": "HIGH"}
+    values = {"Proxy_Username": "a<b>&c\r\n", "Proxy_Host": None, "PAC_URL": "", "SIP_Transport_2_": "TLS",
+              "TLS_Cipher_List": "HIGH"}
     data = render_cfgxml(values, ua={"SIP_Transport_2_": "rw", "TLS_Cipher_List": None})
     text = data.decode()
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<flat-profile>\n')
@@ -135,7 +147,8 @@ def test_render_writes_ua_escapes_and_reads_back() -> None:
 
 def test_render_refuses_what_the_phone_would_refuse() -> None:
     with pytest.raises(InvalidValues) as info:
-        render_cfgxml({"Firewall": "On", "Proxy_Password": "x" * 300, "TLS_Cipher_List": "HIGH"}, ua={"TLS_Cipher_List": "all"})
+        render_cfgxml({"Firewall": "On", "Proxy_Password": "x" * 300, "TLS_Cipher_List": "HIGH"},
+                      ua={"TLS_Cipher_List": "all"})
     text = str(info.value)
     assert "Firewall" in text and "ua" in text and "x" * 300 not in text
     assert len(info.value.errors) == 2  # Proxy_Password has no length limit; TLS ua and Firewall value
@@ -148,7 +161,8 @@ def test_render_refuses_what_the_phone_would_refuse() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=200) | st.text(alphabet=st.sampled_from(list("<>/=\"' abflat-profileFirewall_?!&;\n")), max_size=120))
+@given(st.binary(max_size=200)
+       | st.text(alphabet=st.sampled_from(list("<>/=\"' abflat-profileFirewall_?!&;\n")), max_size=120))
 def test_any_bytes_are_a_document_or_a_cfgxml_error(data) -> None:
     try:
         cfg = parse_cfgxml(data)

@@ -101,7 +101,8 @@ def test_blank_list_explains_the_per_application_defaults() -> None:
 KEYWORD = st.sampled_from(list(FACTS.keywords))
 SUITE = st.sampled_from(sorted(local_suite_names()))
 ELEMENT = st.one_of(
-    st.tuples(st.sampled_from(["", "!", "-", "+"]), st.lists(KEYWORD, min_size=1, max_size=3)).map(lambda t: t[0] + "+".join(t[1])),
+    st.tuples(st.sampled_from(["", "!", "-", "+"]), st.lists(KEYWORD, min_size=1, max_size=3))
+    .map(lambda t: t[0] + "+".join(t[1])),
     st.tuples(st.sampled_from(["", "!", "-", "+"]), SUITE).map(lambda t: t[0] + t[1]),
     st.sampled_from(["@STRENGTH", "@SECLEVEL=0", "@SECLEVEL=2"]),
 )
@@ -122,7 +123,8 @@ def test_grammar_strings_always_parse(elements: list[str], separator: str) -> No
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("!-+@:, =.aAbDEHLNRSTUW0123456789\x00é")), max_size=60) | st.text(max_size=20))
+@given(st.text(alphabet=st.sampled_from(list("!-+@:, =.aAbDEHLNRSTUW0123456789\x00é")), max_size=60)
+       | st.text(max_size=20))
 def test_any_text_is_a_parse_or_an_error_never_a_crash(text: str) -> None:
     try:
         validate_value("TLS_Cipher_List", text)

@@ -120,7 +120,8 @@ def test_export_and_learn_write_files(tmp_path: Path, capsys) -> None:
     assert main(["datamodel", "export", "--bbf", "-o", str(exported)]) == 0
     assert exported.read_bytes().startswith(b"<?xml")
     gpn = tmp_path / "gpn.txt"
-    gpn.write_text("Device.ManagementServer.URL 1\nDevice.X_CISCO_SecuritySettings.TLSCipherList 0\nDevice.X_CISCO_Line.1.SIPTransport 1\n")
+    gpn.write_text("Device.ManagementServer.URL 1\nDevice.X_CISCO_SecuritySettings.TLSCipherList 0\n"
+                   "Device.X_CISCO_Line.1.SIPTransport 1\n")
     override = tmp_path / "lab.toml"
     assert main(["datamodel", "learn", str(gpn), "--product-class", "CP-78*", "-o", str(override)]) == 0
     text = override.read_text()

@@ -22,12 +22,15 @@ SOAP = b"""<?xml version="1.0"?>
 
 def test_parse_the_three_input_forms() -> None:
     assert parse_gpn_result(SOAP)[1] == ReportedName("Device.X_CISCO_SecuritySettings.TLSCipherList", True)
-    assert parse_gpn_result(json.dumps([{"Name": "Device.A.B", "Writable": False}, ["Device.C", 1], "Device.D"]).encode()) == [
+    as_json = json.dumps([{"Name": "Device.A.B", "Writable": False}, ["Device.C", 1], "Device.D"]).encode()
+    assert parse_gpn_result(as_json) == [
         ReportedName("Device.A.B", False), ReportedName("Device.C", True), ReportedName("Device.D", None)]
-    assert parse_gpn_result(b"# from a phone\nDevice.A.B 0\n\nDevice.C\n") == [ReportedName("Device.A.B", False), ReportedName("Device.C")]
+    assert parse_gpn_result(b"# from a phone\nDevice.A.B 0\n\nDevice.C\n") == [
+        ReportedName("Device.A.B", False), ReportedName("Device.C")]
 
 
-@pytest.mark.parametrize("data", [b"", b"<a><b/></a>", b"<a", b"{\"x\": 1}", b"[{\"Writable\": 1}]", b"Device.A maybe", b"hello"])
+@pytest.mark.parametrize("data", [b"", b"<a><b/></a>", b"<a", b"{\"x\": 1}", b"[{\"Writable\": 1}]", b"Device.A maybe",
+                                  b"hello"])
 def test_unreadable_inputs(data: bytes) -> None:
     with pytest.raises(GpnParseError):
         parse_gpn_result(data)
@@ -59,7 +62,8 @@ def test_learn_finds_moved_absent_and_read_only_settings(datamodel_copy: Path) -
     # The written file loads and makes the catalogue speak the phone's names.
     (datamodel_copy / "overrides" / "lab.toml").write_text(render_override(result.override, ["learned in a test"]))
     copy = load_catalogue(datamodel_copy)
-    assert copy.path_for("SIP_Transport_4_", "CP-7841-3PCC") == "Device.Services.VoiceService.1.X_CISCO_Line.4.SIPTransport"
+    assert (copy.path_for("SIP_Transport_4_", "CP-7841-3PCC")
+            == "Device.Services.VoiceService.1.X_CISCO_Line.4.SIPTransport")
     assert copy.path_for("SIP_Transport_4_", "CP-8841-3PCC") == "Device.X_CISCO_Ext.4.SIPTransport"
     names = {p.path for p in copy.parameters_for("CP-7841-3PCC", None)}
     assert names == {r.name for r in phone_names()} - {"Device.X_CISCO_HTTPProxySettings.Host"}

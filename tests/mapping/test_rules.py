@@ -61,7 +61,8 @@ def test_a_rule_only_fires_when_one_of_its_settings_is_being_set() -> None:
         ({"Use_Auto_Discovery__WPAD_": "No"}, {}, "wpad-only-with-proxy-auto"),
         ({"Firewall_Config": "NO_ICMP_PING"}, {"Firewall": "Disabled"}, "firewall-options-need-firewall"),
         ({"Device.X_CISCO_SecuritySettings.FIPSMode": "Yes"}, {}, "fips-disables-tr069"),
-        ({"Restricted_Access_Domains": "voice.example.com", "ACS_URL": "https://acs.example.net/"}, {}, "restricted-domains-cover-acs"),
+        ({"Restricted_Access_Domains": "voice.example.com", "ACS_URL": "https://acs.example.net/"}, {},
+         "restricted-domains-cover-acs"),
     ],
 )
 def test_warning_rules_are_reported_only_on_request(values, current, warning) -> None:
@@ -86,14 +87,16 @@ def test_model_capabilities() -> None:
     assert "extensions 1-1 only" in error.rule
     [error] = validate_values({"TLS_Min_Version": "TLS 1.2"}, model="CP-8841-3PCC", software_version="12.0(1)")
     assert "replaced it" in error.rule
-    [error] = validate_values({"Auth_Support_RFC8760": "Yes", "Auth_INVITE_1_": "Yes"}, model="8841", software_version="11.2(1)")
+    [error] = validate_values({"Auth_Support_RFC8760": "Yes", "Auth_INVITE_1_": "Yes"}, model="8841",
+                              software_version="11.2(1)")
     assert "predates 11.3(7)" in error.rule
     with pytest.raises(UnknownModelError):
         validate_values({}, model="CP-1234")
 
 
 def test_unknown_keys_templates_and_read_only_parameters() -> None:
-    errors = validate_values({"Firewal": "Enabled", "SIP_Transport_n_": "TLS", "Device.ManagementServer.ParameterKey": "k"})
+    errors = validate_values({"Firewal": "Enabled", "SIP_Transport_n_": "TLS",
+                              "Device.ManagementServer.ParameterKey": "k"})
     assert "did you mean 'Firewall'" in errors[0].rule and errors[0].value is None
     assert "name the extension, e.g. SIP_Transport_1_" in errors[1].rule
     assert "read-only" in errors[2].rule

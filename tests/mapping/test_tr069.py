@@ -96,7 +96,8 @@ def test_validate_tr069_answers_like_the_phone(path: str, value: str, xsi: str, 
 
 
 def test_validate_tr069_knows_models_and_firmware_and_hides_secrets() -> None:
-    assert validate_tr069("Device.X_CISCO_VPNSettings.VPNServer", "vpn.example.com", "string", product_class="CP-8832-3PCC").code == 9005
+    assert validate_tr069("Device.X_CISCO_VPNSettings.VPNServer", "vpn.example.com", "string",
+                          product_class="CP-8832-3PCC").code == 9005
     assert validate_tr069("Device.X_CISCO_SecuritySettings.TLSMinVersion", "TLS 1.2", "string",
                           product_class=PC, software_version="sip88xx.12-0-1MPP-1").code == 9005
     fault = validate_tr069("Device.X_CISCO_VPNSettings.VPNPassword", "TopSecret" * 5, "string", product_class=PC)

@@ -21,8 +21,8 @@ from acs_security.server.auth import (
     role_allows,
 )
 from acs_security.store import open_store
-from acs_security.store.tokens import DuplicateToken, TokenRecord, tokens_of
 from acs_security.store.errors import InvalidArgument
+from acs_security.store.tokens import DuplicateToken, TokenRecord, tokens_of
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 TOKEN = new_token(bytes(range(32)))

@@ -257,12 +257,11 @@ def test_submit_job_refuses_before_anything_is_created(fleet):
 
 
 def test_refusal_reaches_the_api_as_problem_details_with_findings(fleet):
+    from datetime import UTC, datetime
+
     from treq.testing import StubTreq
 
     from acs_security.server.api import ApiResource
-
-    from datetime import UTC, datetime
-
     from acs_security.server.auth import TokenAuthenticator, hash_token
     from acs_security.store.tokens import TokenRecord
 

@@ -1,6 +1,5 @@
-from twisted.internet.task import Clock
-
 import pytest
+from twisted.internet.task import Clock
 
 from acs_security.cwmp.session import Session
 from acs_security.server.sessions import CapacityExceeded, SessionContext, SessionRegistry

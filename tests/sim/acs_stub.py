@@ -45,14 +45,14 @@ class StubAcs(Resource):
     def events_of(self, serial: str) -> list[tuple[str, ...]]:
         return [i.events for i in self.informs if i.serial == serial]
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Any) -> bytes:  # noqa: N802 - Twisted's interface name
         body = self.files.get(request.path)
         if body is None:
             request.setResponseCode(404)
             return b"no such file"
         return body
 
-    def render_POST(self, request: Any) -> bytes:
+    def render_POST(self, request: Any) -> bytes:  # noqa: N802 - Twisted's interface name
         body = request.content.read()
         token = request.getCookie(b"s")
         if token is None or token not in self.sessions:

@@ -41,7 +41,7 @@ class FileServer(Resource):
         super().__init__()
         self.files = files
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Any) -> bytes:  # noqa: N802 - Twisted's interface name
         body = self.files.get(request.path)
         if body is None:
             request.setResponseCode(404)

@@ -169,7 +169,8 @@ def test_reboot_factory_reset_and_download_are_queued_for_after_the_session():
 
 def test_a_downloaded_cfg_xml_is_applied_or_refused_whole():
     phone = make_phone("CP-8851-3PCC", "12.0(1)")
-    good = b"<flat-profile><TLS_Cipher_List>HIGH</TLS_Cipher_List><SIP_Transport_2_>TLS</SIP_Transport_2_></flat-profile>"
+    good = (b"<flat-profile><TLS_Cipher_List>HIGH</TLS_Cipher_List>"
+            b"<SIP_Transport_2_>TLS</SIP_Transport_2_></flat-profile>")
     assert apply_downloaded_file(phone, "3 Vendor Configuration File", good) == (0, "")
     assert phone.params[SEC + "TLSCipherList"] == "HIGH"
     assert phone.params["Device.X_CISCO_Ext.2.SIPTransport"] == "TLS"

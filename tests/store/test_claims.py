@@ -22,7 +22,7 @@ def _job(store: Store, n: int = 6, waves: list[int] | None = None) -> tuple[int,
     ids = [r.device_id for r in records]
     waves = waves or [0] * n
     job = store.create_job(name="p", policy={}, selector="all", options={}, parameter_key_prefix="k-",
-                           deadline=T0 + timedelta(hours=1), tasks=list(zip(ids, waves)))
+                           deadline=T0 + timedelta(hours=1), tasks=list(zip(ids, waves, strict=True)))
     return job.id, ids
 
 

@@ -37,7 +37,7 @@ class FakeThreadPool:
     def __init__(self) -> None:
         self.jobs: list[tuple[Callable[[bool, Any], None], Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
 
-    def callInThreadWithCallback(self, on_result: Callable[[bool, Any], None], f: Callable[..., Any],
+    def callInThreadWithCallback(self, on_result: Callable[[bool, Any], None], f: Callable[..., Any],  # noqa: N802 - Twisted's interface name
                                  *args: Any, **kwargs: Any) -> None:
         self.jobs.append((on_result, f, args, kwargs))
 
@@ -45,7 +45,7 @@ class FakeThreadPool:
         on_result, f, args, kwargs = self.jobs.pop(0)
         try:
             result = f(*args, **kwargs)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - as Twisted's thread pool: every failure goes to on_result
             on_result(False, Failure())
             return
         on_result(True, result)
@@ -58,7 +58,7 @@ class ThreadHopReactor(MemoryReactorClock):
         super().__init__()
         self.from_thread: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
 
-    def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
+    def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:  # noqa: N802 - Twisted's interface name
         self.from_thread.append((f, args))
 
     def deliver(self) -> None:

@@ -94,7 +94,8 @@ def test_updated_at_moves_only_when_the_value_changes(store: Store) -> None:
 
 def test_bootstrap_forgets_every_known_parameter(store: Store, clock: FakeClock) -> None:
     store.record_informs([inform("FCH1", params=(TLS, FW))])
-    store.set_device_parameters(_id("FCH1"), [("Device.ManagementServer.PeriodicInformInterval", "300", "xsd:unsignedInt")])
+    store.set_device_parameters(_id("FCH1"),
+                                [("Device.ManagementServer.PeriodicInformInterval", "300", "xsd:unsignedInt")])
     uptime = ("Device.DeviceInfo.UpTime", "5", "xsd:unsignedInt")
     store.record_informs([inform("FCH1", at=T0 + timedelta(days=1), events=("0 BOOTSTRAP",), bootstrap=True,
                                  params=(uptime,))])
@@ -149,8 +150,8 @@ def test_batch_of_1000_informs_in_one_call(store: Store) -> None:
     assert store.count_devices(product_class="CP-7841-3PCC") == 500
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.device_parameters)).scalar_one() == 10_000
-    assert store.device_parameters(make_device_id(CISCO_OUI, "CP-8841-3PCC", "FCH00999"))["Device.X_CISCO.Setting7"] == (
-        "999-7", "xsd:string")
+    last = make_device_id(CISCO_OUI, "CP-8841-3PCC", "FCH00999")
+    assert store.device_parameters(last)["Device.X_CISCO.Setting7"] == ("999-7", "xsd:string")
     # Generous bound for a shared CI machine; measured ~0.1 s on SQLite here.
     assert elapsed < 5.0, f"1,000 informs took {elapsed:.2f} s"
 
@@ -280,7 +281,7 @@ def test_concurrent_writers_on_one_database_both_succeed(store_url: str, store: 
             for batch in range(15):
                 s.record_informs([inform(f"{prefix}{batch:02d}{i:02d}", params=(FW,)) for i in range(10)])
                 s.set_tags(_id(f"{prefix}{batch:02d}00"), [prefix])
-        except BaseException as exc:  # collected for the assertion below
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(s, p)) for s, p in ((store, "A"), (other, "B"))]

@@ -53,17 +53,16 @@ def test_calls_in_a_group_share_one_transaction(store: Store) -> None:
 def test_an_error_rolls_the_whole_group_back_and_the_store_stays_usable(store: Store) -> None:
     store.record_informs([inform("A")])
     a = inform("A").device_id
-    with pytest.raises(UnknownDevice):
-        with store.group():
-            store.set_device_parameters(a, [("Device.X.One", "1", "string")])
-            store.set_device_parameters("00562B-CP%2D8841%2D3PCC-NOPE", [("Device.X", "1", "string")])
+    with pytest.raises(UnknownDevice), store.group():
+        store.set_device_parameters(a, [("Device.X.One", "1", "string")])
+        store.set_device_parameters("00562B-CP%2D8841%2D3PCC-NOPE", [("Device.X", "1", "string")])
     assert "Device.X.One" not in store.device_parameters(a)
     store.set_device_parameters(a, [("Device.X.One", "1", "string")])  # no group left open
     assert store.device_parameters(a)["Device.X.One"] == ("1", "string")
 
 
 def test_a_group_is_not_reentrant(store: Store) -> None:
-    with store.group():
+    with store.group():  # noqa: SIM117 - the nesting is what is tested
         with pytest.raises(InvalidArgument):
             with store.group():
                 pass

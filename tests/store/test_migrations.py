@@ -18,7 +18,8 @@ def _versions(url: str) -> list[int]:
     engine = make_engine(parse_store_url(url))
     try:
         with engine.connect() as conn:
-            return list(conn.execute(sa.select(t.schema_version.c.version).order_by(t.schema_version.c.version)).scalars())
+            column = t.schema_version.c.version
+            return list(conn.execute(sa.select(column).order_by(column)).scalars())
     finally:
         engine.dispose()
 
@@ -27,7 +28,7 @@ def test_empty_database_is_migrated_to_head(store_url: str) -> None:
     s = open_store(store_url)
     s.close()
     assert _versions(store_url) == [m.version for m in MIGRATIONS]
-    assert SCHEMA_HEAD == MIGRATIONS[-1].version
+    assert MIGRATIONS[-1].version == SCHEMA_HEAD
 
 
 def test_migrated_schema_matches_the_current_table_definitions(store_url: str) -> None:
@@ -83,7 +84,8 @@ def test_a_database_newer_than_the_code_is_refused(store_url: str) -> None:
     open_store(store_url).close()
     engine = make_engine(parse_store_url(store_url))
     with engine.begin() as conn:
-        conn.execute(sa.insert(t.schema_version), {"version": SCHEMA_HEAD + 1, "description": "future", "applied_at": T0})
+        conn.execute(sa.insert(t.schema_version),
+                     {"version": SCHEMA_HEAD + 1, "description": "future", "applied_at": T0})
     engine.dispose()
     for create in (True, False):
         with pytest.raises(SchemaVersionError, match=f"version {SCHEMA_HEAD + 1}, newer"):

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-import sqlalchemy as sa
 
-from acs_security.store import engine as store_engine
 from acs_security.store import StoreUnavailable, open_store
+from acs_security.store import engine as store_engine
 from tests.store.conftest import _postgres_schema_url, inform
 
 

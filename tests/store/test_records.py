@@ -49,7 +49,8 @@ def test_device_id_round_trips(oui: str, product_class: str, serial: str) -> Non
     assert parse_device_id(device_id) == (oui, product_class, serial)
 
 
-@pytest.mark.parametrize("bad", ["", "00562B", "a-b-c-d", "00562B-CP-8841-X", "00562B-%2d-x", "00562B-%ZZ-1", "00562B-%FF-1"])
+@pytest.mark.parametrize("bad", ["", "00562B", "a-b-c-d", "00562B-CP-8841-X", "00562B-%2d-x", "00562B-%ZZ-1",
+                                 "00562B-%FF-1"])
 def test_parse_device_id_refuses_malformed_ids(bad: str) -> None:
     with pytest.raises(InvalidArgument, match="not a device id"):
         parse_device_id(bad)
