@@ -22,7 +22,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.defer import DeferredList, ensureDeferred
 from twisted.internet.selectreactor import SelectReactor
 
 from acs_security.store import InformRecord, make_device_id, open_store

@@ -49,18 +49,18 @@ from acs_security.server.api import ApiResource
 from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
 from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
 from acs_security.server.cpe_auth import CpeAuthenticator, StoreNonceUses
-from acs_security.server.outages import OutageLog
 from acs_security.server.cwmp_resource import CwmpResource
 from acs_security.server.http import make_site
 from acs_security.server.leases import DeviceLeases
 from acs_security.server.metrics import AcsMetrics, CountingRequester, TimedStore, engine_states
 from acs_security.server.openapi import openapi_document
+from acs_security.server.outages import OutageLog
 from acs_security.server.provisioning import Provisioner
 from acs_security.server.soap import make_soap_resource
 from acs_security.service import FleetService
 from acs_security.store import open_store
-from acs_security.store.engine import application_name
 from acs_security.store.deferred import DeferredStore, make_threadpool
+from acs_security.store.engine import application_name
 from acs_security.store.tokens import tokens_of
 
 __all__ = ["AcsServer", "certificate_auth", "tls_options"]

@@ -22,8 +22,8 @@ PostgreSQL takes concurrent transactions, so 4 (the 2-core target machine).
 from __future__ import annotations
 
 from collections import deque
-from functools import partial
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed

@@ -35,8 +35,8 @@ from acs_security.store.errors import (
 from acs_security.store.health import FULL, StoreHealth, outage_kind
 from acs_security.store.jobs import JobsMixin
 from acs_security.store.leases import LeasesMixin
-from acs_security.store.nonces import NoncesMixin
 from acs_security.store.migrations import check_version, migrate
+from acs_security.store.nonces import NoncesMixin
 from acs_security.store.records import (
     Credential,
     CredentialInfo,

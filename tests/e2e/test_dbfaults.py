@@ -39,7 +39,7 @@ from acs_security.server.config import load_config
 from acs_security.sim.fleet import SimulatedFleet
 from acs_security.store.engine import application_name
 from tests.e2e.test_push import CR_PASS, CR_USER, HARDENING, fleet_for
-from tests.support import sleep, wait_until, run_in_reactor
+from tests.support import run_in_reactor, sleep, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ from acs_security.httpauth.digest import (
     select_digest_challenge,
 )
 from acs_security.httpauth.headers import AuthHeaderError, parse_authorization
-from acs_security.httpauth.result import AuthFailure, AuthResult
 from acs_security.httpauth.nonces import NonceUse
+from acs_security.httpauth.result import AuthFailure, AuthResult
 
 # RFC 7616 section 3.9.1.
 RFC_REALM = "http-auth@example.org"
