@@ -27,7 +27,7 @@ from acs_security.server.auth import Forbidden, TokenAdmin, TokenAuthenticator, 
 from acs_security.server.jsonbody import JsonBodyError, parse_json_body
 from acs_security.server.refusals import RefusalLog, api_refusal_key
 from acs_security.service import FleetService, ServiceError
-from acs_security.store.errors import InvalidArgument
+from acs_security.store.errors import InvalidArgument, StoreUnavailable
 
 __all__ = ["ApiResource", "Route", "RawBody"]
 
@@ -203,6 +203,15 @@ class ApiResource(Resource):
                 self._refused(request, exc)
             if not request.finished:
                 request.write(self._problem(request, exc))
+                request.finish()
+            return
+        except StoreUnavailable:
+            # A database outage (docs/operations.md): logged once by the store's watch, not
+            # once per request; the detail names no database.
+            if not request.finished:
+                request.setHeader(b"Retry-After", b"10")
+                request.write(self._problem(request, ServiceError(
+                    503, "store unavailable", "the database cannot be used now; retry later")))
                 request.finish()
             return
         if request.finished or getattr(request, "_disconnected", False):

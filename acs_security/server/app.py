@@ -49,19 +49,21 @@ from acs_security.server.addresses import TrustedProxies
 from acs_security.server.api import ApiResource
 from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
 from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
-from acs_security.server.cpe_auth import CpeAuthenticator
+from acs_security.server.cpe_auth import CpeAuthenticator, StoreNonceUses
 from acs_security.server.cwmp_resource import CwmpResource
 from acs_security.server.edge import ConnectionCounts, EdgeFactory, EdgeLimits
 from acs_security.server.http import make_site
 from acs_security.server.leases import DeviceLeases
 from acs_security.server.metrics import AcsMetrics, CountingRequester, TimedStore, engine_states
 from acs_security.server.openapi import openapi_document
+from acs_security.server.outages import OutageLog
 from acs_security.server.provisioning import Provisioner
 from acs_security.server.refusals import RefusalLog
 from acs_security.server.soap import make_soap_resource
 from acs_security.service import FleetService
 from acs_security.store import open_store
 from acs_security.store.deferred import DeferredStore, make_threadpool
+from acs_security.store.engine import application_name
 from acs_security.store.tokens import tokens_of
 
 __all__ = ["AcsServer", "certificate_auth", "tls_options"]
@@ -188,6 +190,7 @@ class AcsServer:
     leases: DeviceLeases | None = None
     connection_counts: dict[str, ConnectionCounts] = field(default_factory=dict)
     refusal_log: RefusalLog | None = None
+    outages: OutageLog | None = None
 
     def issue_token(self, name: str, role: str) -> str:
         """Create a token now and return it (for tests and the demo, after start(); blocks
@@ -205,6 +208,9 @@ class AcsServer:
         self.metrics.observe_session(entry)
         if self.session_observer is not None:
             self.session_observer(entry)
+
+    def _store_available(self) -> bool:
+        return self.store is None or not self.store.health.unavailable
 
     @property
     def runs_cwmp(self) -> bool:
@@ -225,6 +231,7 @@ class AcsServer:
         assert ds is not None, "start() opens the store first"
         if not self.runs_jobs:
             return FleetEngine(store=ds, clock=self.reactor, cluster=cluster, node=cfg.node,
+                               store_available=self._store_available,
                                limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
                                                    cr_session_wait=cfg.cr_session_wait))
         agent = Agent.usingEndpointFactory(
@@ -247,7 +254,7 @@ class AcsServer:
             default = (cfg.cr_username, password)
         return FleetEngine(
             store=ds, clock=self.reactor, http_requester=http, udp_requester=udp, cluster=cluster,
-            node=cfg.node,
+            node=cfg.node, store_available=self._store_available,
             cr_credentials=lambda device_id: ds.call("get_connection_request_credential", device_id),
             default_cr_credential=default,
             limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
@@ -268,7 +275,9 @@ class AcsServer:
             codec, key_path, created = open_codec(cfg.secret_key_file, cfg.db, random_bytes=self.random_bytes)
         except KeyFileError as exc:
             raise ConfigError(str(exc)) from None
-        store = open_store(cfg.db, secret_codec=codec)
+        # The connections name the node (pg_stat_activity.application_name): an operator sees
+        # which node holds which connection.
+        store = open_store(cfg.db, secret_codec=codec, app_name=application_name(cfg.node))
         lost = unknown_key_ids(store.engine, codec.ring)
         if lost:
             store.close()
@@ -280,8 +289,12 @@ class AcsServer:
         self.store = SecretStore(store, codec)
         self._threadpool = make_threadpool(self.store)
         self._threadpool.start()
-        # Store calls are timed for /metrics (acs_store_call_seconds).
-        self.deferred_store = TimedStore(DeferredStore(self.store, self.reactor, self._threadpool),
+        # A database outage is logged once when it begins and once when it ends, and shown in
+        # /metrics (server/outages.py); store calls are timed (acs_store_call_seconds).
+        self.outages = OutageLog(store.health, clock=self.reactor)
+        self.metrics.watch_store(store.health)
+        self.deferred_store = TimedStore(DeferredStore(self.store, self.reactor, self._threadpool,
+                                                       on_result=self.outages.check),
                                          self.metrics, self.reactor.seconds)
         self._tokens = tokens_of(store)
         self.authenticator = TokenAuthenticator(
@@ -302,6 +315,8 @@ class AcsServer:
                 ),
                 clock=self.reactor,
                 random_bytes=self.random_bytes,
+                # Nonce-counts accepted by any node are refused by every node (store/nonces.py).
+                nonce_uses=StoreNonceUses(ds, self.reactor).use,
                 allow_basic=cfg.allow_basic,
                 allow_insecure_basic=cfg.allow_insecure_basic,
                 client_cert_match=cfg.client_cert_match,
@@ -432,6 +447,8 @@ class AcsServer:
             self._udp_port = None
         if self.engine is not None:
             ds.append(Deferred.fromCoroutine(self.engine.stop()))
+        if self.outages is not None:
+            self.outages.stop()
 
         def close(_: Any) -> Any:
             d = self.deferred_store.close() if self.deferred_store else None

@@ -268,7 +268,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "realm": ("str", "HTTP authentication realm"),
     "session_timeout": ("float", "seconds of silence after which a CWMP session is dropped"),
     "max_sessions": ("int", "concurrent CWMP sessions; beyond it new sessions get 503 + Retry-After"),
-    "retry_after": ("int", "Retry-After seconds sent with 503"),
+    "retry_after": ("int", "Retry-After seconds sent with 503 (session limit, device busy, database outage)"),
     "max_body_bytes": ("int", "largest CWMP request body accepted (after decompression)"),
     "header_timeout": ("float", "seconds a client has for a request's line and headers, from its connection "
                                 "(or PROXY header) or from the request's first byte; data does not extend it "

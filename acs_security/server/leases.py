@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from acs_security.server.sessions import SessionContext
+from acs_security.store.errors import StoreUnavailable
 
 __all__ = ["DeviceLeases"]
 
@@ -111,8 +112,7 @@ class DeviceLeases:
                          device=device_id)
 
         def failed(failure: Failure) -> None:
-            log.warn("cannot renew the session lease on {device}: {error}", device=device_id,
-                     error=failure.getErrorMessage())
+            _log_failure(failure, "cannot renew the session lease on {device}: {error}", device_id)
 
         self._store.call("renew_device_session", device_id, ctx.token, self._until(now)).addCallbacks(
             renewed, failed)
@@ -126,8 +126,7 @@ class DeviceLeases:
         device_id = ctx.device_id
 
         def failed(failure: Failure) -> None:
-            log.warn("cannot release the session lease on {device}: {error}", device=device_id,
-                     error=failure.getErrorMessage())
+            _log_failure(failure, "cannot release the session lease on {device}: {error}", device_id)
 
         self._store.call("release_device_session", device_id, ctx.token).addErrback(failed)
 
@@ -135,3 +134,10 @@ class DeviceLeases:
         """Drop every lease of this node (clean shutdown, before the store closes); fires
         with the number dropped, or errbacks with the store's error."""
         return self._store.call("release_node_sessions", self._node)
+
+
+def _log_failure(failure: Failure, text: str, device_id: str) -> None:
+    # During a database outage every session's lease call fails: the outage is logged once
+    # (server/outages.py), so these are debug lines then; other failures stay warnings.
+    emit = log.debug if failure.check(StoreUnavailable) else log.warn
+    emit(text, device=device_id, error=failure.getErrorMessage())

@@ -146,7 +146,7 @@ def test_device_in_a_session_on_one_node_is_refused_by_the_other(cluster):
 
     cluster.run(go())
     assert b.log[0] == {"device": DEV, "remote": "127.0.0.1", "outcome": "refused",
-                        "detail": "busy: device in a session on node a"}
+                        "detail": "busy: device in a session on node a", "status": 503}
     assert a.log[-1]["outcome"] == "done" and b.log[-1]["outcome"] == "done"
     assert cluster.lease() is None
 
@@ -259,7 +259,7 @@ class FailingClaims:
         return self.inner.record_inform(record)
 
 
-def test_store_failure_on_claim_ends_the_session_with_fault_8002(tmp_path):
+def test_store_failure_on_claim_is_answered_503_with_retry_after(tmp_path):
     cluster = Cluster(tmp_path / "acs.db")
     failing = FailingClaims(cluster.dstore)
     try:
@@ -271,18 +271,21 @@ def test_store_failure_on_claim_ends_the_session_with_fault_8002(tmp_path):
 
         async def go():
             resp = await client.post(URL, data=inform(), headers={"Content-Type": ["text/xml"]})
-            return resp.code, await resp.content()
+            return resp.code, resp.headers.getRawHeaders("Retry-After"), await resp.content()
 
         d = ensureDeferred(go())
         client.flush()
         results: list[Any] = []
         d.addBoth(results.append)
-        code, content = results[0]
-        assert code == 200 and body_message(content).code == 8002
+        code, retry_after, content = results[0]
+        # TR-069 3.7.1.5: the phone retries after Retry-After; no fault that fails its session.
+        assert code == 503 and retry_after == [str(resource._retry_after)]
+        assert b"retry later" in content
         assert failing.calls == ["claim_device_session"]  # nothing recorded
         assert len(resource.sessions) == 0
         assert cluster.store.get_device(DEV) is None
-        assert log[-1]["outcome"] == "error" and "database is unavailable" in log[-1]["detail"]
+        assert log[-1]["outcome"] == "refused" and log[-1]["status"] == 503
+        assert log[-1]["detail"].startswith("store: ") and "database is unavailable" in log[-1]["detail"]
     finally:
         cluster.close()
 
