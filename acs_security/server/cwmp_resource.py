@@ -305,8 +305,13 @@ class CwmpResource(Resource):
             raise AssertionError(f"unexpected session event {event!r}")
         nxt = await self._provisioner.next_request(ctx) if ctx.session.can_send_request else None
         if nxt is None:
-            self._send(request, ctx.session.finish())
-            self._end(ctx, "done", None)
+            out = ctx.session.finish()
+            released = self._end(ctx, "done", None)
+            if released is not None:
+                # The lease is free before the CPE hears that the session is over: its next
+                # session may reach another node at once (TR-069 3.7.1.5 refusals otherwise).
+                await released
+            self._send(request, out)
             return
         ctx.rpcs.append(type(nxt).__name__)
         self._send(request, ctx.session.send_request(nxt))
@@ -352,14 +357,16 @@ class CwmpResource(Resource):
             self._end(ctx, "error", detail, status=503)
         self._busy(request, "the ACS cannot use its database now, retry later")
 
-    def _end(self, ctx: SessionContext, outcome: str, detail: str | None, status: int | None = None) -> None:
+    def _end(self, ctx: SessionContext, outcome: str, detail: str | None,
+             status: int | None = None) -> Deferred[None] | None:
+        """Close the session; the Deferred of its lease release (None without a lease)."""
         if not self.sessions.close(ctx, outcome):
-            return
-        if self._leases is not None:
-            self._leases.release(ctx)
+            return None
+        released = self._leases.release(ctx) if self._leases is not None else None
         self._log_session(ctx, detail, status)
         d = Deferred.fromCoroutine(self._provisioner.session_ended(ctx, ctx.outcome or outcome))
         d.addErrback(lambda f: log.failure("provisioner session_ended failed", f))
+        return released
 
     def _expired(self, ctx: SessionContext) -> None:
         if self._leases is not None:

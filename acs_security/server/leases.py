@@ -117,18 +117,22 @@ class DeviceLeases:
         self._store.call("renew_device_session", device_id, ctx.token, self._until(now)).addCallbacks(
             renewed, failed)
 
-    def release(self, ctx: SessionContext) -> None:
-        """The session ended: drop its lease, if it took one. Fire and forget: a failure
-        is logged (the lease then lapses on its own)."""
+    def release(self, ctx: SessionContext) -> Deferred[None] | None:
+        """The session ended: drop its lease, if it took one (None when it took none). The
+        Deferred fires once the release is committed, or once its failure is logged (the
+        lease then lapses on its own); it never errbacks. A session that ends normally waits
+        for it before its 204, so that the device's next session, on any node, finds the
+        lease free."""
         if ctx.lease_at is None or ctx.device_id is None:
-            return
+            return None
         ctx.lease_at = None
         device_id = ctx.device_id
 
         def failed(failure: Failure) -> None:
             _log_failure(failure, "cannot release the session lease on {device}: {error}", device_id)
 
-        self._store.call("release_device_session", device_id, ctx.token).addErrback(failed)
+        d: Deferred[None] = self._store.call("release_device_session", device_id, ctx.token)
+        return d.addCallbacks(lambda _: None, failed)
 
     def release_all(self) -> Deferred[int]:
         """Drop every lease of this node (clean shutdown, before the store closes); fires

@@ -432,3 +432,60 @@ def test_session_timing_out_while_the_claim_runs_gives_its_lease_back(tmp_path):
         assert log[-1]["outcome"] == "timeout"
     finally:
         cluster.close()
+
+
+class HeldRelease:
+    """A DeferredStore whose lease releases wait until the test lets them through."""
+
+    def __init__(self, inner: DeferredStore) -> None:
+        self.inner = inner
+        self.held: list[tuple[Deferred[Any], tuple[Any, ...]]] = []
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "release_device_session":
+            d: Deferred[Any] = Deferred()
+            self.held.append((d, args))
+            return d
+        return self.inner.call(name, *args, **kwargs)
+
+    def record_inform(self, record: Any) -> Any:
+        return self.inner.record_inform(record)
+
+    def let_through(self) -> None:
+        for d, args in self.held:
+            self.inner.call("release_device_session", *args).chainDeferred(d)
+        self.held = []
+
+
+def test_the_204_goes_only_after_the_lease_is_released(tmp_path):
+    """A phone that ends its session and opens the next one at once (on another node behind
+    the balancer) must find its lease free: the session's 204 waits for the release."""
+    cluster = Cluster(tmp_path / "acs.db")
+    held = HeldRelease(cluster.dstore)
+    try:
+        leases = DeviceLeases(held, cluster.reactor, "a", LEASE)
+        resource = CwmpResource(clock=cluster.reactor, store=held, session_timeout=TIMEOUT, device_leases=leases)
+        client = StubTreq(resource)
+        headers = {"Content-Type": ["text/xml"]}
+
+        async def begin() -> int:
+            return (await client.post(URL, data=inform(), headers=headers)).code
+
+        results: list[Any] = []
+        ensureDeferred(begin()).addBoth(results.append)
+        client.flush()
+        assert results == [200] and cluster.lease() is not None
+
+        async def end() -> int:
+            return (await client.post(URL, data=b"", headers=headers)).code
+
+        ended: list[Any] = []
+        ensureDeferred(end()).addBoth(ended.append)
+        client.flush()
+        assert ended == [] and len(held.held) == 1  # no 204 while the lease is still held
+        assert cluster.lease() is not None
+        held.let_through()
+        client.flush()
+        assert ended == [204] and cluster.lease() is None
+    finally:
+        cluster.close()
