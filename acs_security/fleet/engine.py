@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from acs_security.connreq.policy import BackoffPolicy
+from acs_security.display import label_of
 from acs_security.fleet.cluster import ClusterMode, ClusterOptions
 from acs_security.fleet.joblog import job_event, maybe_progress
 from acs_security.fleet.live import JobOptions, LiveJob, LiveTask
@@ -522,8 +523,8 @@ class FleetEngine(SessionSide):
         task.next_attempt = now + self.limits.backoff.delay(1, self._random())
         self._writer.mark(task.update(now))
         if not isinstance(exc, StoreUnavailable):
-            log.warn("cannot read the connection-request credential of {device}: {error}",
-                     device=task.device_id, error=str(exc))
+            log.warn("cannot read the connection-request credential of {label}: {error}",
+                     device=task.device_id, label=label_of(task.device_id), error=str(exc))
 
     async def _credential(self, device_id: str) -> tuple[str, str] | None:
         if self._cr_credentials is not None:
