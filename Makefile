@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo sim test bench bench-quick clean
+.PHONY: run demo sim lint test bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -22,9 +22,11 @@ var/token: $(STAMP)
 	mkdir -p var
 	umask 077 && $(BIN)/acs-security tokens create --db sqlite:///$(CURDIR)/var/acs.db --name make-run-$$(date +%s) --role operator > var/token.tmp && mv var/token.tmp var/token
 
+# No per-address connection cap: the simulated phones of 'make sim' all come from 127.0.0.1.
 run: $(STAMP) var/cr.pw var/token
 	$(BIN)/acs-security serve --db sqlite:///$(CURDIR)/var/acs.db --no-cpe-auth \
-		--public-url http://acs.example.net:7547/ --cr-username acs --cr-password-file var/cr.pw
+		--public-url http://acs.example.net:7547/ --cr-username acs --cr-password-file var/cr.pw \
+		--max-connections-per-ip 0
 
 # The main job on the embedded default: server on SQLite in a temporary folder, 500
 # simulated phones, the example hardening policy pushed, progress and report, exit 0.
@@ -36,7 +38,12 @@ sim: $(STAMP) var/cr.pw
 	$(BIN)/acs-security simulate --acs http://acs.example.net:7547/ --resolve acs.example.net:127.0.0.1 \
 		--phones 1000 --inform-interval 60 --cr-password-mode shared --cr-username acs --cr-password-file var/cr.pw
 
-test: $(STAMP)
+# ruff on the code, tests and benchmarks; mypy on the package (configured in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check acs_security tests bench
+	$(BIN)/mypy acs_security
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 # Benchmarks (docs/performance.md): every figure next to its baseline, the table printed and

@@ -40,6 +40,7 @@ EXAMPLES: dict[str, Any] = {
     "cluster": True,
     "node_id": "acs1",
     "file_url": "https://acs.example.net",
+    "idle_timeout": 60.0,
 }
 
 _WIDTH = 96
@@ -175,6 +176,8 @@ def render_reference() -> str:
         "- `acs-security config check --config FILE` loads a file (and the environment) as `serve`",
         "  would and prints the effective settings, or the error (exit code 2).",
         "- Deployment (single machine, several nodes, TLS, backup): [deploy.md](deploy.md).",
+        "- The connection limits and timeouts, and the phones' addresses behind a proxy",
+        "  (`trusted_proxies`, `proxy_protocol`): [deploy.md](deploy.md#connections-timeouts-and-proxies).",
         "",
         "| setting | environment | flag | kind | default | meaning |",
         "|---|---|---|---|---|---|",

@@ -66,14 +66,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     log.info("acs-security started {config}", config=describe(config))
     from twisted.internet.defer import Deferred
+    from twisted.python.failure import Failure
 
-    Deferred.fromCoroutine(server.start_engine()).addErrback(
-        lambda f: (log.failure("job engine failed to start", f), reactor.stop()))
+    def engine_failed(f: Failure) -> None:
+        log.failure("job engine failed to start", f)
+        reactor.stop()
+
+    Deferred.fromCoroutine(server.start_engine()).addErrback(engine_failed)
 
     def shutdown() -> Any:
         return server.stop()
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
-    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+    # The global reactor is typed as Twisted's "_IReactorCommon", without IReactorFromThreads.
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))  # type: ignore[attr-defined]
     reactor.run()
     return 0

@@ -335,8 +335,10 @@ def run(args: argparse.Namespace) -> int:
     # Ctrl-C and SIGTERM stop the reactor; its shutdown trigger prints the summary. SIGINT is
     # set here too because a shell starts background jobs with SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: reactor.callFromThread(reactor.stop))
-    reactor.run(installSignalHandlers=False)
+        # The global reactor is typed as Twisted's "_IReactorCommon": no IReactorFromThreads, and
+        # IReactorCore.run declares no installSignalHandlers.
+        signal.signal(signum, lambda *_: reactor.callFromThread(reactor.stop))  # type: ignore[attr-defined]
+    reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]
     if failure:
         raise failure[0]
     return 0

@@ -495,7 +495,12 @@ class SimulatedFleet:
 
         d = Deferred.fromCoroutine(self._runner.download(phone, request))
         self._downloads.add(d)
-        d.addBoth(lambda result: (self._downloads.discard(d), result)[1])
+
+        def forget(result: Any) -> Any:
+            self._downloads.discard(d)
+            return result
+
+        d.addBoth(forget)
         d.addCallback(done)
         d.addErrback(lambda _: None)  # cancelled at stop
 
@@ -506,7 +511,12 @@ class SimulatedFleet:
 
         d = Deferred.fromCoroutine(self._runner.upload(phone, request))
         self._downloads.add(d)
-        d.addBoth(lambda result: (self._downloads.discard(d), result)[1])
+
+        def forget(result: Any) -> Any:
+            self._downloads.discard(d)
+            return result
+
+        d.addBoth(forget)
         d.addCallback(done)
         d.addErrback(lambda _: None)  # cancelled at stop
 

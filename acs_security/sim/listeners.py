@@ -64,7 +64,7 @@ class _Drop(Resource):
     isLeaf = True
 
     def render(self, request: IRequest) -> Any:
-        transport = getattr(request, "transport", None) or getattr(request.channel, "transport", None)
+        transport = getattr(request, "transport", None) or getattr(getattr(request, "channel", None), "transport", None)
         if transport is not None:
             transport.abortConnection()
         return server.NOT_DONE_YET

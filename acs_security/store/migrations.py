@@ -229,6 +229,20 @@ def _v4(conn: Connection) -> None:
     md.tables["device_sessions"].create(conn, checkfirst=False)
 
 
+def _v5(conn: Connection) -> None:
+    """Digest nonce counts seen, shared by the nodes (a replayed Authorization header is
+    refused on every node, not only on the one that saw it first)."""
+    md = sa.MetaData()
+    sa.Table(
+        "digest_nonces", md,
+        sa.Column("nonce", sa.Text, primary_key=True),
+        sa.Column("nc", sa.BigInteger, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Index("ix_digest_nonces_expires_at", "expires_at"),
+    )
+    md.create_all(conn, checkfirst=False)
+
+
 def _v8(conn: Connection) -> None:
     """Vendor configuration files: files served to one phone each (Download/Upload), config
     backups with deduplicated contents, and "transferring" among the active task states
@@ -302,6 +316,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "jobs, tasks", _v2),
     Migration(3, "api_tokens", _v3),
     Migration(4, "task claims, job brake, device_sessions (scale-out)", _v4),
+    Migration(5, "digest_nonces (nonce counts shared by the nodes)", _v5),
     Migration(8, "device_files, config_blobs, config_backups; transferring tasks are active", _v8),
 )
 HEAD: int = MIGRATIONS[-1].version
