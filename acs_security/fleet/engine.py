@@ -114,6 +114,9 @@ class FleetEngine(SessionSide):
         self._session_tasks: dict[str, list[LiveTask]] = {}
         # Job id -> when its last progress line was logged (joblog.py).
         self._progress_logged: dict[int, float] = {}
+        # Memos of the transfers (transfers.py): rendered files by plan, files' values.
+        self._rendered: dict[Any, bytes] = {}
+        self._known_of: dict[Any, list[tuple[str, str, str]]] = {}
         # While start() loads the jobs: the Deferreds of the sessions that wait for it.
         self._starting: list[Deferred[None]] | None = None
         # Transfers that went quiet are looked for every transfer_check seconds (transfers.py).

@@ -52,6 +52,8 @@ _BOOT = "1 BOOT"
 _RETRIED = frozenset({9010, 9015, 9016, 9017})
 #: Transfers offered per task at most (the first and two more after failures on the way).
 MAX_TRANSFERS = 3
+#: Entries of each memo at most (a fleet has a handful of models, firmwares and plans).
+_MEMO = 1024
 
 
 def _dt(ts: float) -> datetime:
@@ -72,6 +74,9 @@ class TransferSide:
     jobs: dict[int, Any]
     devices: dict[str, Any]
     _outcome: Any  # SessionSide._outcome
+    # Memos (engine.py creates them): a plan's rendered file; a file's values as TR-069.
+    _rendered: dict[Any, bytes]
+    _known_of: dict[tuple[str | None, str, str | None], list[tuple[str, str, str]]]
 
     # -- offering -------------------------------------------------------------------------
 
@@ -103,19 +108,37 @@ class TransferSide:
                 return await files.upload(device_id=task.device_id, serial=serial, job_id=job.id,
                                           job_key=job.parameter_key)
             assert work.plan is not None and device is not None
-            rendered = render_device_file(
-                work.plan.download, product_class=device.product_class,
-                software_version=device.software_version, known=work.known,
-                full=job.options.file_content == "full", catalogue=self._catalogue)
             return await files.download(device_id=task.device_id, serial=serial, job_id=job.id,
-                                        job_key=job.parameter_key, content=rendered.content)
+                                        job_key=job.parameter_key, content=self._file_of(work, device))
         except (OfferError, MappingError) as exc:
             await self._outcome(task, TaskEvent.FAULT, detail=f"cannot offer the file: {exc}")
             return None
 
+    def _file_of(self, work: Any, device: Any) -> bytes:
+        """The phone's cfg.xml. A file of the policy's settings depends only on the plan, which
+        the plan cache shares among the phones of a model and firmware: rendered once per plan
+        (checking every value, cipher lists through OpenSSL, is most of a rendering's cost)."""
+        full = work.task.job.options.file_content == "full"
+        key = None if full else work.plan
+        if key is not None and key in self._rendered:
+            return self._rendered[key]
+        content = render_device_file(work.plan.download, product_class=device.product_class,
+                                     software_version=device.software_version, known=work.known,
+                                     full=full, catalogue=self._catalogue).content
+        if key is not None:
+            if len(self._rendered) >= _MEMO:
+                self._rendered.clear()
+            self._rendered[key] = content
+        return content
+
     async def transfer_answered(self, ctx: SessionContext, work: Any, request: Any, response: Any) -> None:
         """The phone's answer to the Download/Upload the session sent."""
         task = work.task
+        if not isinstance(response, m.Fault) and getattr(response, "status", 1) == 1:
+            what = "file" if isinstance(request, m.Download) else "upload"
+            await self._outcome(task, TaskEvent.TRANSFER_STARTED,
+                                detail=f"{what} transfer started; waiting for the TransferComplete")
+            return
         file_row = await self._store.call("device_file", task.device_id,
                                           kind="upload" if isinstance(request, m.Upload) else "download",
                                           command_key=request.command_key)
@@ -125,11 +148,6 @@ class TransferSide:
                                        detail=response.string[:200])
             await self._outcome(task, TaskEvent.FAULT, fault=(response.code, response.string),
                                 detail=f"the phone refused the {type(request).__name__}")
-            return
-        if getattr(response, "status", 1) == 1:
-            what = "file" if isinstance(request, m.Download) else "upload"
-            await self._outcome(task, TaskEvent.TRANSFER_STARTED,
-                                detail=f"{what} transfer started; waiting for the TransferComplete")
             return
         # Status 0: the phone says the transfer is complete (and applied) already.
         await self._transfer_outcome(task, 0, "", file_row, rebooted=False)
@@ -235,20 +253,30 @@ class TransferSide:
                                    detail=file_detail)
 
     async def _record_known(self, file_row: Any) -> None:
-        """The values of a Download the phone applied become what the ACS knows of it."""
+        """The values of a Download the phone applied become what the ACS knows of it (the
+        translation memoised per content, model and firmware: most phones share a file)."""
         device = self.devices.get(file_row.device_id) or await self._device(file_row.device_id)
-        full = await self._store.call("get_file", file_row.id)
-        if device is None or full is None or full.content is None:
+        if device is None:
             return
-        try:
-            params = cfgxml_to_tr069(parse_cfgxml(full.content.encode("utf-8"), catalogue=self._catalogue),
-                                     model=device.product_class, software_version=device.software_version,
-                                     catalogue=self._catalogue)
-        except MappingError as exc:  # pragma: no cover - the ACS rendered and checked it
-            log.warn("cannot record the values of file {file}: {error}", file=file_row.id, error=str(exc)[:200])
-            return
-        await self._store.call("set_device_parameters", file_row.device_id,
-                               [(p.path, p.value, p.xsi_type) for p in params])
+        key = (file_row.sha256, device.product_class, device.software_version)
+        params = self._known_of.get(key)
+        if params is None:
+            full = await self._store.call("get_file", file_row.id)
+            if full is None or full.content is None:
+                return
+            try:
+                translated = cfgxml_to_tr069(parse_cfgxml(full.content.encode("utf-8"), catalogue=self._catalogue),
+                                             model=device.product_class, software_version=device.software_version,
+                                             catalogue=self._catalogue)
+            except MappingError as exc:  # pragma: no cover - the ACS rendered and checked it
+                log.warn("cannot record the values of file {file}: {error}", file=file_row.id,
+                         error=str(exc)[:200])
+                return
+            params = [(p.path, p.value, p.xsi_type) for p in translated]
+            if len(self._known_of) >= _MEMO:
+                self._known_of.clear()
+            self._known_of[key] = params
+        await self._store.call("set_device_parameters", file_row.device_id, params)
 
     async def _device(self, device_id: str) -> Any:
         found = await self._store.call("target_devices", [device_id])

@@ -40,6 +40,8 @@ from acs_security.httpauth.digest import DigestVerifier
 from acs_security.mapping import Catalogue, CfgXmlError, load_catalogue
 from acs_security.mapping.errors import UnknownModelError
 from acs_security.server.http import BodyError, decode_body
+from acs_security.store.errors import InvalidArgument
+from acs_security.store.records import parse_device_id
 
 __all__ = ["CwmpRoot", "FileResource"]
 
@@ -113,12 +115,14 @@ class FileResource(Resource):
             raise _Refused(405, "bad_method", f"{request.method.decode('latin-1')[:10]} is not allowed here",
                            f"file {rec.id} ({rec.kind}): method {request.method.decode('latin-1')[:10]}",
                            (("Allow", ", ".join(m.decode() for m in allowed)),))
-        device = await self._store.call("get_device", rec.device_id)
-        if device is None:  # pragma: no cover - the row cascades with its device
-            raise _Refused(410, "gone", "this file is no longer offered", f"file {rec.id}: device gone")
-        label = device_label(device.serial_number, device.product_class)
+        # The device id holds its serial number and model (TR-069 3.4.4): no store read for them.
+        try:
+            _, product_class, serial = parse_device_id(rec.device_id)
+        except InvalidArgument:  # pragma: no cover - device ids are the store's own
+            product_class, serial = "", rec.device_id
+        label = device_label(serial, product_class)
         if rec.auth == "digest":
-            await self._check_digest(request, rec, device, label)
+            await self._check_digest(request, rec, serial, label)
         if request.method == b"HEAD":
             return 200, "served", self._file_headers(rec), b""
         if rec.kind == "download":
@@ -131,11 +135,14 @@ class FileResource(Resource):
             body = (rec.content or "").encode("utf-8")
             log.info("file {file} served to {label} ({size} bytes)", file=rec.id, label=label, size=len(body))
             return 200, "served", self._file_headers(rec), body
+        device = await self._store.call("get_device", rec.device_id)
+        if device is None:  # pragma: no cover - the row cascades with its device
+            raise _Refused(410, "gone", "this upload place is no longer offered", f"file {rec.id}: device gone")
         return await self._receive(request, rec, device, label, now)
 
-    async def _check_digest(self, request: IRequest, rec: Any, device: Any, label: str) -> None:
+    async def _check_digest(self, request: IRequest, rec: Any, serial: str, label: str) -> None:
         credential = await self._store.call("find_cpe_credential", device_id=rec.device_id,
-                                            serial_number=device.serial_number)
+                                            serial_number=serial)
         own = credential if credential is not None and credential.key != "*" else None
 
         def lookup(username: str) -> str | None:

@@ -59,7 +59,10 @@ def make_threadpool(store: Store) -> ThreadPool:
 #: A digest nonce's use is recorded once per authenticated session, on the session's path too.
 GROUPED: frozenset[str] = frozenset({"set_device_parameters", "update_tasks", "claim_device_session",
                                      "renew_device_session", "release_device_session",
-                                     "use_digest_nonce"})
+                                     "use_digest_nonce",
+                                     # A file transfer's rows (store/files.py): its offer, each
+                                     # fetch, its end, on the path of many sessions at once.
+                                     "create_file", "note_fetch", "finish_file"})
 
 
 def _commit_group(store: Store, calls: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]]
