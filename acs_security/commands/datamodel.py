@@ -3,12 +3,14 @@
     acs-security datamodel show [SETTING] [--model M] [--software-version V] [--json]
     acs-security datamodel check SETTING VALUE [--model M]
     acs-security datamodel export --bbf [-o FILE]
-    acs-security datamodel learn GPN_RESULT [--product-class GLOB] [--software-version GLOB] [-o FILE]
+    acs-security datamodel learn GPN_RESULT [--product-class GLOB] [--software-version GLOB] [--cfgxml-only]
+                                            [-o FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -181,11 +183,21 @@ def _learn(args: argparse.Namespace) -> int:
         reported, catalogue, product_class=args.product_class, software_version=args.software_version,
         source=f"learned by 'acs-security datamodel learn' from {args.gpn_result}",
     )
+    if args.cfgxml_only:
+        # Not reported over TR-069, but the phone's cfg.xml has it (the operator says so):
+        # a push sends it in a cfg.xml Download (docs/files.md). Settings without an element
+        # stay absent.
+        override = result.override
+        moved = frozenset(k for k in override.absent if catalogue.setting(k).element is not None)
+        result = dataclasses.replace(result, override=dataclasses.replace(
+            override, absent=override.absent - moved, cfgxml_only=override.cfgxml_only | moved))
+    unreported = "cfg.xml only where they have an element" if args.cfgxml_only else "absent"
     comments = [
         f"Override learned from the parameter names of {args.gpn_result} ({len(reported)} names).",
         f"{len(result.found_at_catalogue_path)} setting(s) at their catalogue path, "
         f"{len(result.moved)} elsewhere (below),",
-        f"{len(result.absent)} not reported (absent), {len(result.ambiguous)} ambiguous, "
+        f"{len(result.absent)} not reported ({unreported}), "
+        f"{len(result.ambiguous)} ambiguous, "
         f"{len(result.not_checked)} not covered by the input.",
     ]
     for key, candidates in result.ambiguous:
@@ -232,4 +244,7 @@ def register(subparsers: Any) -> None:
     learn.add_argument("--product-class", default="*", help="glob of the product classes it applies to (default *)")
     learn.add_argument("--software-version", default="*", help="glob of the firmware it applies to (default *)")
     learn.add_argument("-o", "--output", help="write the override here (e.g. datamodel/overrides/NAME.toml)")
+    learn.add_argument("--cfgxml-only", action="store_true",
+                       help="the phone has the settings it does not report in its cfg.xml: list them as "
+                            "cfgxml_only (pushed by cfg.xml Download) instead of absent")
     learn.set_defaults(func=_learn)

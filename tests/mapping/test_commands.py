@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,13 @@ def test_export_and_learn_write_files(tmp_path: Path, capsys) -> None:
     assert 'product_class = "CP-78*"' in text
     assert '"SIP_Transport_n_" = "Device.X_CISCO_Line.{n}.SIPTransport"' in text
     assert 'read_only = ["TLS_Cipher_List"]' in text
+    # --cfgxml-only: what the phone does not report goes by cfg.xml Download, not skipped.
+    cfg_only = tmp_path / "cfg.toml"
+    assert main(["datamodel", "learn", str(gpn), "--cfgxml-only", "-o", str(cfg_only)]) == 0
+    data = tomllib.loads(cfg_only.read_text())
+    assert "Firewall_Config" in data["cfgxml_only"] and "Firewall_Config" not in data["absent"]
+    assert "Device.X_CISCO_SecuritySettings.FIPSMode" in data["absent"]  # no element: stays absent
+    assert "cfgxml_only" not in tomllib.loads(text)
     bad = tmp_path / "bad.txt"
     bad.write_text("hello")
     assert main(["datamodel", "learn", str(bad), "-o", str(tmp_path / "never.toml")]) == 1
