@@ -463,10 +463,8 @@ class SimulatedFleet:
                 phone.factory_reset(now + self._reboot_delay)
                 phone.udp_verifier = None
                 rebooting = True
-            elif kind == "download":
-                self._download(phone, argument)
-            elif kind == "upload":
-                self._upload(phone, argument)
+            elif kind in ("download", "upload"):
+                self._transfer(phone, argument)
         if phone.state != IDLE:
             return
         reason = phone.lockout_reason()
@@ -485,31 +483,19 @@ class SimulatedFleet:
         phone.wake_seq += 1
         self.stats.lockouts[reason.split(" ")[0].lower()] += 1
 
-    def _download(self, phone: Phone, request: m.Download) -> None:
-        def done(rebooted: bool) -> None:
+    def _transfer(self, phone: Phone, request: m.Download | m.Upload) -> None:
+        """Run a Download or Upload after the session; then the TransferComplete goes in a
+        new session (after the reboot, when the file needed one)."""
+        def done(rebooted: bool | None) -> None:
             if self._stopped:
                 return
             if rebooted:
                 phone.boot_time = self._reactor.seconds() + self._reboot_delay
             self._soon(phone, self._reboot_delay if rebooted else 0.0)
 
-        d = Deferred.fromCoroutine(self._runner.download(phone, request))
-        self._downloads.add(d)
-
-        def forget(result: Any) -> Any:
-            self._downloads.discard(d)
-            return result
-
-        d.addBoth(forget)
-        d.addCallback(done)
-        d.addErrback(lambda _: None)  # cancelled at stop
-
-    def _upload(self, phone: Phone, request: m.Upload) -> None:
-        def done(_: Any) -> None:
-            if not self._stopped:
-                self._soon(phone, 0.0)  # the TransferComplete goes in a new session
-
-        d = Deferred.fromCoroutine(self._runner.upload(phone, request))
+        work = (self._runner.download(phone, request) if isinstance(request, m.Download)
+                else self._runner.upload(phone, request))
+        d: Deferred[Any] = Deferred.fromCoroutine(work)
         self._downloads.add(d)
 
         def forget(result: Any) -> Any:

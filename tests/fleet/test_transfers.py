@@ -422,3 +422,31 @@ def test_a_repeated_report_ends_a_file_whose_task_was_decided(world):
     world.run(world.phones.session("P2", "M Download"))
     assert world.store.get_file(rec.id).state == "completed"
     assert world.store.list_tasks(job.id, device_id=world.device("P2"))[0].state == "applied"
+
+
+def test_a_session_waits_while_the_engine_loads_its_jobs():
+    """A restarted server listens before its engine has loaded the unfinished jobs: a session
+    (a TransferComplete above all) must not be decided against an engine that does not know
+    them yet (it would act on nothing, and the load would then bring the task back as it was)."""
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import Clock
+
+    from acs_security.server.sessions import SessionContext
+
+    class SlowStore:
+        def __init__(self) -> None:
+            self.pending: Deferred[Any] = Deferred()
+
+        def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+            assert name == "list_jobs"
+            return self.pending
+
+    store = SlowStore()
+    engine = FleetEngine(store=store, clock=Clock(), catalogue=load_catalogue())
+    starting = ensureDeferred(engine.start())
+    session = ensureDeferred(engine.session_started(SessionContext(token="t", session=None, started=0.0,
+                                                                   remote=None, device_id="D")))
+    assert not starting.called and not session.called
+    store.pending.callback([])
+    assert starting.called and session.called
+    ensureDeferred(engine.stop())
