@@ -53,7 +53,9 @@ def make_threadpool(store: Store) -> ThreadPool:
 #: Device session leases (several nodes) are taken and given back on every session's path:
 #: grouped, concurrent sessions share one transaction instead of one each.
 GROUPED: frozenset[str] = frozenset({"set_device_parameters", "update_tasks", "claim_device_session",
-                                     "renew_device_session", "release_device_session"})
+                                     "renew_device_session", "release_device_session",
+                                     # desired state: a session's outcome and an audit's reading
+                                     "record_desired", "record_audit"})
 
 
 def _commit_group(store: Store, calls: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]]
