@@ -29,6 +29,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -40,8 +41,13 @@ from zope.interface import implementer
 from acs_security.connreq.http_client import HttpConnectionRequester
 from acs_security.connreq.pool import QuietConnectionPool
 from acs_security.connreq.udp_client import UdpConnectionRequester
+from acs_security.desired.audit_side import AuditSide
+from acs_security.desired.composite import CompositeProvisioner
+from acs_security.desired.live import LiveAssignments
+from acs_security.desired.service import DesiredService
+from acs_security.desired.session import DesiredSide
 from acs_security.fleet.cluster import ClusterOptions
-from acs_security.fleet.engine import EngineLimits, FleetEngine
+from acs_security.fleet.engine import PARAMETER_KEY_PREFIX, EngineLimits, FleetEngine
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.policy.guardrails import context_from_config
 from acs_security.secrets import KeyFileError, SecretStore, digest_nonce_key, open_codec, unknown_key_ids
@@ -176,6 +182,12 @@ class AcsServer:
     _wsgi_pool: Any = None
     _udp_port: Any = None
     leases: DeviceLeases | None = None
+    live: LiveAssignments | None = None
+    desired: DesiredSide | None = None
+    desired_service: DesiredService | None = None
+    _gauges: dict[tuple[str, str], int] = field(default_factory=dict)
+    _gauges_busy: bool = False
+    _gauge_loop: Any = None
 
     def issue_token(self, name: str, role: str) -> str:
         """Create a token now and return it (for tests and the demo, after start(); blocks
@@ -242,10 +254,48 @@ class AcsServer:
                                 cr_session_wait=cfg.cr_session_wait),
         )
 
+    def _make_provisioner(self, engine: FleetEngine) -> Provisioner:
+        """The sessions' provisioner: the job engine first (a push wins the session), then
+        audit jobs, then the assignments (decision 0009). The assignments are loaded now,
+        before the endpoint listens, so that the first sessions are enforced."""
+        cfg = self.config
+        ds = self.deferred_store
+        self.live = LiveAssignments(ds, self.reactor, sync_interval=cfg.desired_sync_interval,
+                                    cache_size=cfg.desired_memory)
+        records = self.store.list_assignments()
+        self.live.load(records, self.store.assignment_generation(),
+                       self.store.all_device_tags() if records else {})
+        self.desired = DesiredSide(self.live, store=ds, clock=self.reactor, node=cfg.node,
+                                   job_key_prefix=PARAMETER_KEY_PREFIX, observe_event=self.metrics.observe_desired)
+        audit = AuditSide(engine, self.live, self.desired, store=ds, clock=self.reactor, node=cfg.node)
+        return cast(Provisioner, CompositeProvisioner([engine, audit, self.desired]))
+
     async def start_engine(self) -> None:
-        """Resume unfinished jobs and start the tick (after start())."""
+        """Resume unfinished jobs and start the tick, keep the assignments current and the
+        compliance gauges fed (after start())."""
         if self.engine is not None:
             await self.engine.start()
+        if self.live is not None:
+            await self.live.start()
+        if self.desired_service is not None:
+            self._gauge_loop = LoopingCall(self._refresh_gauges)
+            self._gauge_loop.clock = self.reactor
+            self._gauge_loop.start(self.config.desired_metrics_interval, now=True)
+
+    def _refresh_gauges(self) -> None:
+        if self._gauges_busy or self.desired_service is None:
+            return
+        self._gauges_busy = True
+        d = Deferred.fromCoroutine(self.desired_service.gauges())
+
+        def done(result: Any) -> None:
+            self._gauges_busy = False
+            if isinstance(result, dict):
+                self._gauges = result
+            else:
+                log.warn("cannot read compliance counts: {error}", error=result.getErrorMessage())
+
+        d.addBoth(done)
 
     def start(self) -> None:
         """Open the store and listen. Raises ConfigError / StoreError / CannotListenError."""
@@ -297,7 +347,7 @@ class AcsServer:
             )
         if self.provisioner is None:
             self.engine = self._make_engine()
-            self.provisioner = self.engine
+            self.provisioner = self._make_provisioner(self.engine)
         if cfg.clustered and self.runs_cwmp:
             # One CWMP session per device across the nodes (a lease row in the store).
             self.leases = DeviceLeases(self.deferred_store, self.reactor, cfg.node, cfg.session_lease)
@@ -320,6 +370,10 @@ class AcsServer:
             raise ConfigError(f"tls_ciphers: {exc}") from None
         self.service = FleetService(self.deferred_store, engine=self.engine, clock=self.reactor,
                                     acs_context=acs_context)
+        self.desired_service = DesiredService(self.deferred_store, fleet=self.service, engine=self.engine,
+                                              live=self.live, clock=self.reactor)
+        self.service.desired = self.desired_service
+        self.metrics.watch_desired(lambda: self._gauges)
         if self.engine is not None:
             engine = self.engine
             self.metrics.watch_engine(lambda: engine_states(engine))
@@ -391,6 +445,10 @@ class AcsServer:
             self._udp_port = None
         if self.engine is not None:
             ds.append(Deferred.fromCoroutine(self.engine.stop()))
+        if self.live is not None:
+            self.live.stop()
+        if self._gauge_loop is not None and self._gauge_loop.running:
+            self._gauge_loop.stop()
 
         def close(_: Any) -> Any:
             d = self.deferred_store.close() if self.deferred_store else None
