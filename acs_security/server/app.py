@@ -52,6 +52,7 @@ from acs_security.httpauth.digest import DigestVerifier
 from acs_security.policy.guardrails import context_from_config
 from acs_security.secrets import KeyFileError, SecretStore, digest_nonce_key, open_codec, unknown_key_ids
 from acs_security.server.api import ApiResource
+from acs_security.server.api_desired import desired_routes
 from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
 from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
 from acs_security.server.cpe_auth import CpeAuthenticator
@@ -387,6 +388,8 @@ class AcsServer:
             tokens=self.token_admin, metrics=self.metrics, openapi=openapi_document, soap=soap,
             ops_only=cfg.role in ("cwmp", "jobs"),
             info={"node": cfg.node, "role": cfg.role} if cfg.clustered else None)
+        if cfg.role not in ("cwmp", "jobs"):
+            self.api.add_routes(desired_routes(self.api))
         # The CWMP resource is a leaf at the root: it answers at every path, since phones'
         # ACS URLs end in many ways.
         cwmp_site = make_site(
