@@ -78,6 +78,7 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
         __namespace__ = NAMESPACE
         id = Integer
         name = Unicode
+        kind = Unicode
         state = Unicode
         selector = Unicode
         parameter_key = Unicode
@@ -210,7 +211,7 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
         return s.desired
 
     def job(d: dict[str, Any]) -> Any:
-        return Job(id=d["id"], name=d["name"], state=d["state"], selector=d["selector"],
+        return Job(id=d["id"], name=d["name"], kind=d.get("kind"), state=d["state"], selector=d["selector"],
                    parameter_key=d["parameter_key"], current_wave=d["current_wave"],
                    wave_count=d["wave_count"], total=d["total"], reason=d["reason"],
                    created_at=d["created_at"], deadline=d["deadline"], finished_at=d["finished_at"],
