@@ -20,6 +20,7 @@ from acs_security.fleet.engine import EngineLimits, FleetEngine
 from acs_security.fleet.live import JobOptions
 from acs_security.fleet.selector import parse_selector
 from acs_security.policy.document import Policy, parse_policy
+from acs_security.service import FleetService
 from acs_security.store.records import make_device_id
 from tests.server.harness import inform, make_harness
 
@@ -254,6 +255,12 @@ def test_a_job_wins_its_session_and_the_next_session_enforces_again(world):
     (line,) = world.h.store.job_conflicts(job.id)
     assert (line.assignment_name, line.old_value, line.new_value) == ("hard", "Enabled", "Disabled")
     assert world.h.store.device_rows(phone.device_id)[0].state == "overridden"
+    # The conflict shows in the job's report too.
+    report = world.run(FleetService(world.store, engine=world.engine, clock=world.h.clock).job_report(job.id))
+    assert report["devices"][0]["conflicts"] == [{"assignment": "hard", "setting": "Firewall", "path": FIREWALL,
+                                                  "job_value": "Disabled", "assignment_value": "Enabled"}]
+    csv_report = world.run(FleetService(world.store, engine=world.engine).job_report(job.id, fmt="csv"))
+    assert b",hard:Firewall," in csv_report
     assert world.run(phone.session("2 PERIODIC")) == ["SetParameterValues"]
     assert phone.values[FIREWALL] == "Enabled" and world.h.store.device_rows(phone.device_id)[0].state == "applied"
 
