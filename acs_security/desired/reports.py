@@ -56,6 +56,15 @@ def _ratios(counts: Mapping[str, int]) -> dict[str, Any]:
             "drifted_ratio": round(counts.get("drifted", 0) / judged, 4) if judged else None}
 
 
+def _owner_note(owner: Any, a: Any) -> str | None:
+    if owner is None or owner.id == a.id:
+        return None
+    if owner.priority == a.priority:
+        # Refused at creation for the devices registered then; a later device settles it by age.
+        return f"tie at priority {a.priority} with {owner.name}: the older assignment's value wins"
+    return f"{owner.name} has priority"
+
+
 class ReportsMixin:
     _store: Any
     _engine: Any
@@ -217,7 +226,7 @@ class ReportsMixin:
                         "desired": self.mask(p.path, want.value),
                         "known": self.mask(p.path, known) if known is not None else None, "verdict": verdict,
                         "owner": owner.name if owner is not None else a.name,
-                        "detail": None if owner is None or owner.id == a.id else f"{owner.name} has priority"})
+                        "detail": _owner_note(owner, a)})
         return {"device_id": device_id, "serial_number": device.serial_number, "product_class": pc,
                 "software_version": fw, "parameter_key": device.parameter_key, "assignments": assignments,
                 "settings": settings}
