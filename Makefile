@@ -22,9 +22,11 @@ var/token: $(STAMP)
 	mkdir -p var
 	umask 077 && $(BIN)/acs-security tokens create --db sqlite:///$(CURDIR)/var/acs.db --name make-run-$$(date +%s) --role operator > var/token.tmp && mv var/token.tmp var/token
 
+# No per-address connection cap: the simulated phones of 'make sim' all come from 127.0.0.1.
 run: $(STAMP) var/cr.pw var/token
 	$(BIN)/acs-security serve --db sqlite:///$(CURDIR)/var/acs.db --no-cpe-auth \
-		--public-url http://acs.example.net:7547/ --cr-username acs --cr-password-file var/cr.pw
+		--public-url http://acs.example.net:7547/ --cr-username acs --cr-password-file var/cr.pw \
+		--max-connections-per-ip 0
 
 # The main job on the embedded default: server on SQLite in a temporary folder, 500
 # simulated phones, the example hardening policy pushed, progress and report, exit 0.

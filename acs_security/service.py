@@ -22,6 +22,10 @@ from acs_security.store.records import parse_device_id
 __all__ = ["ServiceError", "FleetService", "device_json", "parse_duration", "MAX_POLICY_BYTES"]
 
 MAX_PAGE = 1000
+#: Largest offset of a page (the store's integers are 64-bit; no list is this long).
+MAX_OFFSET = 1_000_000_000
+#: Job ids are the store's 64-bit row ids.
+MAX_JOB_ID = 2**63 - 1
 #: Largest policy document accepted by lint and export (the CLI refuses larger files too).
 MAX_POLICY_BYTES = 256 * 1024
 
@@ -106,9 +110,9 @@ class FleetService:
         filters: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         if not 1 <= limit <= MAX_PAGE:
-            raise ServiceError(400, "invalid limit", f"limit must be 1-{MAX_PAGE}, got {limit}")
-        if offset < 0:
-            raise ServiceError(400, "invalid offset", f"offset must be >= 0, got {offset}")
+            raise ServiceError(400, "invalid limit", f"limit must be 1-{MAX_PAGE}")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise ServiceError(400, "invalid offset", f"offset must be 0-{MAX_OFFSET}")
         allowed = {"product_class", "software_version", "serial_numbers", "tag"}
         filters = dict(filters or {})
         unknown = set(filters) - allowed
@@ -175,13 +179,11 @@ class FleetService:
         unknown = set(request) - allowed
         if unknown:
             raise ServiceError(400, "unknown field", f"unknown field(s) {sorted(unknown)}")
-        text = request.get("policy")
-        if not isinstance(text, str) or not text.strip():
-            raise ServiceError(400, "no policy", "give the policy document (TOML or cfg.xml) as text")
+        data = self._policy_bytes(request.get("policy"))
         try:
-            policy = parse_policy(text.encode("utf-8"), source=str(request.get("policy_name") or "policy"))
+            policy = parse_policy(data, source=str(request.get("policy_name") or "policy"))
         except PolicyError as exc:
-            raise ServiceError(400, "invalid policy", "; ".join(exc.errors)) from None
+            raise self._invalid_policy(exc) from None
         findings, refused = self._guardrails(policy, request.get("force"))
         if refused and not request.get("dry_run"):
             raise ServiceError(
@@ -279,6 +281,9 @@ class FleetService:
         return self._engine.jobs.get(job_id)
 
     async def _job_record(self, job_id: int) -> Any:
+        if isinstance(job_id, bool) or not isinstance(job_id, int) or not 1 <= job_id <= MAX_JOB_ID:
+            # The SOAP face passes any integer through; the store's ids are 64-bit.
+            raise ServiceError(404, "no such job", f"job ids are 1-{MAX_JOB_ID}")
         rec = await self._store.call("get_job", job_id)
         if rec is None:
             raise ServiceError(404, "no such job", f"job {job_id} does not exist")
@@ -318,8 +323,8 @@ class FleetService:
         return out
 
     async def list_jobs(self, *, limit: int = 50, offset: int = 0, state: str | None = None) -> dict[str, Any]:
-        if not 1 <= limit <= MAX_PAGE or offset < 0:
-            raise ServiceError(400, "invalid page", f"limit must be 1-{MAX_PAGE} and offset >= 0")
+        if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
+            raise ServiceError(400, "invalid page", f"limit must be 1-{MAX_PAGE} and offset 0-{MAX_OFFSET}")
         states = [state] if state else None
         records = await self._store.call("list_jobs", limit=limit, offset=offset, states=states)
         total = await self._store.call("count_jobs", states=states)
@@ -333,8 +338,8 @@ class FleetService:
         await self._job_record(job_id)
         if state is not None and state not in {s.value for s in TaskState}:
             raise ServiceError(400, "invalid state", f"{state!r} is not one of {[s.value for s in TaskState]}")
-        if not 1 <= limit <= MAX_PAGE or offset < 0:
-            raise ServiceError(400, "invalid page", f"limit must be 1-{MAX_PAGE} and offset >= 0")
+        if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
+            raise ServiceError(400, "invalid page", f"limit must be 1-{MAX_PAGE} and offset 0-{MAX_OFFSET}")
         await self._flush_engine()
         states = [state] if state else None
         tasks = await self._store.call("list_tasks", job_id, states=states, limit=limit, offset=offset)
@@ -402,10 +407,23 @@ class FleetService:
 
     # -- policies, cfg.xml, data model (thin calls into policy/ and mapping/) ---------------
 
+    def _invalid_policy(self, exc: Any) -> ServiceError:
+        """The answer to a PolicyError: every problem in the detail, and as findings with
+        what the guardrails find in the rest of the document (policy/guardrails.py)."""
+        from acs_security.policy.guardrails import AcsContext, refused_findings
+
+        findings = refused_findings(exc, context=self._acs_context or AcsContext())
+        return ServiceError(400, "invalid policy", "; ".join(exc.errors),
+                            findings=[f.to_json() for f in findings])
+
     def _policy_bytes(self, text: Any) -> bytes:
         if not isinstance(text, str) or not text.strip():
             raise ServiceError(400, "no policy", "give the policy document (TOML or cfg.xml) as text")
-        data = text.encode("utf-8")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate, from a caller other than the JSON API
+            raise ServiceError(400, "invalid policy",
+                               f"the text holds a lone surrogate at character {exc.start}") from None
         if len(data) > MAX_POLICY_BYTES:
             raise ServiceError(413, "policy too large", f"the policy exceeds {MAX_POLICY_BYTES} bytes")
         return data
@@ -436,7 +454,7 @@ class FleetService:
         try:
             policy = parse_policy(data, source=str(name or "policy"), catalogue=cat)
         except PolicyError as exc:
-            raise ServiceError(400, "invalid policy", "; ".join(exc.errors)) from None
+            raise self._invalid_policy(exc) from None
         return self._render(cat, policy.sample_values(extensions))
 
     @staticmethod
@@ -497,8 +515,8 @@ class FleetService:
         substring of name, element or path, paginated. Raises ServiceError(400)."""
         from acs_security.mapping import load_catalogue
 
-        if not 1 <= limit <= MAX_PAGE or offset < 0:
-            raise ServiceError(400, "invalid page", f"limit must be 1-{MAX_PAGE} and offset >= 0")
+        if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
+            raise ServiceError(400, "invalid page", f"limit must be 1-{MAX_PAGE} and offset 0-{MAX_OFFSET}")
         cat = load_catalogue()
         rows = []
         needle = (query or "").lower()

@@ -163,8 +163,10 @@ def start_acs(workdir: Path, db: str, *, args: Sequence[str] = (), timeout: floa
     cwmp = cwmp or free_port()
     api = api or free_port()
     token = _api_token(db, f"bench-{cwmp}")
+    # The load generators' phones all come from 127.0.0.1: no per-address connection cap.
     argv = [PY, "-m", "acs_security.cli", "serve", "--db", db, "--no-cpe-auth",
-            "--cwmp-listen", f"127.0.0.1:{cwmp}", "--api-listen", f"127.0.0.1:{api}", *args]
+            "--cwmp-listen", f"127.0.0.1:{cwmp}", "--api-listen", f"127.0.0.1:{api}",
+            "--max-connections-per-ip", "0", *args]
     proc = Proc(argv, log=workdir / f"serve-{cwmp}.log")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.pollreactor import PollReactor
 from twisted.internet.selectreactor import SelectReactor
 from twisted.python.failure import Failure
 from twisted.web.iweb import IBodyProducer
@@ -56,9 +57,12 @@ def _as_global_reactor(reactor: Any) -> Iterator[None]:
             del twisted.internet.reactor  # type: ignore[attr-defined]
 
 
-def run_in_reactor(fn: Callable[[Any], Awaitable[T]], *, timeout: float = 60.0) -> T:
-    """Run ``await fn(reactor)`` in a fresh reactor; return its result or raise its error."""
-    reactor = SelectReactor()
+def run_in_reactor(fn: Callable[[Any], Awaitable[T]], *, timeout: float = 60.0, many_sockets: bool = False) -> T:
+    """Run ``await fn(reactor)`` in a fresh reactor; return its result or raise its error.
+
+    ``many_sockets``: a poll() reactor, for tests that open more sockets than select() takes
+    (file descriptors up to 1023)."""
+    reactor = PollReactor() if many_sockets else SelectReactor()
     outcome: dict[str, Any] = {}
 
     def start() -> None:

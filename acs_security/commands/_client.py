@@ -126,7 +126,16 @@ class ApiClient:
             try:
                 problem = json.loads(detail)
                 detail = problem.get("detail") or problem.get("title") or detail
-            except ValueError:
+                if problem.get("findings"):
+                    # Every problem of a refused policy on a line of its own (guardrails, data model).
+                    detail = f"{problem.get('title')}:\n" + "\n".join(
+                        f"  {f.get('severity')} {f.get('rule')}: "
+                        + (f"{', '.join(f.get('settings') or [])}: " if f.get("settings") else "")
+                        + str(f.get("reason")) for f in problem["findings"])
+                    detail += "\nNothing was sent."
+                    if any(f.get("forceable") and f.get("severity") == "error" for f in problem["findings"]):
+                        detail += " A forceable rule may be overridden: push --force RULE."
+            except (ValueError, AttributeError):
                 pass
             hint = ""
             if exc.code == 401:

@@ -39,6 +39,7 @@ EXAMPLES: dict[str, Any] = {
     "secret_key_file": "/var/lib/acs-security/acs.key",
     "cluster": True,
     "node_id": "acs1",
+    "idle_timeout": 60.0,
 }
 
 _WIDTH = 96
@@ -174,6 +175,8 @@ def render_reference() -> str:
         "- `acs-security config check --config FILE` loads a file (and the environment) as `serve`",
         "  would and prints the effective settings, or the error (exit code 2).",
         "- Deployment (single machine, several nodes, TLS, backup): [deploy.md](deploy.md).",
+        "- The connection limits and timeouts, and the phones' addresses behind a proxy",
+        "  (`trusted_proxies`, `proxy_protocol`): [deploy.md](deploy.md#connections-timeouts-and-proxies).",
         "",
         "| setting | environment | flag | kind | default | meaning |",
         "|---|---|---|---|---|---|",

@@ -93,6 +93,8 @@ async def _demo(reactor: Any, args: Any, policy: Path, faults: Any, workdir: Pat
         # The host phones use for the ACS: the guardrails check the policy's restricted
         # domains against it (the port is chosen by the OS below; only the host matters).
         "public_url": "http://acs.example.net/",
+        # The simulated phones all come from 127.0.0.1: no per-address connection cap.
+        "max_connections_per_ip": 0,
     })
     server = AcsServer(config=config, reactor=reactor)
     server.start()

@@ -7,14 +7,16 @@ value that could be a secret (passwords are only ever length-checked).
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from acs_security.cwmp.errors import MessageValidationError
 from acs_security.cwmp.values import check_value
 
 __all__ = [
-    "EVENT_CODE_RE", "FILE_TYPE_RE", "OUI_RE", "UINT_MAX", "check_bool", "check_file_type",
-    "check_int", "check_str", "check_time", "fail", "new_instance", "set_field", "tuple_of",
+    "EVENT_CODE_RE", "FILE_TYPE_RE", "IDENTIFIER_UNSAFE_RE", "OUI_RE", "UINT_MAX", "check_bool",
+    "check_file_type", "check_identifier", "check_int", "check_str", "check_time", "fail",
+    "new_instance", "set_field", "tuple_of",
 ]
 
 UINT_MAX = 2**32 - 1
@@ -23,6 +25,13 @@ UINT_MAX = 2**32 - 1
 EVENT_CODE_RE = re.compile(r"[0-9]+( \S+)+|M \S+|X [0-9A-F]{6} .+|X \S+ .+")
 FILE_TYPE_RE = re.compile(r"[1-9][0-9]*( \S+)+|X [0-9A-F]{6} .+|X \S+ .+")
 OUI_RE = re.compile(r"[0-9A-Fa-f]{6}")
+# Characters an identifier (DeviceId fields) may not hold: C0 controls, DEL and C1 controls
+# (terminal escape sequences, a carriage return that overwrites a log line) and the
+# bidirectional controls (embeddings and overrides U+202A-202E, isolates U+2066-2069, the
+# marks U+200E/U+200F and U+061C), which make an identifier read otherwise than it compares
+# ("Trojan Source", CVE-2021-42574). TR-069 A.3.3.1 gives these fields as strings a person
+# reads off the device's label; none has a use for them.
+IDENTIFIER_UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 set_field = object.__setattr__
 new_instance = object.__new__
 
@@ -38,6 +47,23 @@ def check_str(owner: object, name: str, value: object, max_len: int | None = Non
         raise fail(owner, f"{name} must be a str, not {type(value).__name__}")
     if max_len is not None and len(value) > max_len:
         raise fail(owner, f"{name} is {len(value)} characters long, the limit is {max_len}")
+
+
+def check_identifier(owner: object, name: str, value: str) -> None:
+    """Raises MessageValidationError when ``value`` holds a control or bidirectional control
+    character (:data:`IDENTIFIER_UNSAFE_RE`). The message names the field, the character's
+    code point and kind, and its position, never the value itself (it would carry the
+    character into the log line that reports it)."""
+    found = IDENTIFIER_UNSAFE_RE.search(value)
+    if found is None:
+        return
+    ch = found.group()
+    kind = ("a control character" if unicodedata.category(ch) == "Cc"
+            else "a bidirectional control character")
+    label = unicodedata.name(ch, "")
+    shown = f"U+{ord(ch):04X}" + (f" {label}" if label else "")
+    raise fail(owner, f"{name} holds {shown}, {kind}, at position {found.start() + 1}; "
+                      "identifiers must be printable text")
 
 
 def check_int(owner: object, name: str, value: object, low: int, high: int) -> None:

@@ -35,6 +35,7 @@ CPE announces, the ACS sends one envelope per HTTP response, which every value a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -340,8 +341,8 @@ class Session:
         self._state = State.ERROR
         if error.fault_code is not None:
             namespace = self.namespace or error.namespace or CWMP_1_0
-            body = build_envelope(m.Fault(error.fault_code), namespace=namespace,
-                                  cwmp_id=error.cwmp_id)
+            body = build_envelope(m.Fault(error.fault_code, _fault_text(error)),
+                                  namespace=namespace, cwmp_id=error.cwmp_id)
             reply = Outgoing(200, body, _XML_HEADERS)
         else:
             reply = Outgoing(error.http_status, (str(error) + "\n").encode("utf-8"),
@@ -466,3 +467,16 @@ class Session:
         """
         self._state = self._transition(Kind.FINISH)
         return Outgoing(204)
+
+
+# What XML 1.0 cannot carry (its Char production), replaced in a FaultString.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _fault_text(error: CwmpProtocolError) -> str:
+    """The FaultString of a fault answering ``error``: the code's standard text and what was
+    wrong (TR-069 A.5.1: a human-readable description), at most 256 characters (the
+    schema's FaultString length). Errors of the codec never quote a secret (errors.py)."""
+    standard = m.Fault(error.fault_code or 8003).string
+    text = f"{standard}: {_NOT_XML.sub('?', str(error))}"
+    return text if len(text) <= 256 else text[:253] + "..."

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from acs_security.cwmp.checks import (
     EVENT_CODE_RE,
+    IDENTIFIER_UNSAFE_RE,
     OUI_RE,
     check_bool,
+    check_identifier,
     check_int,
     check_str,
     fail,
@@ -109,7 +111,9 @@ _set_pv_name, _set_pv_value, _set_pv_type, _set_pv_type_ns = (
 
 @dataclass(frozen=True, slots=True)
 class DeviceId:
-    """DeviceIdStruct. The OUI is six hex digits, stored upper case as the schema wants."""
+    """DeviceIdStruct. The OUI is six hex digits, stored upper case as the schema wants.
+    No field may hold a control or bidirectional control character (checks.py
+    IDENTIFIER_UNSAFE_RE): these name the device in the store, in logs and on screens."""
 
     manufacturer: str
     oui: str
@@ -129,6 +133,13 @@ class DeviceId:
                 raise fail(self, f"oui {oui!r} is not exactly 6 hex digits")
             check_str(self, "product_class", self.product_class, 64)
             check_str(self, "serial_number", self.serial_number, 64)
+        if IDENTIFIER_UNSAFE_RE.search(f"{self.manufacturer}{self.product_class}{self.serial_number}"):
+            # Named as the Inform names them (TR-069 A.3.3.1 DeviceIdStruct); the OUI
+            # passed its hex pattern above.
+            for field_name, value in (("Manufacturer", self.manufacturer),
+                                      ("ProductClass", self.product_class),
+                                      ("SerialNumber", self.serial_number)):
+                check_identifier(self, field_name, value)
         if not oui.isupper() and not oui.isdigit():
             set_field(self, "oui", oui.upper())
 

@@ -27,11 +27,13 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from acs_security.fleet.joblog import job_event
 from acs_security.fleet.live import LiveJob, LiveTask
 from acs_security.fleet.tasks import ACTIVE, TERMINAL, TaskState
 from acs_security.fleet.waves import halt_reason, job_verdict
+from acs_security.store.errors import StoreUnavailable
 from acs_security.store.jobrecords import TargetDevice
 
 __all__ = ["ClusterMode", "ClusterOptions", "EngineCore"]
@@ -160,6 +162,11 @@ class ClusterMode:
     def in_progress(self, job: LiveJob) -> int:
         return len(job.requested)
 
+    def sync_now(self) -> None:
+        """Sync at once (the store is back after an outage), unless a sync is under way."""
+        if self._loop is not None and self._loop.running:
+            self._sync_soon()
+
     def _sync_soon(self) -> None:
         if self._syncing:
             return
@@ -168,9 +175,12 @@ class ClusterMode:
 
         def done(result: Any) -> None:
             self._syncing = False
-            if hasattr(result, "getErrorMessage"):
-                log.warn("node {node}: sync with the store failed: {error}", node=self.options.node,
-                         error=result.getErrorMessage())
+            if isinstance(result, Failure):
+                # A store outage is logged once when it begins and once when it ends
+                # (server/outages.py), not at every sync in between.
+                emit = log.debug if result.check(StoreUnavailable) else log.warn
+                emit("node {node}: sync with the store failed: {error}", node=self.options.node,
+                     error=result.getErrorMessage())
 
         d.addBoth(done)
 

@@ -27,8 +27,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from acs_security.connreq.policy import BackoffPolicy
+from acs_security.display import label_of
 from acs_security.fleet.cluster import ClusterMode, ClusterOptions
 from acs_security.fleet.joblog import job_event, maybe_progress
 from acs_security.fleet.live import JobOptions, LiveJob, LiveTask
@@ -41,6 +43,7 @@ from acs_security.fleet.writes import TaskWriter
 from acs_security.mapping import Catalogue, load_catalogue
 from acs_security.policy.document import Policy
 from acs_security.policy.plan import DevicePlan, plan_device
+from acs_security.store.errors import StoreError, StoreUnavailable
 from acs_security.store.jobs import TargetDevice
 
 __all__ = ["FleetEngine", "EngineLimits", "PARAMETER_KEY_PREFIX"]
@@ -78,7 +81,10 @@ class FleetEngine(SessionSide):
         random: Callable[[], float] | None = None,
         cluster: ClusterOptions | None = None,
         node: str | None = None,
+        store_available: Callable[[], bool] | None = None,
     ) -> None:
+        """``store_available()``: False while the store's database cannot be used (the
+        server's StoreHealth, store/health.py); None: always taken as available."""
         self._store = store
         self._clock = clock
         self._http = http_requester
@@ -104,6 +110,15 @@ class FleetEngine(SessionSide):
         self._session_tasks: dict[str, list[LiveTask]] = {}
         # Job id -> when its last progress line was logged (joblog.py).
         self._progress_logged: dict[int, float] = {}
+        # Jobs whose state must still be saved (a save failed), those being saved, and when
+        # the tick saves them again (_persist_job).
+        self._unsaved: dict[int, LiveJob] = {}
+        self._saving: set[int] = set()
+        self._save_at: float | None = None
+        # The store's outages (_watch_store): whether one lasts, and when one was last seen.
+        self._store_available = store_available or (lambda: True)
+        self._store_down = False
+        self._store_down_at = float("-inf")
 
     @property
     def clustered(self) -> bool:
@@ -161,6 +176,28 @@ class FleetEngine(SessionSide):
     def flush(self) -> Deferred[None]:
         """Fires once every task change so far is in the store."""
         return self._writer.flush()
+
+    def _watch_store(self, now: float) -> None:
+        """Every tick: whether the store's database is available (server/outages.py). While
+        it is not, no connection request goes out (a phone woken now would only be answered
+        503) and no device is judged for not calling in; when it is back, the task changes
+        kept meanwhile and the job states not saved are written at once, not after their
+        back-off, and the devices that wait are requested at once (the outage, not the
+        devices, kept them waiting)."""
+        down = not self._store_available()
+        if down:
+            self._store_down_at = now
+        elif self._store_down:
+            for job in self.jobs.values():
+                if job.state == "running":
+                    for task in job.queue:
+                        if task.state is TaskState.PENDING and task.next_attempt > now:
+                            task.next_attempt = now
+            self._writer.retry_now()
+            self._save_jobs()
+            if self._cluster is not None:
+                self._cluster.sync_now()
+        self._store_down = down
 
     def _index(self, task: LiveTask) -> None:
         self._by_device.setdefault(task.device_id, []).append(task)
@@ -333,6 +370,7 @@ class FleetEngine(SessionSide):
         self._ticking = True
         try:
             now = self._clock.seconds()
+            self._watch_store(now)
             for job in list(self.jobs.values()):
                 if job.state != "running":
                     self._progress_logged.pop(job.id, None)
@@ -344,6 +382,8 @@ class FleetEngine(SessionSide):
                 else:
                     self._drive(job, now)
             self._writer.kick()
+            if self._save_at is not None and self._clock.seconds() >= self._save_at:
+                self._save_jobs()
         finally:
             self._ticking = False
 
@@ -376,25 +416,67 @@ class FleetEngine(SessionSide):
         self.send_requests(job, now)
 
     def check_requested(self, job: LiveJob, now: float) -> None:
-        """Devices that accepted a connection request but did not call in."""
+        """Devices that accepted a connection request but did not call in. Not judged while
+        the store is unavailable (they called, and were answered 503); one requested before
+        an outage is requested again without counting an attempt."""
+        if self._store_down:
+            return
         for task in list(job.requested):
             if (task.state is TaskState.REQUESTED and task.requested_at is not None
                     and now - task.requested_at > self.limits.cr_session_wait):
                 job.apply(task, TaskEvent.CR_LOST, now)
-                self._failed_attempt(task, now, "accepted the connection request but did not call in")
+                if task.requested_at <= self._store_down_at:
+                    task.detail = "requested again: the store was unavailable when the device called"
+                    task.next_attempt = now
+                    self._writer.mark(task.update(now))
+                else:
+                    self._failed_attempt(task, now, "accepted the connection request but did not call in")
 
     def _persist_job(self, job: LiveJob) -> None:
-        d = self._store.call("set_job_state", job.id, job.state, current_wave=job.current_wave,
-                             reason=job.reason, finished=job.state in ("completed", "cancelled"))
-        d.addErrback(lambda f: log.failure("saving job {id} failed", f, id=job.id))
+        """Save the job's state, wave and reason (a completed job's once its tasks' changes
+        are in). Should the store fail, the job is saved again a second later (or as soon as
+        the store is back): a job decided in memory but not in the store would be resumed as
+        it was after a restart. One save per job at a time; a change made meanwhile is saved
+        right after it."""
+        self._unsaved[job.id] = job
+        if job.id in self._saving:
+            return
+        self._saving.add(job.id)
+        del self._unsaved[job.id]
+        final = job.state in ("completed", "cancelled")
+        d = self._writer.flush() if final else Deferred.fromCoroutine(_nothing())
+        d.addCallback(lambda _: self._store.call("set_job_state", job.id, job.state, current_wave=job.current_wave,
+                                                 reason=job.reason, finished=final))
+
+        def saved(_: Any) -> None:
+            self._saving.discard(job.id)
+            if job.id in self._unsaved:
+                self._persist_job(job)
+
+        def failed(failure: Failure) -> None:
+            self._saving.discard(job.id)
+            self._unsaved[job.id] = job
+            if self._save_at is None:
+                self._save_at = self._clock.seconds() + 1.0
+            if not failure.check(StoreUnavailable):  # an outage is logged once (server/outages.py)
+                log.warn("saving job {id} failed: {error}; it is saved again later", id=job.id,
+                         error=failure.getErrorMessage())
+
+        d.addCallbacks(saved, failed)
+
+    def _save_jobs(self) -> None:
+        """Save again the jobs whose last save failed (at a tick a second later, or at once
+        when the store is back)."""
+        self._save_at = None
+        for job in list(self._unsaved.values()):
+            if job.id not in self._saving:
+                self._persist_job(job)
 
     def _finish(self, job: LiveJob, state: str) -> None:
         job.state = state
         self._plans.pop(job.id, None)
         job_event(job, state)
-        d = self._writer.flush()
-        d.addCallback(lambda _: self._store.call("set_job_state", job.id, state, finished=True))
-        d.addErrback(lambda f: log.failure("saving job {id} failed", f, id=job.id))
+        self._persist_job(job)
         self._forget_if_done(job)
 
     def _forget_if_done(self, job: LiveJob) -> None:
@@ -416,6 +498,8 @@ class FleetEngine(SessionSide):
             self._plans.pop(job_id, None)
 
     def send_requests(self, job: LiveJob, now: float) -> None:
+        if self._store_down:
+            return  # the phones would be answered 503 (store_unavailable)
         in_progress = self._cluster.in_progress(job) if self._cluster is not None else job.in_progress
         budget = min(self.limits.max_cr_in_flight - self._cr_in_flight,
                      job.options.max_in_progress - in_progress)
@@ -443,7 +527,11 @@ class FleetEngine(SessionSide):
 
     async def _connection_request(self, task: LiveTask, device: TargetDevice) -> None:
         try:
-            creds = await self._credential(device.device_id)
+            try:
+                creds = await self._credential(device.device_id)
+            except StoreError as exc:
+                self._store_failed_request(task, exc)
+                return
             if creds is None:
                 ok, why = False, "no connection-request credential for this device"
             elif device.udp_connection_request_address and self._udp is not None:
@@ -463,6 +551,21 @@ class FleetEngine(SessionSide):
             task.job.apply(task, TaskEvent.CR_LOST, now)
             self._failed_attempt(task, now, f"connection request failed ({why})")
 
+    def _store_failed_request(self, task: LiveTask, exc: StoreError) -> None:
+        """The device's connection-request credential could not be read: nothing was sent,
+        so the attempt does not count (an outage must not use up a device's attempts and
+        leave it to its next periodic Inform); the task waits and is requested again."""
+        now = self._clock.seconds()
+        if task.state is not TaskState.REQUESTED or task.gone:
+            return
+        task.job.apply(task, TaskEvent.CR_LOST, now)
+        task.detail = "connection request postponed: the store is unavailable"
+        task.next_attempt = now + self.limits.backoff.delay(1, self._random())
+        self._writer.mark(task.update(now))
+        if not isinstance(exc, StoreUnavailable):
+            log.warn("cannot read the connection-request credential of {label}: {error}",
+                     device=task.device_id, label=label_of(task.device_id), error=str(exc))
+
     async def _credential(self, device_id: str) -> tuple[str, str] | None:
         if self._cr_credentials is not None:
             cred = await self._cr_credentials(device_id)
@@ -479,3 +582,7 @@ class FleetEngine(SessionSide):
         else:
             task.next_attempt = now + self.limits.backoff.delay(task.attempts, self._random())
         self._writer.mark(task.update(now))
+
+
+async def _nothing() -> None:
+    return None

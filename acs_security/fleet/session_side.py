@@ -60,6 +60,7 @@ class SessionSide:
     _session_tasks: dict[str, list[LiveTask]]
     _by_device: dict[str, list[LiveTask]]
     devices: dict[str, TargetDevice]
+    jobs: dict[int, LiveJob]
     _store: Any
     _clock: Any
     _random: Any
@@ -218,6 +219,25 @@ class SessionSide:
             cluster = self._cluster
             d.addCallback(lambda _: cluster.settled(task))
         return d
+
+    def session_refused(self, device_id: str) -> None:
+        """The device called in but its session was refused with 503 before the Inform was
+        answered, the store being unavailable (server/cwmp_resource.py). TR-069 Table 7 has
+        the CPE discard a failed session's "6 CONNECTION REQUEST" event, so a device woken
+        by a connection request does not call again by itself: its task waiting for that
+        call goes back to pending, without counting an attempt, and is requested again
+        (once the store is back: fleet/engine.py holds requests during an outage)."""
+        now = self._clock.seconds()
+        jobs = ([t.job for t in self._by_device.get(device_id, ())] if self._cluster is None
+                else list(self.jobs.values()))
+        for job in jobs:
+            task = job.tasks.get(device_id)
+            if task is None or task.gone or task.state is not TaskState.REQUESTED:
+                continue
+            job.apply(task, TaskEvent.CR_LOST, now)
+            task.detail = "called in while the store was unavailable (answered 503); requested again"
+            task.next_attempt = now
+            self._writer.mark(task.update(now))
 
     async def session_ended(self, ctx: SessionContext, outcome: str) -> None:
         self._session_tasks.pop(ctx.token, None)

@@ -24,6 +24,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from acs_security.store.errors import StoreUnavailable
 from acs_security.store.jobs import TaskUpdate
 
 __all__ = ["TaskWriter"]
@@ -85,6 +86,13 @@ class TaskWriter:
         self._write()
         return d
 
+    def retry_now(self) -> None:
+        """The store is back (server/outages.py): write what is marked now, not after the
+        retry back-off."""
+        self._retry_at = 0.0
+        if self._dirty:
+            self._write()
+
     def kick(self) -> None:
         """Start writing what is marked, if nothing is being written (no waiting)."""
         if not self._dirty:
@@ -142,8 +150,10 @@ class TaskWriter:
         if self._clock is not None:
             self._retry_at = self._clock.seconds() + delay
         if self._failures == 1:
-            log.warn("writing {n} task changes failed: {error}; they are kept and written again",
-                     n=len(batch), error=failure.getErrorMessage())
+            # A store outage is logged once by the server (server/outages.py).
+            emit = log.debug if failure.check(StoreUnavailable) else log.warn
+            emit("writing {n} task changes failed: {error}; they are kept and written again",
+                 n=len(batch), error=failure.getErrorMessage())
         # Every pending waiter depends on this batch (it held the lowest numbers).
         waiters, self._waiters = self._waiters, deque()
         for _, w in waiters:

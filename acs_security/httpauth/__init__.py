@@ -33,7 +33,7 @@ from acs_security.httpauth.headers import (
     parse_authorization,
     parse_challenges,
 )
-from acs_security.httpauth.nonces import NonceCodec, NonceCountTracker, ReplayVerdict
+from acs_security.httpauth.nonces import NonceCodec, NonceCountTracker, NonceUse, ReplayVerdict
 from acs_security.httpauth.result import AuthFailure, AuthResult
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "DigestVerifier",
     "NonceCodec",
     "NonceCountTracker",
+    "NonceUse",
     "ReplayVerdict",
     "UnsupportedDigestError",
     "basic_allowed",

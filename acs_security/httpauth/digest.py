@@ -29,7 +29,7 @@ from acs_security.httpauth.headers import (
     parse_challenges,
     render_params,
 )
-from acs_security.httpauth.nonces import NonceCodec, NonceCountTracker, ReplayVerdict
+from acs_security.httpauth.nonces import NonceCodec, NonceCountTracker, NonceUse, ReplayVerdict
 from acs_security.httpauth.result import AuthFailure, AuthResult
 
 __all__ = [
@@ -475,7 +475,8 @@ class DigestVerifier:
         ``uri`` is the request-target exactly as received; the header's ``uri`` must
         equal it (RFC 7616 section 3.4.6). A correct answer to an expired nonce gives
         ``STALE_NONCE`` (answer with ``challenge(..., stale=True)``). A successful
-        check records the nonce-count, so the same header is refused the second time.
+        check records the nonce-count, so the same header is refused the second time by
+        this verifier, and returns it as ``nonce_use`` for a record shared by processes.
 
         Raises:
             Whatever ``lookup`` raises (a store failure is the caller's to answer, 500);
@@ -541,9 +542,12 @@ class DigestVerifier:
         # Clock stepped back far past issue: treat like expiry so the client re-fetches.
         if now - issued_at > self._lifetime or issued_at - now > 60:
             return AuthResult.failure(AuthFailure.STALE_NONCE, "nonce expired", user, alg)
-        verdict = self._tracker.check_and_record(creds.nonce, issued_at, int(creds.nc, 16), now)
+        nc = int(creds.nc, 16)
+        verdict = self._tracker.check_and_record(creds.nonce, issued_at, nc, now)
         if verdict is ReplayVerdict.REPLAYED:
             return AuthResult.failure(AuthFailure.REPLAYED_NONCE, "nonce count already used", user, alg)
         if verdict is ReplayVerdict.FORGOTTEN:
             return AuthResult.failure(AuthFailure.STALE_NONCE, "nonce no longer tracked", user, alg)
-        return AuthResult.success(user, alg)
+        # This process's record is not another node's: the caller records the use where
+        # every node sees it (server/cpe_auth.py), see nonces.py.
+        return AuthResult.success(user, alg, NonceUse(creds.nonce, nc, issued_at + self._lifetime))

@@ -13,6 +13,12 @@ keeps the highest ``nc`` per nonce, with a hard bound on the number of nonces tr
 When it must drop a nonce that has not expired it remembers the newest issue time it ever
 dropped, and from then on treats an untracked nonce issued no later than that as stale:
 the client transparently fetches a fresh nonce, and no replay slips through the gap.
+
+That record is one process's. Several ACS nodes behind a load balancer accept each other's
+nonces, so a header captured on one node could be replayed once on another: the verifier
+therefore hands every use it accepts back to its caller as a :class:`NonceUse`, which the
+server also records where every node sees it (the store, store/nonces.py) and refuses
+when another node accepted that count first.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ import enum
 import hashlib
 import hmac
 from collections import OrderedDict
+from dataclasses import dataclass
 
 __all__ = [
     "MIN_SECRET_KEY_BYTES",
     "NonceCodec",
     "NonceCountTracker",
+    "NonceUse",
     "ReplayVerdict",
 ]
 
@@ -87,6 +95,16 @@ class NonceCodec:
         if not hmac.compare_digest(mac, self._mac(body)):
             return None
         return int.from_bytes(body[:_TS_LEN], "big")
+
+
+@dataclass(frozen=True, slots=True)
+class NonceUse:
+    """One accepted use of a server nonce: its nonce-count, and when the nonce expires
+    (Unix seconds: issue time + lifetime), after which no record of it is needed."""
+
+    nonce: str
+    nc: int
+    expires_at: float
 
 
 class ReplayVerdict(enum.Enum):

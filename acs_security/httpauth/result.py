@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from acs_security.httpauth.nonces import NonceUse
+
 __all__ = ["AuthFailure", "AuthResult"]
 
 
@@ -31,7 +33,8 @@ class AuthResult:
     """ok, or the reason for refusal. Holds no password, hash or response value.
 
     ``username`` is the name the client claimed (also on failure, for the log);
-    ``detail`` is a human sentence safe to log.
+    ``detail`` is a human sentence safe to log. ``nonce_use``: on a digest success, the
+    nonce-count this check accepted, for a record every node sees (nonces.py).
     """
 
     ok: bool
@@ -39,6 +42,7 @@ class AuthResult:
     reason: AuthFailure | None = None
     detail: str = ""
     algorithm: str | None = None
+    nonce_use: NonceUse | None = None
 
     @property
     def stale(self) -> bool:
@@ -53,8 +57,9 @@ class AuthResult:
         return 400 if self.reason is AuthFailure.MALFORMED else 401
 
     @classmethod
-    def success(cls, username: str, algorithm: str | None = None) -> AuthResult:
-        return cls(ok=True, username=username, algorithm=algorithm)
+    def success(cls, username: str, algorithm: str | None = None,
+                nonce_use: NonceUse | None = None) -> AuthResult:
+        return cls(ok=True, username=username, algorithm=algorithm, nonce_use=nonce_use)
 
     @classmethod
     def failure(

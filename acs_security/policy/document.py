@@ -22,9 +22,11 @@ data model, before anything else happens; errors name the setting, the value and
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +34,30 @@ from acs_security.mapping import (
     Catalogue,
     CfgXmlError,
     UnknownSettingError,
-    ValidationError,
     load_catalogue,
     parse_cfgxml,
     validate_values,
 )
-from acs_security.mapping.records import PER_EXT_ELEMENT_SUFFIX
+from acs_security.mapping.records import PER_EXT_ELEMENT_SUFFIX, Setting
 
-__all__ = ["Policy", "PolicyError", "load_policy", "parse_policy", "MAX_POLICY_BYTES"]
+__all__ = ["Policy", "PolicyError", "PolicyProblem", "load_policy", "parse_policy", "MAX_POLICY_BYTES"]
 
 MAX_POLICY_BYTES = 256 * 1024
 
 
 class PolicyError(ValueError):
-    """A policy that cannot be used; ``errors`` lists every problem found."""
+    """A policy that cannot be used; ``errors`` lists every problem found (text),
+    ``problems`` the same with the setting concerned, and ``partial`` is the Policy of the
+    lines that have no problem of their own (None when none is left, or the document could
+    not be read at all), so that the guardrails can still say what they think of them."""
 
-    def __init__(self, source: str, errors: list[str]) -> None:
+    def __init__(self, source: str, errors: list[str], *, problems: list[PolicyProblem] | None = None,
+                 partial: Policy | None = None) -> None:
         super().__init__(f"{source}: " + "; ".join(errors))
         self.source = source
         self.errors = errors
+        self.problems = problems if problems is not None else [PolicyProblem(e) for e in errors]
+        self.partial = partial
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,47 +106,127 @@ class Policy:
         return values
 
 
-def _text_value(source: str, key: str, value: Any, errors: list[str]) -> str | None:
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if isinstance(value, (str, int)):
-        return str(value)
-    errors.append(f"{key}: value {value!r} must be a string (cfg.xml form)")
-    return None
+@dataclass(frozen=True, slots=True)
+class PolicyProblem:
+    """One problem of a policy document: what is wrong (``text``, naming the setting, the
+    value and the rule), the setting's catalogue key when one is concerned, and the value
+    as it may be shown (None when there is none to show or it is a secret)."""
+
+    text: str
+    setting: str | None = None
+    value: str | None = None
 
 
-def _canonical(cat: Catalogue, key: str, *, per_extension: bool, errors: list[str]) -> str | None:
-    """The catalogue key a policy line names (element or path), or None after an error."""
-    lookup = key
-    if per_extension and not key.endswith(PER_EXT_ELEMENT_SUFFIX) and "." not in key:
-        lookup = key + PER_EXT_ELEMENT_SUFFIX
-    try:
-        setting, n = cat.find(lookup) or cat.resolve(key)
-    except UnknownSettingError as exc:
-        errors.append(str(exc))
-        return None
-    if not setting.writable:
-        errors.append(f"{key}: {setting.path} is read-only on the phone and cannot be pushed")
-        return None
-    if per_extension:
-        if not setting.per_extension:
-            errors.append(f"{key}: not a per-extension setting; put it under [settings]")
+class _Lines:
+    """The lines of a document as they are checked: each problem recorded, each usable line
+    kept with its setting, so that every problem of the document is found in one pass."""
+
+    def __init__(self, cat: Catalogue) -> None:
+        self.cat = cat
+        self.problems: list[PolicyProblem] = []
+        self.settings: dict[str, str] = {}
+        self.extension_settings: dict[str, str] = {}
+        self.found: dict[str, Setting] = {}  # canonical key -> setting
+
+    def problem(self, text: str, setting: str | None = None, value: str | None = None) -> None:
+        self.problems.append(PolicyProblem(text, setting, value))
+
+    def add(self, key: str, value: Any, *, per_extension: bool) -> None:
+        """Check one ``key = value`` line (name and TOML type); keep it when both are right."""
+        setting = self._resolve(key, per_extension=per_extension)
+        if setting is None:
+            return
+        canonical, found = setting
+        text = self._text(key, found, value)
+        if text is None:
+            return
+        (self.extension_settings if per_extension else self.settings)[canonical] = text
+        self.found[canonical] = found
+
+    def _resolve(self, key: str, *, per_extension: bool) -> tuple[str, Setting] | None:
+        """(canonical key, setting) a policy line names (element or path), or None after a problem."""
+        lookup = key
+        if per_extension and not key.endswith(PER_EXT_ELEMENT_SUFFIX) and "." not in key:
+            lookup = key + PER_EXT_ELEMENT_SUFFIX
+        try:
+            setting, n = self.cat.find(lookup) or self.cat.resolve(key)
+        except UnknownSettingError as exc:
+            self.problem(str(exc))
             return None
-        return setting.key
-    if setting.per_extension and n is None:
-        errors.append(
-            f"{key}: a per-extension setting; put it under [extensions] or name one "
-            f"extension ({setting.element_for(1) or setting.path_for(1)})"
-        )
+        if not setting.writable:
+            self.problem(f"{key}: {setting.path} is read-only on the phone and cannot be pushed", setting.key)
+            return None
+        if per_extension:
+            if not setting.per_extension:
+                self.problem(f"{key}: not a per-extension setting; put it under [settings]", setting.key)
+                return None
+            return setting.key, setting
+        if setting.per_extension and n is None:
+            self.problem(f"{key}: a per-extension setting; put it under [extensions] or name one "
+                         f"extension ({setting.element_for(1) or setting.path_for(1)})", setting.key)
+            return None
+        return setting.concrete_key(n), setting
+
+    def _text(self, key: str, setting: Setting, value: Any) -> str | None:
+        """The value in cfg.xml text form, or None after a problem. Values are strings as
+        cfg.xml writes them; a TOML integer is taken for a number setting (port, whole
+        number). Anything else is refused, naming the type given and the type expected:
+        turning ``true`` into "Yes" would guess, and an enumerated setting may spell it
+        "Enabled", "On" or "Yes"."""
+        if isinstance(value, str):
+            return value
+        numeric = setting.format in _NUMERIC_FORMATS
+        if numeric and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        given = _toml_type(value)
+        shown = "" if setting.secret else f" ({_toml_text(value)})"
+        expected = "an integer or a string of digits" if numeric else "a string"
+        if setting.values:
+            quoted = [f'"{v}"' for v in setting.values]
+            expected += (": " + " or ".join(quoted) if len(quoted) <= 2
+                         else ": one of " + ", ".join(quoted))
+            if isinstance(value, bool) and setting.format == "yesno":
+                expected += f' (write {key} = "{"Yes" if value else "No"}")'
+        elif not numeric:
+            expected += " in cfg.xml form"
+        self.problem(f"{key} ({setting.path}): a TOML {given}{shown} was given; the setting takes {expected}",
+                     setting.key, None if setting.secret else _toml_text(value))
         return None
-    return setting.concrete_key(n)
+
+
+# Formats whose values are numbers: a TOML integer is their natural spelling.
+_NUMERIC_FORMATS = frozenset({"port", "unsigned_int"})
+_TOML_TYPES = ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"), (list, "array"),
+               (dict, "table"), (datetime, "date-time"), (date, "date"), (time, "time"))
+
+
+def _toml_type(value: Any) -> str:
+    return next((name for kind, name in _TOML_TYPES if isinstance(value, kind)), type(value).__name__)
+
+
+def _toml_text(value: Any, limit: int = 40) -> str:
+    """``value`` as TOML writes it (true, "text", [1, 2]), cut to ``limit`` characters."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, (datetime, date, time)):
+        text = value.isoformat()
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_toml_text(v, limit) for v in value[:10]) + "]"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k} = {_toml_text(v, limit)}" for k, v in list(value.items())[:10]) + "}"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def parse_policy(data: bytes, *, source: str = "<policy>", catalogue: Catalogue | None = None) -> Policy:
     """Parse and validate a TOML policy or a cfg.xml profile.
 
-    Raises PolicyError listing every problem (syntax, unknown settings, invalid values,
-    cross-setting rules); nothing partial is returned.
+    Raises PolicyError listing every problem (syntax, unknown settings, wrong TOML types,
+    invalid values, cross-setting rules) with the usable part of the document as
+    ``partial``; nothing partial is returned.
     """
     cat = catalogue or load_catalogue()
     if len(data) > MAX_POLICY_BYTES:
@@ -152,54 +239,81 @@ def parse_policy(data: bytes, *, source: str = "<policy>", catalogue: Catalogue 
         raise PolicyError(source, [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(source, [f"TOML syntax: {exc}"]) from None
-    errors: list[str] = []
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively; a policy nests 2 deep.
+        raise PolicyError(source, ["TOML nested too deeply (arrays or inline tables inside each other)"]) from None
+    lines = _Lines(cat)
     unknown_tables = set(doc) - {"policy", "settings", "extensions"}
     if unknown_tables:
-        errors.append(f"unknown table(s) {sorted(unknown_tables)}; use [policy], [settings], [extensions]")
-    meta = doc.get("policy", {})
-    name = str(meta.get("name") or Path(source).stem or "policy")
+        lines.problem(f"unknown table(s) {sorted(unknown_tables)}; use [policy], [settings], [extensions]")
+    meta = _table(doc, "policy", lines)
+    settings_table = _table(doc, "settings", lines)
+    ext_table = _table(doc, "extensions", lines)
+    for key in sorted(set(meta) - {"name", "description"}):
+        lines.problem(f"[policy] {key}: unknown key; [policy] takes name and description")
+    name = meta.get("name") or Path(source).stem or "policy"
+    description = meta.get("description", "")
+    for what, value in (("name", name), ("description", description)):
+        if not isinstance(value, str):
+            lines.problem(f"[policy] {what}: a TOML {_toml_type(value)} was given; a string is expected")
+    name, description = str(name), str(description)
     if len(name) > 64:
-        errors.append("policy name longer than 64 characters")
-    settings: dict[str, str] = {}
-    for key, value in dict(doc.get("settings", {})).items():
-        text = _text_value(source, key, value, errors)
-        canonical = _canonical(cat, key, per_extension=False, errors=errors)
-        if text is not None and canonical is not None:
-            settings[canonical] = text
-    ext_table = dict(doc.get("extensions", {}))
+        lines.problem("policy name longer than 64 characters")
+    for key, value in settings_table.items():
+        lines.add(key, value, per_extension=False)
     apply_to = ext_table.pop("apply_to", "all")
     extensions: str | tuple[int, ...]
     if apply_to == "all":
         extensions = "all"
-    elif isinstance(apply_to, list) and apply_to and all(isinstance(n, int) and n >= 1 for n in apply_to):
+    elif isinstance(apply_to, list) and apply_to and all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in apply_to):
         extensions = tuple(sorted(set(apply_to)))
         if max(extensions) > cat.max_extensions:
-            errors.append(f"apply_to: no model has extension {max(extensions)} (at most {cat.max_extensions})")
+            lines.problem(f"apply_to: no model has extension {max(extensions)} (at most {cat.max_extensions})")
     else:
-        errors.append(f'apply_to: {apply_to!r} must be "all" or a list of extension numbers')
+        lines.problem(f'apply_to: {_toml_text(apply_to)} must be "all" or a list of extension numbers (1 or more)')
         extensions = "all"
-    ext_settings: dict[str, str] = {}
     for key, value in ext_table.items():
-        text = _text_value(source, key, value, errors)
-        canonical = _canonical(cat, key, per_extension=True, errors=errors)
-        if text is not None and canonical is not None:
-            ext_settings[canonical] = text
-    if not settings and not ext_settings and not errors:
-        errors.append("the policy sets nothing")
-    policy = Policy(name=name, settings=settings, extension_settings=ext_settings,
-                    extensions=extensions, description=str(meta.get("description", "")))
-    if not errors:
-        errors.extend(_validation_errors(policy, cat))
-    if errors:
-        raise PolicyError(source, errors)
-    return policy
+        lines.add(key, value, per_extension=True)
+    return _finish(lines, source, name=name, description=description, extensions=extensions,
+                   nothing="the policy sets nothing")
 
 
-def _validation_errors(policy: Policy, cat: Catalogue) -> list[str]:
-    # Model-independent check: every value, and the cross-setting rules among the values
-    # the policy sets (per-extension ones checked on extension 1 as a sample).
-    found: list[ValidationError] = validate_values(policy.sample_values(1), catalogue=cat)
-    return [str(e) for e in found]
+def _table(doc: Mapping[str, Any], name: str, lines: _Lines) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if isinstance(value, dict):
+        return dict(value)
+    lines.problem(f"[{name}] must be a table, not a TOML {_toml_type(value)}")
+    return {}
+
+
+def _finish(lines: _Lines, source: str, *, name: str, description: str = "",
+            extensions: str | tuple[int, ...] = "all", nothing: str) -> Policy:
+    """The Policy of the checked lines, after checking every value and the cross-setting
+    rules. Raises PolicyError with every problem and the usable lines as ``partial``."""
+    cat = lines.cat
+    candidate = Policy(name=name, settings=lines.settings, extension_settings=lines.extension_settings,
+                       extensions=extensions, description=description)
+    if not candidate.settings and not candidate.extension_settings and not lines.problems:
+        raise PolicyError(source, [nothing])
+    # Every value, and the model-independent cross-setting rules among the values the policy
+    # sets (per-extension ones checked on extension 1 as a sample); with the other problems,
+    # so that one answer lists them all.
+    invalid: set[str] = set()
+    for err in validate_values(candidate.sample_values(1), catalogue=cat):
+        shown = None if err.value is None or err.secret else err.value
+        lines.problem(str(err), err.setting.key if err.setting is not None else err.key, shown)
+        if err.rule_id is None and err.setting is not None:
+            invalid.add(err.setting.key)
+    if not lines.problems:
+        return candidate
+    usable = Policy(
+        name=name, description=description, extensions=extensions,
+        settings={k: v for k, v in lines.settings.items() if lines.found[k].key not in invalid},
+        extension_settings={k: v for k, v in lines.extension_settings.items() if lines.found[k].key not in invalid},
+    )
+    partial = usable if usable.settings or usable.extension_settings else None
+    raise PolicyError(source, [p.text for p in lines.problems], problems=lines.problems, partial=partial)
 
 
 def _from_cfgxml(data: bytes, source: str, cat: Catalogue) -> Policy:
@@ -207,21 +321,13 @@ def _from_cfgxml(data: bytes, source: str, cat: Catalogue) -> Policy:
         cfg = parse_cfgxml(data, source=source, catalogue=cat)
     except CfgXmlError as exc:
         raise PolicyError(source, [str(exc)]) from None
-    errors: list[str] = [f"unknown element {u}" for u in getattr(cfg, "unknown", ())]
-    values = cfg.settable()
-    settings: dict[str, str] = {}
-    for key, value in values.items():
-        canonical = _canonical(cat, key, per_extension=False, errors=errors)
-        if canonical is not None:
-            settings[canonical] = value
-    if not settings and not errors:
-        errors.append("the profile sets nothing (only <Tag/> elements or none)")
-    policy = Policy(name=Path(source).stem or "cfgxml", settings=settings)
-    if not errors:
-        errors.extend(_validation_errors(policy, cat))
-    if errors:
-        raise PolicyError(source, errors)
-    return policy
+    lines = _Lines(cat)
+    for unknown in getattr(cfg, "unknown", ()):
+        lines.problem(f"unknown element {unknown}")
+    for key, value in cfg.settable().items():
+        lines.add(key, value, per_extension=False)
+    return _finish(lines, source, name=Path(source).stem or "cfgxml",
+                   nothing="the profile sets nothing (only <Tag/> elements or none)")
 
 
 def load_policy(path: Path, *, catalogue: Catalogue | None = None) -> Policy:

@@ -46,6 +46,7 @@ __all__ = [
     "exit_code",
     "lint_document",
     "lint_policy",
+    "refused_findings",
 ]
 
 ERROR = "error"
@@ -489,9 +490,24 @@ def lint_document(data: bytes, *, source: str, context: AcsContext,
 
         policy = parse_policy(data, source=source, catalogue=cat)
     except PolicyError as exc:
-        return None, [Finding("datamodel", ERROR, (), None, text, RULES["datamodel"].source,
-                              "correct the policy document", False) for text in exc.errors]
+        return None, refused_findings(exc, context=context, catalogue=cat)
     return policy, lint_policy(policy, context=context, catalogue=cat)
+
+
+def refused_findings(exc: PolicyError, *, context: AcsContext, catalogue: Catalogue | None = None) -> list[Finding]:
+    """Every finding of a document the data model refuses, in one answer: a ``datamodel``
+    error per problem of the document, then what the guardrails find in its lines that have
+    no problem of their own (``exc.partial``), so that fixing the document does not reveal
+    a lockout one round later. Never raises for policy content."""
+    found = [Finding("datamodel", ERROR, (p.setting,) if p.setting else (), p.value, p.text,
+                     RULES["datamodel"].source, "correct the policy document", False) for p in exc.problems]
+    if exc.partial is not None:
+        # Data-model errors of the partial policy are the document's, listed above already;
+        # its data-model warnings and the guardrails' findings are new.
+        found += [f for f in lint_policy(exc.partial, context=context, catalogue=catalogue)
+                  if f.rule != "datamodel"]
+    order = {rule_id: i for i, rule_id in enumerate(RULES)}
+    return sorted(found, key=lambda f: (f.severity != ERROR, order.get(f.rule.split("/")[0], 0)))
 
 
 def check_force(force: Iterable[str]) -> frozenset[str]:

@@ -22,9 +22,12 @@ from twisted.web import server
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
-from acs_security.server.auth import TokenAdmin, TokenAuthenticator, Unauthorized
+from acs_security.display import printable
+from acs_security.server.auth import Forbidden, TokenAdmin, TokenAuthenticator, Unauthorized, role_allows
+from acs_security.server.jsonbody import JsonBodyError, parse_json_body
+from acs_security.server.refusals import RefusalLog, api_refusal_key
 from acs_security.service import FleetService, ServiceError
-from acs_security.store.errors import InvalidArgument
+from acs_security.store.errors import InvalidArgument, StoreUnavailable
 
 __all__ = ["ApiResource", "Route", "RawBody"]
 
@@ -65,13 +68,27 @@ def query_str(request: IRequest, name: str) -> str | None:
 
 
 def read_json(request: IRequest, *, limit: int = 1024 * 1024) -> Any:
+    """The request's JSON body (None when empty), checked by jsonbody.parse_json_body before
+    and while parsing. Raises ServiceError: 415 for a Content-Type other than JSON, 413 over
+    ``limit`` bytes, 400 for a body that is not strict JSON (too deep, duplicate keys ...)."""
+    content_type = request.getHeader(b"content-type")
+    if content_type is not None:
+        media, _, params = content_type.decode("latin-1").partition(";")
+        media = media.strip().lower()
+        charset = re.search(r"charset\s*=\s*\"?([^\";\s]+)", params, re.IGNORECASE)
+        if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+            raise ServiceError(415, "unsupported media type",
+                               f"the body must be application/json, not {printable(media[:60])!r}")
+        if charset is not None and charset.group(1).lower() not in ("utf-8", "utf8"):
+            raise ServiceError(415, "unsupported media type",
+                               f"JSON is UTF-8 (RFC 8259 section 8.1), not {printable(charset.group(1)[:40])!r}")
     raw = request.content.read(limit + 1)
     if len(raw) > limit:
         raise ServiceError(413, "body too large", f"the JSON body exceeds {limit} bytes")
     try:
-        return json.loads(raw or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ServiceError(400, "malformed JSON", str(exc)) from None
+        return parse_json_body(raw)
+    except JsonBodyError as exc:
+        raise ServiceError(400, exc.title, exc.detail) from None
 
 
 class ApiResource(Resource):
@@ -81,7 +98,8 @@ class ApiResource(Resource):
     ``soap`` answers ``/soap`` (soap.py);
     ``tokens`` enables ``/api/v1/tokens`` (admin); ``metrics`` enables ``/metrics``
     (viewer) and counts requests; ``openapi`` returns the OpenAPI document; ``ready`` is
-    the readiness check (raises when not ready)."""
+    the readiness check (raises when not ready); ``refusal_log`` rate-limits the lines of
+    401/403 answers (refusals.py; None: a line for each)."""
 
     isLeaf = True
 
@@ -91,7 +109,7 @@ class ApiResource(Resource):
                  tokens: TokenAdmin | None = None, metrics: Any = None,
                  openapi: Callable[[], dict[str, Any]] | None = None,
                  soap: IResource | None = None, ops_only: bool = False,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, refusal_log: RefusalLog | None = None) -> None:
         super().__init__()
         self.service = service
         self.authenticator = authenticator
@@ -102,6 +120,7 @@ class ApiResource(Resource):
         self._openapi = openapi
         self._soap = soap
         self._info = dict(info or {})
+        self._refusals = refusal_log
         job = r"/api/v1/jobs/(?P<job_id>[0-9]{1,9})"
         self.routes: list[Route] = [
             Route("GET", r"/healthz", self._healthz, role=None),
@@ -166,9 +185,11 @@ class ApiResource(Resource):
     async def _run(self, route: Route, request: server.Request, params: dict[str, str]) -> None:
         try:
             if route.role is not None:
+                principal = await self.authenticator.authenticate(request.getHeader(b"authorization"))
                 # The API's own note on Twisted's request, which declares no such attribute.
-                request.acs_principal = await self.authenticator.require(  # type: ignore[attr-defined]
-                    request.getHeader(b"authorization"), route.role)
+                request.acs_principal = principal  # type: ignore[attr-defined]
+                if not role_allows(principal.role, route.role):
+                    raise Forbidden(principal.role, route.role)
             result = await route.handler(request, params)
         except InvalidArgument as exc:
             # The store refused a value (e.g. a NUL in a filter): the caller's fault, not a 500.
@@ -178,8 +199,19 @@ class ApiResource(Resource):
                 request.finish()
             return
         except ServiceError as exc:
+            if isinstance(exc, (Unauthorized, Forbidden)):
+                self._refused(request, exc)
             if not request.finished:
                 request.write(self._problem(request, exc))
+                request.finish()
+            return
+        except StoreUnavailable:
+            # A database outage (docs/operations.md): logged once by the store's watch, not
+            # once per request; the detail names no database.
+            if not request.finished:
+                request.setHeader(b"Retry-After", b"10")
+                request.write(self._problem(request, ServiceError(
+                    503, "store unavailable", "the database cannot be used now; retry later")))
                 request.finish()
             return
         if request.finished or getattr(request, "_disconnected", False):
@@ -194,6 +226,30 @@ class ApiResource(Resource):
             request.setHeader(b"Content-Type", b"application/json")
             request.write(json.dumps(result, indent=None, separators=(",", ":")).encode() + b"\n")
         request.finish()
+
+    def _refused(self, request: server.Request, exc: ServiceError) -> None:
+        """Count a 401/403 and log one line for it, within the shared rate limit (refusals.py):
+        without it, every request of a client with a wrong token would make a warning."""
+        reason = "unauthorized" if isinstance(exc, Unauthorized) else "forbidden"
+        if self._metrics is not None:
+            self._metrics.observe_refusal("rest", reason)
+        remote = str(getattr(request.getClientAddress(), "host", "") or "") or None
+        principal = getattr(request, "acs_principal", None)
+        what = f"{(request.method or b'').decode('latin-1')} {printable((request.path or b'').decode('latin-1')[:100])}"
+        who = f"token {principal.name}: " if principal is not None else ""
+        # No credentials at all is what a client that has not been set up sends: info, as
+        # the CWMP endpoint logs a phone's first, unauthenticated Inform.
+        quiet = isinstance(exc, Unauthorized) and not request.getHeader(b"authorization")
+
+        def line() -> None:
+            (log.info if quiet else log.warn)("API {what} from {remote} refused ({status}): {who}{reason}",
+                                              what=what, remote=remote, status=exc.status, who=who,
+                                              reason=exc.detail)
+
+        if self._refusals is None:
+            line()
+        else:
+            self._refusals.refused(remote, api_refusal_key(exc), line)
 
     def _count(self, request: server.Request) -> None:
         if self._metrics is not None:

@@ -51,26 +51,38 @@ from acs_security.fleet.engine import PARAMETER_KEY_PREFIX, EngineLimits, FleetE
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.policy.guardrails import context_from_config
 from acs_security.secrets import KeyFileError, SecretStore, digest_nonce_key, open_codec, unknown_key_ids
+from acs_security.server.addresses import TrustedProxies
 from acs_security.server.api import ApiResource
 from acs_security.server.api_desired import desired_routes
 from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
 from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
-from acs_security.server.cpe_auth import CpeAuthenticator
+from acs_security.server.cpe_auth import CpeAuthenticator, StoreNonceUses
 from acs_security.server.cwmp_resource import CwmpResource
+from acs_security.server.edge import ConnectionCounts, EdgeFactory, EdgeLimits
 from acs_security.server.http import make_site
 from acs_security.server.leases import DeviceLeases
 from acs_security.server.metrics import AcsMetrics, CountingRequester, TimedStore, engine_states
 from acs_security.server.openapi import openapi_document
+from acs_security.server.outages import OutageLog
 from acs_security.server.provisioning import Provisioner
+from acs_security.server.refusals import RefusalLog
 from acs_security.server.soap import make_soap_resource
 from acs_security.service import FleetService
 from acs_security.store import open_store
 from acs_security.store.deferred import DeferredStore, make_threadpool
+from acs_security.store.engine import application_name
 from acs_security.store.tokens import tokens_of
 
 __all__ = ["AcsServer", "certificate_auth", "tls_options"]
 
 log = Logger(namespace="acs_security.server")
+
+#: Connections the kernel holds for accept(). Twisted's default, 50, overflowed when 700
+#: connections came at once: the kernel dropped their handshakes' last ACK and accepted them
+#: up to 27 s later (SYN-ACK retransmission), so a boot storm waited on the kernel, and a
+#: deadline counted from accept() came that much after the client's connect. The kernel caps
+#: it at net.core.somaxconn (4096 on current Linux).
+LISTEN_BACKLOG = 1024
 
 
 def tls_options(
@@ -189,6 +201,9 @@ class AcsServer:
     _gauges: dict[tuple[str, str], int] = field(default_factory=dict)
     _gauges_busy: bool = False
     _gauge_loop: Any = None
+    connection_counts: dict[str, ConnectionCounts] = field(default_factory=dict)
+    refusal_log: RefusalLog | None = None
+    outages: OutageLog | None = None
 
     def issue_token(self, name: str, role: str) -> str:
         """Create a token now and return it (for tests and the demo, after start(); blocks
@@ -206,6 +221,9 @@ class AcsServer:
         self.metrics.observe_session(entry)
         if self.session_observer is not None:
             self.session_observer(entry)
+
+    def _store_available(self) -> bool:
+        return self.store is None or not self.store.health.unavailable
 
     @property
     def runs_cwmp(self) -> bool:
@@ -226,6 +244,7 @@ class AcsServer:
         assert ds is not None, "start() opens the store first"
         if not self.runs_jobs:
             return FleetEngine(store=ds, clock=self.reactor, cluster=cluster, node=cfg.node,
+                               store_available=self._store_available,
                                limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
                                                    cr_session_wait=cfg.cr_session_wait))
         agent = Agent.usingEndpointFactory(
@@ -248,7 +267,7 @@ class AcsServer:
             default = (cfg.cr_username, password)
         return FleetEngine(
             store=ds, clock=self.reactor, http_requester=http, udp_requester=udp, cluster=cluster,
-            node=cfg.node,
+            node=cfg.node, store_available=self._store_available,
             cr_credentials=lambda device_id: ds.call("get_connection_request_credential", device_id),
             default_cr_credential=default,
             limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
@@ -307,7 +326,9 @@ class AcsServer:
             codec, key_path, created = open_codec(cfg.secret_key_file, cfg.db, random_bytes=self.random_bytes)
         except KeyFileError as exc:
             raise ConfigError(str(exc)) from None
-        store = open_store(cfg.db, secret_codec=codec)
+        # The connections name the node (pg_stat_activity.application_name): an operator sees
+        # which node holds which connection.
+        store = open_store(cfg.db, secret_codec=codec, app_name=application_name(cfg.node))
         lost = unknown_key_ids(store.engine, codec.ring)
         if lost:
             store.close()
@@ -319,8 +340,12 @@ class AcsServer:
         self.store = SecretStore(store, codec)
         self._threadpool = make_threadpool(self.store)
         self._threadpool.start()
-        # Store calls are timed for /metrics (acs_store_call_seconds).
-        self.deferred_store = TimedStore(DeferredStore(self.store, self.reactor, self._threadpool),
+        # A database outage is logged once when it begins and once when it ends, and shown in
+        # /metrics (server/outages.py); store calls are timed (acs_store_call_seconds).
+        self.outages = OutageLog(store.health, clock=self.reactor)
+        self.metrics.watch_store(store.health)
+        self.deferred_store = TimedStore(DeferredStore(self.store, self.reactor, self._threadpool,
+                                                       on_result=self.outages.check),
                                          self.metrics, self.reactor.seconds)
         self._tokens = tokens_of(store)
         self.authenticator = TokenAuthenticator(
@@ -341,6 +366,8 @@ class AcsServer:
                 ),
                 clock=self.reactor,
                 random_bytes=self.random_bytes,
+                # Nonce-counts accepted by any node are refused by every node (store/nonces.py).
+                nonce_uses=StoreNonceUses(ds, self.reactor).use,
                 allow_basic=cfg.allow_basic,
                 allow_insecure_basic=cfg.allow_insecure_basic,
                 client_cert_match=cfg.client_cert_match,
@@ -352,7 +379,10 @@ class AcsServer:
         if cfg.clustered and self.runs_cwmp:
             # One CWMP session per device across the nodes (a lease row in the store).
             self.leases = DeviceLeases(self.deferred_store, self.reactor, cfg.node, cfg.session_lease)
+        # One rate limit for the refusal lines of all faces: a source is counted once.
+        self.refusal_log = RefusalLog(self.reactor, burst=cfg.refusal_log_burst, window=cfg.refusal_log_window)
         self.cwmp = CwmpResource(
+            refusal_log=self.refusal_log,
             device_leases=self.leases,
             clock=self.reactor,
             store=self.deferred_store,
@@ -380,25 +410,45 @@ class AcsServer:
             self.metrics.watch_engine(lambda: engine_states(engine))
         self._wsgi_pool = ThreadPool(minthreads=1, maxthreads=4, name="acs-soap")
         self._wsgi_pool.start()
-        soap = make_soap_resource(self.reactor, self._wsgi_pool, self.service, self.authenticator)
+        soap = make_soap_resource(self.reactor, self._wsgi_pool, self.service, self.authenticator,
+                                  refusal_log=self.refusal_log, metrics=self.metrics,
+                                  max_body_bytes=cfg.max_body_bytes)
         deferred_store = self.deferred_store
         self.api = ApiResource(
             self.service, authenticator=self.authenticator,
             health=lambda: deferred_store.call("count_devices"),
             tokens=self.token_admin, metrics=self.metrics, openapi=openapi_document, soap=soap,
-            ops_only=cfg.role in ("cwmp", "jobs"),
+            ops_only=cfg.role in ("cwmp", "jobs"), refusal_log=self.refusal_log,
             info={"node": cfg.node, "role": cfg.role} if cfg.clustered else None)
         if cfg.role not in ("cwmp", "jobs"):
             self.api.add_routes(desired_routes(self.api))
+        # Connection limits and time limits (server/edge.py, server/http.py): the CWMP listeners
+        # share one count, the API has its own, so phones cannot crowd operators out.
+        limits = EdgeLimits(
+            header_timeout=cfg.header_timeout, body_timeout=cfg.body_timeout,
+            idle_timeout=cfg.connection_idle_timeout, retry_after=cfg.retry_after,
+            trusted=TrustedProxies(cfg.trusted_proxies), observe=self.metrics.observe_edge)
+        groups = {"cwmp": ConnectionCounts(cfg.max_connections, cfg.max_connections_per_ip),
+                  "api": ConnectionCounts(cfg.max_connections, cfg.max_connections_per_ip)}
+        self.connection_counts = groups
+        self.metrics.watch_connections(groups)
+        _raise_fd_limit(cfg.max_connections * 2)
+
+        def edge(factory: Any, listener: str, group: str, *, answer_busy: bool) -> EdgeFactory:
+            return EdgeFactory(factory, listener=listener, limits=limits, counts=groups[group],
+                               clock=self.reactor, answer_busy=answer_busy,
+                               proxy_protocol=listener in cfg.proxy_protocol)
+
         # The CWMP resource is a leaf at the root: it answers at every path, since phones'
         # ACS URLs end in many ways.
         cwmp_site = make_site(
             self.cwmp, max_body_bytes=cfg.max_body_bytes, reactor=self.reactor,
-            channel_lost=self.cwmp.channel_lost,
+            channel_lost=self.cwmp.channel_lost, limits=limits,
         )
         if cfg.cwmp_listen is not None and self.runs_cwmp:
             self.ports["cwmp"] = self.reactor.listenTCP(
-                cfg.cwmp_listen.port, cwmp_site, interface=cfg.cwmp_listen.host
+                cfg.cwmp_listen.port, edge(cwmp_site, "cwmp", "cwmp", answer_busy=True),
+                interface=cfg.cwmp_listen.host, backlog=LISTEN_BACKLOG
             )
         if cfg.https_listen is not None and self.runs_cwmp:
             assert cfg.tls_cert is not None and cfg.tls_key is not None
@@ -407,13 +457,17 @@ class AcsServer:
             # Not reactor.listenSSL: it builds the TLS wrapper without a clock, and the
             # wrapper then schedules its write flushes on the global reactor.
             tls_factory = TLSMemoryBIOFactory(opts, False, cwmp_site, clock=self.reactor)
+            # The edge is outside TLS: a refused connection costs no handshake (and gets none).
             self.ports["cwmps"] = self.reactor.listenTCP(
-                cfg.https_listen.port, tls_factory, interface=cfg.https_listen.host
+                cfg.https_listen.port, edge(tls_factory, "https", "cwmp", answer_busy=False),
+                interface=cfg.https_listen.host, backlog=LISTEN_BACKLOG
             )
         if cfg.api_listen is not None:
-            api_site = make_site(self.api, max_body_bytes=cfg.max_body_bytes, reactor=self.reactor)
+            api_site = make_site(self.api, max_body_bytes=cfg.max_body_bytes, reactor=self.reactor,
+                                 limits=limits)
             self.ports["api"] = self.reactor.listenTCP(
-                cfg.api_listen.port, api_site, interface=cfg.api_listen.host
+                cfg.api_listen.port, edge(api_site, "api", "api", answer_busy=True),
+                interface=cfg.api_listen.host, backlog=LISTEN_BACKLOG
             )
         for name, port in self.ports.items():
             addr = _tcp_address(port)
@@ -438,6 +492,8 @@ class AcsServer:
         self.ports = {}
         if self.cwmp is not None:
             self.cwmp.sessions.close_all("shutdown")
+        if self.refusal_log is not None:
+            self.refusal_log.stop()
         if self.leases is not None:
             ds.append(self.leases.release_all().addErrback(
                 lambda f: log.warn("cannot release session leases: {error}", error=f.getErrorMessage())))
@@ -452,6 +508,8 @@ class AcsServer:
             self.live.stop()
         if self._gauge_loop is not None and self._gauge_loop.running:
             self._gauge_loop.stop()
+        if self.outages is not None:
+            self.outages.stop()
 
         def close(_: Any) -> Any:
             d = self.deferred_store.close() if self.deferred_store else None
@@ -480,3 +538,25 @@ def _tcp_address(port: IListeningPort) -> IPv4Address | IPv6Address:
 
 async def _noop() -> None:
     return None
+
+
+def _raise_fd_limit(needed: int) -> None:
+    """Raise the process's open-file limit towards ``needed`` (every connection is a file
+    descriptor, and the connection caps assume the kernel lets them be opened); warn when the
+    hard limit is lower (systemd: LimitNOFILE, deploy/acs-security.service)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    needed += 256  # the store's connections, the log, listening sockets, connection requests
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warn("the open-file limit ({soft}) is below what max_connections needs ({needed}): "
+                 "raise LimitNOFILE or lower max_connections", soft=soft, needed=needed)

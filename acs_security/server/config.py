@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from acs_security.server.addresses import TrustedProxies
+
 __all__ = [
     "ConfigError",
     "ServerConfig",
@@ -100,6 +102,13 @@ class ServerConfig:
     max_sessions: int = 2000
     retry_after: int = 10
     max_body_bytes: int = 1024 * 1024
+    header_timeout: float = 15.0
+    body_timeout: float = 30.0
+    idle_timeout: float | None = None
+    max_connections: int = 4000
+    max_connections_per_ip: int = 200
+    trusted_proxies: tuple[str, ...] = ()
+    proxy_protocol: tuple[str, ...] = ()
     log_json: bool = False
     log_level: str = "info"
     cr_username: str | None = None
@@ -122,6 +131,8 @@ class ServerConfig:
     desired_sync_interval: float = 5.0
     desired_memory: int = 200_000
     desired_metrics_interval: float = 60.0
+    refusal_log_burst: int = 10
+    refusal_log_window: float = 60.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -142,6 +153,7 @@ class ServerConfig:
             raise ConfigError("max_sessions must be at least 1")
         if self.max_body_bytes < 4096:
             raise ConfigError("max_body_bytes must be at least 4096")
+        self._check_edge()
         if self.public_url is not None:
             parts = urlsplit(self.public_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -186,6 +198,41 @@ class ServerConfig:
             raise ConfigError("desired_memory must be 0-50000000 devices")
         if self.node_id is not None and not (0 < len(self.node_id) <= 64 and self.node_id.isprintable()):
             raise ConfigError("node_id must be 1-64 printable characters")
+        if not 0 <= self.refusal_log_burst <= 10_000:
+            raise ConfigError("refusal_log_burst must be 0-10000 (0: only the summary lines)")
+        if not 1 <= self.refusal_log_window <= 3600:
+            raise ConfigError("refusal_log_window must be 1-3600 seconds")
+
+    def _check_edge(self) -> None:
+        """The connection limits and the proxy settings (server/edge.py)."""
+        if not (self.header_timeout > 0 and self.body_timeout > 0):
+            raise ConfigError("header_timeout and body_timeout must be positive")
+        if self.idle_timeout is not None and self.idle_timeout < self.session_timeout:
+            raise ConfigError(f"idle_timeout ({self.idle_timeout:g} s) must be at least session_timeout "
+                              f"({self.session_timeout:g} s): a phone without cookies keeps its session by "
+                              "its connection, and closing that connection ends the session")
+        if self.max_connections < 1:
+            raise ConfigError("max_connections must be at least 1")
+        if not 0 <= self.max_connections_per_ip <= self.max_connections:
+            raise ConfigError("max_connections_per_ip must be 0 (no cap) to max_connections")
+        try:
+            TrustedProxies(self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"trusted_proxies: {exc}") from None
+        listeners = {"cwmp": self.cwmp_listen, "https": self.https_listen, "api": self.api_listen}
+        for name in self.proxy_protocol:
+            if name not in listeners:
+                raise ConfigError(f"proxy_protocol: {name!r} is not one of {', '.join(listeners)}")
+            if listeners[name] is None:
+                raise ConfigError(f"proxy_protocol names {name}, but {name}_listen is off")
+        if self.proxy_protocol and not self.trusted_proxies:
+            raise ConfigError("proxy_protocol needs trusted_proxies: a PROXY header is accepted only "
+                              "from the proxies named there")
+
+    @property
+    def connection_idle_timeout(self) -> float:
+        """idle_timeout, or session_timeout when it is unset."""
+        return self.idle_timeout if self.idle_timeout is not None else self.session_timeout
 
     @property
     def clustered(self) -> bool:
@@ -228,8 +275,26 @@ FIELDS: dict[str, tuple[str, str]] = {
     "realm": ("str", "HTTP authentication realm"),
     "session_timeout": ("float", "seconds of silence after which a CWMP session is dropped"),
     "max_sessions": ("int", "concurrent CWMP sessions; beyond it new sessions get 503 + Retry-After"),
-    "retry_after": ("int", "Retry-After seconds sent with 503"),
+    "retry_after": ("int", "Retry-After seconds sent with 503 (session limit, device busy, database outage)"),
     "max_body_bytes": ("int", "largest CWMP request body accepted (after decompression)"),
+    "header_timeout": ("float", "seconds a client has for a request's line and headers, from its connection "
+                                "(or PROXY header) or from the request's first byte; data does not extend it "
+                                "(default 15)"),
+    "body_timeout": ("float", "seconds a client has for a whole request body once its headers are in "
+                              "(default 30)"),
+    "idle_timeout": ("float", "seconds a kept-alive connection may wait for its next request (default: "
+                              "session_timeout; never less, since a phone without cookies keeps its session "
+                              "by its connection)"),
+    "max_connections": ("int", "open connections of the CWMP listeners together, and of the management API "
+                               "apart; beyond it a connection gets 503 + Retry-After (closed unanswered on "
+                               "TLS) (default 4000)"),
+    "max_connections_per_ip": ("int", "open connections of one client address (an IPv6 client's /64), per "
+                                      "listener group; the real client's behind trusted_proxies; 0 for no cap "
+                                      "(default 200: many phones share an address behind NAT)"),
+    "trusted_proxies": ("list", "addresses and CIDR networks of the operator's proxies: only their "
+                                "X-Forwarded-For and PROXY headers are believed"),
+    "proxy_protocol": ("list", "listeners that require a PROXY protocol header (v1 or v2) from "
+                               "trusted_proxies on every connection: cwmp, https, api"),
     "log_json": ("bool", "write logs as JSON lines"),
     "log_level": ("str", "debug, info, warn or error"),
     "cr_username": ("str", "connection-request username used for devices without their own credential"),
@@ -266,6 +331,10 @@ FIELDS: dict[str, tuple[str, str]] = {
                               "sessions read nothing from the store (about 200 bytes each; 0: off; default 200000)"),
     "desired_metrics_interval": ("float", "seconds between reads of the compliance counts from the store for "
                                           "the acs_desired_devices gauges (default 60)"),
+    "refusal_log_burst": ("int", "refused requests (phones and API clients) logged one line each per source "
+                                 "address and refusal_log_window; the rest make one summary line per source "
+                                 "and window (default 10; 0: summaries only)"),
+    "refusal_log_window": ("float", "seconds of the refusal log's window per source address (default 60)"),
 }
 
 

@@ -12,22 +12,33 @@ Three ways, checked in this order:
 
 Refusals are 401 (with a fresh challenge) or 403 and are logged with the reason and the
 device, never with a password or a digest response.
+
+A digest nonce-count is accepted once across every node on the database, not only by
+the node that checked it (RFC 7616 section 3.4; store/nonces.py): with several nodes
+behind a load balancer, a header captured on one node is refused on the others too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from acs_security.httpauth import basic as basic_auth
 from acs_security.httpauth.digest import DigestVerifier
+from acs_security.httpauth.nonces import NonceUse
+from acs_security.store.errors import StoreUnavailable
 
-__all__ = ["AuthDecision", "CpeAuthenticator", "certificate_identities"]
+__all__ = ["AuthDecision", "CpeAuthenticator", "StoreNonceUses", "certificate_identities"]
+
+log = Logger(namespace="acs_security.cwmp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +61,53 @@ def certificate_identities(cert: x509.Certificate) -> tuple[str | None, str | No
     return serial, cn
 
 
+class StoreNonceUses:
+    """Digest nonce uses recorded in the store, where every node sees them (store/nonces.py).
+
+    ``store`` is a DeferredStore (``call(method, *args)`` returns a Deferred); the record
+    joins the session's group commit. Records of expired nonces are purged at most every
+    ``purge_every`` seconds, on the way of a use (no timer: with no phone authenticating
+    nothing is added either), ``grace`` seconds after they expire so that a node whose
+    clock lags still finds the record while it accepts the nonce.
+    """
+
+    def __init__(self, store: Any, clock: IReactorTime, *, purge_every: float = 60.0,
+                 grace: float = 60.0) -> None:
+        self._store = store
+        self._clock = clock
+        self._purge_every = purge_every
+        self._grace = grace
+        self._next_purge = 0.0
+        self._purging = False
+
+    async def use(self, use: NonceUse) -> bool:
+        """True when no node accepted this nonce-count (or a higher one) before. Raises
+        the store's error (StoreUnavailable: the session is answered 503)."""
+        fresh = await self._store.call("use_digest_nonce", use.nonce, use.nc,
+                                       datetime.fromtimestamp(use.expires_at, UTC))
+        self._maybe_purge()
+        return bool(fresh)
+
+    def _maybe_purge(self) -> None:
+        now = self._clock.seconds()
+        if self._purging or now < self._next_purge:
+            return
+        self._next_purge = now + self._purge_every
+        self._purging = True
+
+        def failed(failure: Failure) -> None:
+            # An outage is logged once by the store's watch (server/outages.py).
+            if not failure.check(StoreUnavailable):
+                log.warn("cannot purge expired digest nonces: {error}", error=failure.getErrorMessage())
+
+        def done(result: Any) -> Any:
+            self._purging = False
+            return result
+
+        self._store.call("purge_digest_nonces", datetime.fromtimestamp(now - self._grace, UTC)
+                         ).addErrback(failed).addBoth(done)
+
+
 class CpeAuthenticator:
     """Decides whether the first request of a session comes from the device it claims to be."""
 
@@ -64,9 +122,13 @@ class CpeAuthenticator:
         allow_insecure_basic: bool = False,
         client_cert_match: str = "serial",
         realm: str = "acs-security",
+        nonce_uses: Callable[[NonceUse], Awaitable[bool]] | None = None,
     ) -> None:
         # find_credential(device_id=..., serial_number=...) -> Deferred[Credential | None]
         self._find = find_credential
+        # nonce_uses(use) -> True when no other node accepted it first (StoreNonceUses.use);
+        # None: this process's record alone (one node, or tests).
+        self._nonce_uses = nonce_uses
         self._verifier = verifier
         self._clock = clock
         self._random = random_bytes
@@ -121,7 +183,9 @@ class CpeAuthenticator:
         device_id: str,
         serial_number: str,
     ) -> AuthDecision:
-        """Decide on the Inform's request. Never raises for anything the peer sent."""
+        """Decide on the Inform's request. Never raises for anything the peer sent; raises
+        the store's StoreError when the credential or the nonce record cannot be read or
+        written (the caller answers 503)."""
         if peer_certificate is not None:
             return self.check_certificate(
                 peer_certificate, device_id=device_id, serial_number=serial_number
@@ -141,6 +205,11 @@ class CpeAuthenticator:
 
             result = self._verifier.verify(method, uri, header, self._clock.seconds(), lookup)
             if result.ok:
+                if (self._nonce_uses is not None and result.nonce_use is not None
+                        and not await self._nonce_uses(result.nonce_use)):
+                    # RFC 7616 section 3.4: a replayed nonce-count, accepted first by another node.
+                    return self._refuse("digest: nonce count already used (on another node)",
+                                        is_tls=is_tls)
                 return AuthDecision(ok=True, scheme="digest", username=result.username)
             if credential is None:
                 reason = "no credential configured for this device"

@@ -11,6 +11,11 @@ Answers:
 - 503 + Retry-After when the server is at its session limit or the device is already in a
   session, on this node or, with ``device_leases``, on another node of the same database
   (TR-069 section 3.7.1.5 lets the ACS refuse; CPEs retry after Retry-After);
+- 503 + Retry-After, at any step of a session, when the store cannot be reached or written
+  (a database outage, a full disk): the CPE retries the session later, whereas a CWMP fault
+  such as 8002 to its Inform is a failed session it backs off from (TR-069 3.2.1.1) and a
+  500 says nothing; the session's changes are not acknowledged, and the job engine finds
+  the task again at the device's next session;
 - 400/413/415 or a CWMP fault 8003 for malformed or out-of-order input, which also ends
   the session; never a traceback.
 """
@@ -43,14 +48,15 @@ from acs_security.cwmp.session import (
     Session,
 )
 from acs_security.cwmp.soap import Limits
-from acs_security.display import device_label, printable
+from acs_security.display import device_label, label_of, printable
 from acs_security.server.cpe_auth import CpeAuthenticator
 from acs_security.server.http import BodyError, decode_body
 from acs_security.server.leases import DeviceLeases
 from acs_security.server.provisioning import NullProvisioner, Provisioner
+from acs_security.server.refusals import RefusalLog
 from acs_security.server.registry import inform_record
 from acs_security.server.sessions import CapacityExceeded, SessionContext, SessionRegistry
-from acs_security.store.errors import InvalidArgument
+from acs_security.store.errors import InvalidArgument, StoreError, StoreUnavailable
 
 __all__ = ["CwmpResource", "COOKIE_NAME"]
 
@@ -79,10 +85,12 @@ class CwmpResource(Resource):
         token_source: Callable[[], str] = lambda: secrets.token_urlsafe(18),
         session_observer: Callable[[dict[str, Any]], None] | None = None,
         device_leases: DeviceLeases | None = None,
+        refusal_log: RefusalLog | None = None,
     ) -> None:
         """``device_leases``: the node's device session leases when several nodes share the
         database (server/leases.py); None for a single node, where the registry alone keeps
-        one session per device."""
+        one session per device. ``refusal_log``: rate limit of the refusal lines, shared
+        with the management API (server/refusals.py); default: one of its own."""
         super().__init__()
         self._clock = clock
         self._store = store
@@ -94,6 +102,7 @@ class CwmpResource(Resource):
         self._token = token_source
         self._observer = session_observer
         self._leases = device_leases
+        self._refusals = refusal_log or RefusalLog(clock)
         self.sessions = registry or SessionRegistry(
             clock, timeout=session_timeout, max_sessions=max_sessions, on_expire=self._expired
         )
@@ -111,7 +120,21 @@ class CwmpResource(Resource):
         return server.NOT_DONE_YET
 
     def channel_lost(self, channel: Any) -> None:
-        self.sessions.drop_channel(channel)
+        """A connection closed. A session that cannot go on without it (a CPE that drops
+        cookies) ends now, releasing the device, its lease and the provisioner's work at
+        once rather than refusing the device's next session until the idle timeout."""
+        ctx = self.sessions.drop_channel(channel)
+        if ctx is None or not ctx.ends_with_connection:
+            return
+        if ctx.busy:
+            ctx.connection_lost = True  # ended when its request has been handled
+        else:
+            self._end(ctx, "disconnected", "connection lost")
+
+    def _handled(self, ctx: SessionContext) -> None:
+        ctx.busy = False
+        if ctx.connection_lost and ctx.ends_with_connection:
+            self._end(ctx, "disconnected", "connection lost")
 
     # -- the work -----------------------------------------------------------------------
 
@@ -139,14 +162,20 @@ class CwmpResource(Resource):
             await self._new_session(request, body, channel)
             return
         ctx.busy = True
+        if token == ctx.token:
+            ctx.keyed_by = "cookie"
+        elif ctx.keyed_by is None:
+            ctx.keyed_by = "connection"
         try:
             self.sessions.touch(ctx)
             if self._leases is not None:
                 self._leases.renew(ctx)
             event = ctx.session.receive(body)
             await self._continue(request, ctx, event)
+        except StoreError as exc:
+            self._store_failed(request, ctx, exc, refused=False)
         finally:
-            ctx.busy = False
+            self._handled(ctx)
 
     async def _new_session(self, request: IRequest, body: bytes, channel: Any) -> None:
         session = Session(limits=self._limits)
@@ -176,18 +205,22 @@ class CwmpResource(Resource):
             is_tls=is_tls,
         )
         if self._auth is not None:
-            decision = await self._auth.authenticate(
-                method="POST",
-                uri=request.uri.decode("latin-1"),
-                authorization=[
-                    v.decode("latin-1")
-                    for v in request.requestHeaders.getRawHeaders(b"authorization", [])
-                ],
-                is_tls=is_tls,
-                peer_certificate=_peer_certificate(request),
-                device_id=record.device_id,
-                serial_number=record.serial_number,
-            )
+            try:
+                decision = await self._auth.authenticate(
+                    method="POST",
+                    uri=request.uri.decode("latin-1"),
+                    authorization=[
+                        v.decode("latin-1")
+                        for v in request.requestHeaders.getRawHeaders(b"authorization", [])
+                    ],
+                    is_tls=is_tls,
+                    peer_certificate=_peer_certificate(request),
+                    device_id=record.device_id,
+                    serial_number=record.serial_number,
+                )
+            except StoreError as exc:
+                self._store_failed(request, None, exc, refused=True, device_id=record.device_id)
+                return
             if not decision.ok:
                 for name, value in decision.headers:
                     request.responseHeaders.addRawHeader(name.encode(), value.encode())
@@ -197,28 +230,27 @@ class CwmpResource(Resource):
                                   level="info" if decision.reason == "no credentials" else "warn")
                 return
             ctx.authenticated_as = decision.scheme
+        if _finished(request):
+            return  # the connection closed meanwhile: nobody to answer, nothing to keep
         try:
             self.sessions.open(ctx)
         except CapacityExceeded:
             self._busy(request)
-            self._log_refusal(request, record.device_id, "busy: session limit reached")
+            self._log_refusal(request, record.device_id, "busy: session limit reached", status=503)
             return
         if not self.sessions.claim_device(ctx, record.device_id):
             self.sessions.close(ctx, "refused")
             self._busy(request)
-            self._log_refusal(request, record.device_id, "busy: device already in a session")
+            self._log_refusal(request, record.device_id, "busy: device already in a session",
+                              status=503)
             return
         ctx.busy = True
         try:
             if self._leases is not None and not await self._claim_lease(request, ctx):
                 return
-            try:
-                await self._store.record_inform(record)
-            except Exception as exc:  # noqa: BLE001 - a store outage must not crash the session
-                # TR-069 A.5: 8002 Internal error; the CPE retries the session later.
-                self._end(ctx, "error", f"store: {exc}")
-                self._send(request, session.fail(m.Fault(8002)))
-                return
+            # The InformResponse only once the Inform is committed (TR-069 A.3.3.1: the CPE
+            # then drops its events); a store failure up to there is a 503, see the module doc.
+            await self._store.record_inform(record)
             await self._provisioner.session_started(ctx)
             # IRequest.addCookie omits httpOnly, which twisted.web's Request takes.
             request.addCookie(COOKIE_NAME, ctx.token.encode(), path=b"/", httpOnly=True,  # type: ignore[call-arg]
@@ -227,24 +259,22 @@ class CwmpResource(Resource):
                 m.InformResponse(max_envelopes=1),
                 use_version=_use_version(event.envelope.supported_versions),
             ))
+            ctx.cookie_sent = not getattr(request, "_disconnected", False)
+        except StoreError as exc:
+            self._store_failed(request, ctx, exc, refused=True)
         finally:
-            ctx.busy = False
+            self._handled(ctx)
 
     async def _claim_lease(self, request: IRequest, ctx: SessionContext) -> bool:
         """Take the device's lease across nodes; False when the session cannot go on (the
         request is answered)."""
         assert self._leases is not None
-        try:
-            holder = await self._leases.claim(ctx)
-        except Exception as exc:  # noqa: BLE001 - a store outage must not crash the session
-            # As for record_inform: TR-069 A.5 8002 Internal error; the CPE retries later.
-            self._end(ctx, "error", f"store: {exc}")
-            self._send(request, ctx.session.fail(m.Fault(8002)))
-            return False
+        holder = await self._leases.claim(ctx)  # a StoreError: the caller answers 503
         if holder is not None:
             self.sessions.close(ctx, "refused")
             self._busy(request)
-            self._log_refusal(request, ctx.device_id, f"busy: device in a session on node {holder}")
+            self._log_refusal(request, ctx.device_id, f"busy: device in a session on node {holder}",
+                              status=503)
             return False
         if self.sessions.find(ctx.token, None) is not ctx:
             # The session timed out while the store answered: the lease is no longer wanted.
@@ -275,8 +305,13 @@ class CwmpResource(Resource):
             raise AssertionError(f"unexpected session event {event!r}")
         nxt = await self._provisioner.next_request(ctx) if ctx.session.can_send_request else None
         if nxt is None:
-            self._send(request, ctx.session.finish())
-            self._end(ctx, "done", None)
+            out = ctx.session.finish()
+            released = self._end(ctx, "done", None)
+            if released is not None:
+                # The lease is free before the CPE hears that the session is over: its next
+                # session may reach another node at once (TR-069 3.7.1.5 refusals otherwise).
+                await released
+            self._send(request, out)
             return
         ctx.rpcs.append(type(nxt).__name__)
         self._send(request, ctx.session.send_request(nxt))
@@ -298,14 +333,40 @@ class CwmpResource(Resource):
 
     # -- endings and answers ------------------------------------------------------------
 
-    def _end(self, ctx: SessionContext, outcome: str, detail: str | None) -> None:
+    def _store_failed(self, request: IRequest, ctx: SessionContext | None, exc: StoreError, *,
+                      refused: bool, device_id: str | None = None) -> None:
+        """The store failed on the session's path: 503 + Retry-After (module doc). Before
+        the InformResponse (``refused``) the session is refused; after it, it ends in
+        error. Either way nothing of it was acknowledged, and an outage is logged once
+        (server/outages.py), not once per session."""
+        detail = f"store: {exc}"
+        if ctx is None or refused:
+            if ctx is not None:
+                device_id = ctx.device_id
+                if self.sessions.close(ctx, "refused"):
+                    if self._leases is not None:
+                        self._leases.release(ctx)
+                    d = Deferred.fromCoroutine(self._provisioner.session_ended(ctx, "refused"))
+                    d.addErrback(lambda f: log.failure("provisioner session_ended failed", f))
+            level = "debug" if isinstance(exc, StoreUnavailable) else "warn"
+            self._log_refusal(request, device_id, detail, level=level, status=503)
+            refused_hook = getattr(self._provisioner, "session_refused", None)
+            if refused_hook is not None and device_id is not None:
+                refused_hook(device_id)
+        else:
+            self._end(ctx, "error", detail, status=503)
+        self._busy(request, "the ACS cannot use its database now, retry later")
+
+    def _end(self, ctx: SessionContext, outcome: str, detail: str | None,
+             status: int | None = None) -> Deferred[None] | None:
+        """Close the session; the Deferred of its lease release (None without a lease)."""
         if not self.sessions.close(ctx, outcome):
-            return
-        if self._leases is not None:
-            self._leases.release(ctx)
-        self._log_session(ctx, detail)
+            return None
+        released = self._leases.release(ctx) if self._leases is not None else None
+        self._log_session(ctx, detail, status)
         d = Deferred.fromCoroutine(self._provisioner.session_ended(ctx, ctx.outcome or outcome))
         d.addErrback(lambda f: log.failure("provisioner session_ended failed", f))
+        return released
 
     def _expired(self, ctx: SessionContext) -> None:
         if self._leases is not None:
@@ -314,7 +375,7 @@ class CwmpResource(Resource):
         d = Deferred.fromCoroutine(self._provisioner.session_ended(ctx, "timeout"))
         d.addErrback(lambda f: log.failure("provisioner session_ended failed", f))
 
-    def _log_session(self, ctx: SessionContext, detail: str | None) -> None:
+    def _log_session(self, ctx: SessionContext, detail: str | None, status: int | None = None) -> None:
         inform = ctx.inform
         entry = {
             "device": ctx.device_id,
@@ -328,6 +389,8 @@ class CwmpResource(Resource):
         }
         if detail:
             entry["detail"] = detail
+        if status is not None:
+            entry["status"] = status  # what the session's last request was answered with
         # The phone as its label names it (serial, model); the device id stays in "device".
         ident = inform.device_id if inform is not None else None
         label = (device_label(ident.serial_number, ident.product_class) if ident is not None
@@ -342,13 +405,19 @@ class CwmpResource(Resource):
             self._observer(entry)
 
     def _log_refusal(self, request: IRequest, device_id: str | None, reason: str,
-                     level: str = "warn") -> None:
-        emit = log.warn if level == "warn" else log.info
-        emit("refused {device} from {remote}: {reason}", device=device_id,
-             remote=_remote(request), reason=reason)
+                     level: str = "warn", status: int | None = None) -> None:
+        emit = {"warn": log.warn, "info": log.info}.get(level, log.debug)
+        remote = _remote(request)
+        # One line each for the first refusals of an address per window, then a summary.
+        self._refusals.refused(remote, _refusal_key(reason), lambda: emit(
+            "refused {label} from {remote}: {reason}", device=device_id, label=label_of(device_id),
+            remote=remote, reason=printable(reason)))
         if self._observer is not None:
-            self._observer({"device": device_id, "remote": _remote(request),
-                            "outcome": "refused", "detail": reason})
+            entry: dict[str, Any] = {"device": device_id, "remote": _remote(request),
+                                     "outcome": "refused", "detail": reason}
+            if status is not None:
+                entry["status"] = status
+            self._observer(entry)
 
     def _send(self, request: IRequest, out: Outgoing) -> None:
         if _finished(request):
@@ -374,9 +443,9 @@ class CwmpResource(Resource):
         request.write(body)
         request.finish()
 
-    def _busy(self, request: IRequest) -> None:
+    def _busy(self, request: IRequest, text: str = "busy, retry later") -> None:
         request.setHeader(b"Retry-After", str(self._retry_after).encode())
-        self._plain(request, 503, "busy, retry later")
+        self._plain(request, 503, text)
 
     def _crashed(self, failure: Failure, request: IRequest) -> None:
         log.failure("CWMP request failed", failure)
@@ -385,6 +454,17 @@ class CwmpResource(Resource):
             self._end(ctx, "error", "internal error")
         if not _finished(request):
             self._plain(request, 500, "internal error")
+
+
+def _refusal_key(reason: str) -> str:
+    """The reason of a refusal as its summary line counts it: free details (node names,
+    certificate names, protocol errors quoting the input) left out."""
+    for prefix, key in (("auth: client certificate", "auth: client certificate of another device"),
+                        ("busy: device in a session on node", "busy: device in a session on another node"),
+                        ("protocol:", "protocol error"), ("inform:", "unusable Inform")):
+        if reason.startswith(prefix):
+            return key
+    return reason[:60]
 
 
 # CWMP versions this ACS speaks (TR-069 Amendment 5, section 3.4.2.x: the ACS answers a

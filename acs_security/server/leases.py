@@ -27,7 +27,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from acs_security.display import label_of
 from acs_security.server.sessions import SessionContext
+from acs_security.store.errors import StoreUnavailable
 
 __all__ = ["DeviceLeases"]
 
@@ -107,31 +109,40 @@ class DeviceLeases:
             if not held:
                 # Only after the store was unreachable for most of a lease: another node
                 # may have taken the device; this session ends at its next timeout at most.
-                log.warn("session lease on {device} lost: it lapsed before it was renewed",
-                         device=device_id)
+                log.warn("session lease on {label} lost: it lapsed before it was renewed",
+                         label=label_of(device_id), device=device_id)
 
         def failed(failure: Failure) -> None:
-            log.warn("cannot renew the session lease on {device}: {error}", device=device_id,
-                     error=failure.getErrorMessage())
+            _log_failure(failure, "cannot renew the session lease on {label}: {error}", device_id)
 
         self._store.call("renew_device_session", device_id, ctx.token, self._until(now)).addCallbacks(
             renewed, failed)
 
-    def release(self, ctx: SessionContext) -> None:
-        """The session ended: drop its lease, if it took one. Fire and forget: a failure
-        is logged (the lease then lapses on its own)."""
+    def release(self, ctx: SessionContext) -> Deferred[None] | None:
+        """The session ended: drop its lease, if it took one (None when it took none). The
+        Deferred fires once the release is committed, or once its failure is logged (the
+        lease then lapses on its own); it never errbacks. A session that ends normally waits
+        for it before its 204, so that the device's next session, on any node, finds the
+        lease free."""
         if ctx.lease_at is None or ctx.device_id is None:
-            return
+            return None
         ctx.lease_at = None
         device_id = ctx.device_id
 
         def failed(failure: Failure) -> None:
-            log.warn("cannot release the session lease on {device}: {error}", device=device_id,
-                     error=failure.getErrorMessage())
+            _log_failure(failure, "cannot release the session lease on {label}: {error}", device_id)
 
-        self._store.call("release_device_session", device_id, ctx.token).addErrback(failed)
+        d: Deferred[None] = self._store.call("release_device_session", device_id, ctx.token)
+        return d.addCallbacks(lambda _: None, failed)
 
     def release_all(self) -> Deferred[int]:
         """Drop every lease of this node (clean shutdown, before the store closes); fires
         with the number dropped, or errbacks with the store's error."""
         return self._store.call("release_node_sessions", self._node)
+
+
+def _log_failure(failure: Failure, text: str, device_id: str) -> None:
+    # During a database outage every session's lease call fails: the outage is logged once
+    # (server/outages.py), so these are debug lines then; other failures stay warnings.
+    emit = log.debug if failure.check(StoreUnavailable) else log.warn
+    emit(text, device=device_id, label=label_of(device_id), error=failure.getErrorMessage())

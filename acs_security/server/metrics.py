@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["AcsMetrics", "TimedStore", "CountingRequester", "CONTENT_TYPE_LATEST", "engine_states"]
@@ -34,7 +34,8 @@ def _label(value: Any) -> str:
 
 #: Refusal details (cwmp_resource.py) by prefix -> the reason label; the rest is "other".
 _REFUSALS = (("busy: session limit", "capacity"), ("busy: device in a session on node", "device_other_node"),
-             ("busy:", "device_busy"), ("auth:", "auth"), ("protocol:", "protocol"), ("inform:", "protocol"))
+             ("busy:", "device_busy"), ("auth:", "auth"), ("protocol:", "protocol"), ("inform:", "protocol"),
+             ("store:", "store_unavailable"))
 
 
 def refusal_reason(detail: str) -> str:
@@ -86,6 +87,37 @@ class _DesiredCollector:
         for (assignment, state), n in sorted(self._source().items()):
             g.add_metric([_label(assignment), _label(state)], n)
         yield g
+class _ConnectionCollector:
+    """Open connections per listener group, read from the groups' counts when scraped."""
+
+    def __init__(self, groups: Mapping[str, Any]) -> None:
+        self._groups = dict(groups)
+
+    def collect(self) -> Any:
+        g = GaugeMetricFamily("acs_http_open_connections", "Open connections, by listener group "
+                              "(cwmp: plain and TLS together; api)", labels=["group"])
+        for name, counts in sorted(self._groups.items()):
+            g.add_metric([name], counts.open)
+        yield g
+class _StoreHealthCollector:
+    """The store's outages (store/health.py), read when scraped."""
+
+    def __init__(self, health: Any) -> None:
+        self._health = health
+
+    def collect(self) -> Any:
+        health = self._health
+        outage = health.outage if health.unavailable else None
+        g = GaugeMetricFamily("acs_store_unavailable", "1 while the store's database cannot be reached "
+                              "(unreachable) or cannot grow (full), else 0", labels=["kind"])
+        for kind in ("unreachable", "full"):
+            g.add_metric([kind], 1.0 if outage is not None and outage.kind == kind else 0.0)
+        yield g
+        yield CounterMetricFamily("acs_store_outages", "Store outages begun since the server started",
+                                  value=health.outages)
+        yield CounterMetricFamily("acs_store_outage_seconds", "Seconds the store was unavailable since "
+                                  "the server started (the outage in progress included)",
+                                  value=health.seconds_unavailable())
 
 
 class AcsMetrics:
@@ -119,6 +151,19 @@ class AcsMetrics:
                                     ["result"], registry=r)
         self.desired_drift = Counter("acs_desired_drift", "Drift of controlled settings found, by action "
                                      "(corrected, reported, correction_failed)", ["action"], registry=r)
+        self.connections_closed = Counter(
+            "acs_http_connections_closed", "Connections the server closed for a timeout, by listener and "
+            "reason (header_timeout, body_timeout, idle_timeout)", ["listener", "reason"], registry=r)
+        self.connections_refused = Counter(
+            "acs_http_connections_refused", "Connections refused, by listener and reason (max_connections, "
+            "max_connections_per_ip, proxy_untrusted, proxy_invalid)", ["listener", "reason"], registry=r)
+        self.api_refusals = Counter(
+            "acs_nbi_refusals", "Northbound requests refused by face (rest, soap) and reason (unauthorized: "
+            "no valid token, HTTP 401; forbidden: the token's role may not, HTTP 403 or SOAP Client.Forbidden)",
+            ["face", "reason"], registry=r)
+        self.http_503 = Counter(
+            "acs_cwmp_http_503", "CWMP requests answered 503 + Retry-After, by reason (capacity, "
+            "device_busy, device_other_node, store_unavailable)", ["reason"], registry=r)
 
     def watch_engine(self, source: Callable[[], tuple[Mapping[str, int], Mapping[str, int]]]) -> None:
         """Report jobs and tasks by state from ``source()`` -> (jobs, tasks) at each scrape."""
@@ -135,13 +180,28 @@ class AcsMetrics:
         """Report devices per assignment and compliance state from ``source()`` at each scrape
         (a snapshot the server refreshes from the store, so every node reports the same)."""
         self.registry.register(_DesiredCollector(source))
+    def watch_connections(self, groups: Mapping[str, Any]) -> None:
+        """Report the open connections of each listener group (name -> ConnectionCounts)."""
+        self.registry.register(_ConnectionCollector(groups))
+
+    def observe_edge(self, event: str, listener: str, reason: str) -> None:
+        """A connection closed for a timeout (``event`` "closed") or refused ("refused")."""
+        counter = self.connections_closed if event == "closed" else self.connections_refused
+        counter.labels(_label(listener), _label(reason)).inc()
+    def watch_store(self, health: Any) -> None:
+        """Report the store's outages from ``health`` (a store/health.py StoreHealth) at each
+        scrape: acs_store_unavailable, acs_store_outages_total, acs_store_outage_seconds_total."""
+        self.registry.register(_StoreHealthCollector(health))
 
     def observe_session(self, entry: Mapping[str, Any]) -> None:
         """One CWMP session as the CWMP resource's observer reports it (device, events, rpcs,
-        faults, outcome, duration_ms). Never raises for odd values."""
+        faults, outcome, duration_ms, and status when it was answered 503). Never raises
+        for odd values."""
         self.sessions.labels(_label(entry.get("outcome") or "unknown")).inc()
         if entry.get("outcome") == "refused":
             self.refusals.labels(refusal_reason(str(entry.get("detail") or ""))).inc()
+        if entry.get("status") == 503:
+            self.http_503.labels(refusal_reason(str(entry.get("detail") or ""))).inc()
         for event in entry.get("events") or ():
             self.informs.labels(_label(event)).inc()
         for rpc in entry.get("rpcs") or ():
@@ -160,6 +220,10 @@ class AcsMetrics:
 
     def observe_request(self, face: str, status: int) -> None:
         self.api_requests.labels(_label(face), str(int(status))).inc()
+
+    def observe_refusal(self, face: str, reason: str) -> None:
+        """One northbound request refused by authentication or role."""
+        self.api_refusals.labels(_label(face), _label(reason)).inc()
 
     def render(self) -> bytes:
         """The text exposition format (``CONTENT_TYPE_LATEST``)."""

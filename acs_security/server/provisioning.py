@@ -5,6 +5,10 @@ The endpoint owns the protocol (sessions, authentication, the registry); a
 ready, for the next ACS request, and it is told each response or fault. The fleet engine
 is a provisioner; the default one sends nothing, so a periodic Inform ends with
 Inform -> InformResponse -> empty POST -> 204.
+
+Optionally a provisioner has ``session_refused(device_id)``, called when a device's
+session is refused with 503 because the store is unavailable (the fleet engine then
+requests the device again: fleet/session_side.py).
 """
 
 from __future__ import annotations

@@ -51,6 +51,21 @@ class SessionContext:
     # Clock time this node last took or renewed the device's lease in the store
     # (server/leases.py); None while the session holds no lease.
     lease_at: float | None = None
+    # How the CPE's requests after the Inform find the session: "cookie" once one carried
+    # the session cookie, "connection" once one came without it (a CPE that drops cookies);
+    # None before the second request.
+    keyed_by: str | None = None
+    # The InformResponse, which sets the cookie, was written to the connection.
+    cookie_sent: bool = False
+    # The connection closed while a request of the session was being handled.
+    connection_lost: bool = False
+
+    @property
+    def ends_with_connection(self) -> bool:
+        """Whether the session cannot go on once its connection is lost: the CPE does not
+        return the cookie, or never received it. A CPE that returns the cookie may carry on
+        over a new connection (TR-069 section 3.4.1), so its session waits for the timeout."""
+        return self.keyed_by == "connection" or (self.keyed_by is None and not self.cookie_sent)
 
     @property
     def inform(self):  # type: ignore[no-untyped-def]
@@ -137,11 +152,13 @@ class SessionRegistry:
         ctx.outcome = ctx.outcome or outcome
         return True
 
-    def drop_channel(self, channel: Any) -> None:
-        """The connection closed: forget the channel mapping (the cookie may still continue)."""
+    def drop_channel(self, channel: Any) -> SessionContext | None:
+        """The connection closed: forget the channel mapping and return the session it
+        carried, if any (still registered: the caller decides whether it ends now)."""
         ctx = self._by_channel.pop(id(channel), None)
         if ctx is not None:
             ctx.channel = None
+        return ctx
 
     def _expire(self, ctx: SessionContext) -> None:
         ctx.timeout_call = None

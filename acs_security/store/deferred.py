@@ -23,9 +23,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
@@ -34,6 +36,8 @@ from acs_security.store.records import InformRecord
 from acs_security.store.sql import Store
 
 __all__ = ["DeferredStore", "make_threadpool"]
+
+log = Logger(namespace="acs_security.store")
 
 # Public Store methods reachable through DeferredStore.call() (close has its own).
 _CALLABLE: frozenset[str] = frozenset(
@@ -52,8 +56,10 @@ def make_threadpool(store: Store) -> ThreadPool:
 #: Store write methods whose calls are group-committed (see the module doc).
 #: Device session leases (several nodes) are taken and given back on every session's path:
 #: grouped, concurrent sessions share one transaction instead of one each.
+#: A digest nonce's use is recorded once per authenticated session, on the session's path too.
 GROUPED: frozenset[str] = frozenset({"set_device_parameters", "update_tasks", "claim_device_session",
                                      "renew_device_session", "release_device_session",
+                                     "use_digest_nonce",
                                      # desired state: a session's outcome and an audit's reading
                                      "record_desired", "record_audit"})
 
@@ -114,11 +120,14 @@ class DeferredStore:
         *,
         max_batch: int = 500,
         call_from_thread: Callable[..., None] | None = None,
+        on_result: Callable[[], None] | None = None,
     ) -> None:
         """``threadpool`` needs ``callInThreadWithCallback`` (a started
         ThreadPool). Results come back to the reactor thread through
         ``call_from_thread`` (default ``reactor.callFromThread``; tests inject
-        one because MemoryReactor does not provide it).
+        one because MemoryReactor does not provide it). ``on_result`` is called in
+        the reactor thread as each result arrives, before it is delivered (the server
+        reports the store's outages from there, server/outages.py).
         Raises InvalidArgument if max_batch < 1."""
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise InvalidArgument(f"max_batch must be a positive integer, got {max_batch!r}")
@@ -128,6 +137,7 @@ class DeferredStore:
             call_from_thread if call_from_thread is not None else reactor.callFromThread
         )
         self._max_batch = max_batch
+        self._on_result = on_result
         self._queue: deque[tuple[InformRecord, Deferred[None]]] = deque()
         self._flushing = False
         self._group_queue: deque[tuple[str, tuple[Any, ...], dict[str, Any], Deferred[Any]]] = deque()
@@ -153,10 +163,21 @@ class DeferredStore:
 
         def on_result(success: bool, result: Any) -> None:
             # Called in the worker thread: hop back to the reactor thread.
-            self._call_from_thread(d.callback if success else d.errback, result)
+            self._call_from_thread(partial(self._deliver, d, success), result)
 
         self._threadpool.callInThreadWithCallback(on_result, f, *args, **kwargs)
         return d
+
+    def _deliver(self, d: Deferred[Any], success: bool, result: Any) -> None:
+        if self._on_result is not None:
+            try:
+                self._on_result()
+            except Exception:  # noqa: BLE001 - an observer's bug must not lose a result
+                log.failure("store result observer failed")
+        if success:
+            d.callback(result)
+        else:
+            d.errback(result)
 
     # -- informs ----------------------------------------------------------
 

@@ -29,6 +29,7 @@ __all__ = [
     "POSTGRES_CONNECT_TIMEOUT_S",
     "SQLITE_BUSY_TIMEOUT_S",
     "WRITE_OPTION",
+    "application_name",
     "backend_name",
     "is_sqlite_memory",
     "make_engine",
@@ -89,15 +90,31 @@ def backend_name(engine: Engine) -> str:
 POSTGRES_PING_AFTER_IDLE_S = 5.0
 
 
-def make_engine(url: URL) -> Engine:
+#: PostgreSQL's limit on application_name (NAMEDATALEN - 1 bytes; longer names are cut).
+_PG_NAME_BYTES = 63
+
+
+def application_name(node: str | None = None) -> str:
+    """The name a node's PostgreSQL connections carry (``pg_stat_activity.application_name``),
+    so that an operator (or a test) finds one node's connections: ``acs-security`` or
+    ``acs-security <node>``, printable ASCII, at most 63 bytes."""
+    name = "acs-security" if not node else f"acs-security {node}"
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in name)[:_PG_NAME_BYTES]
+
+
+def make_engine(url: URL, *, app_name: str | None = None) -> Engine:
     """Create the engine for a URL from parse_store_url(). Does not connect.
 
     ``hide_parameters`` keeps bound values (passwords among them) out of
-    SQLAlchemy's exception messages and logs.
+    SQLAlchemy's exception messages and logs. ``app_name`` is the PostgreSQL
+    connections' application_name (default :func:`application_name`), unless the URL
+    names one.
     """
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    connect_args: dict[str, Any] = {"application_name": "acs-security"}
+    connect_args: dict[str, Any] = {}
+    if "application_name" not in url.query:
+        connect_args["application_name"] = app_name or application_name()
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
     engine = sa.create_engine(url, hide_parameters=True, connect_args=connect_args)

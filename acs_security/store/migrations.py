@@ -229,6 +229,18 @@ def _v4(conn: Connection) -> None:
     md.tables["device_sessions"].create(conn, checkfirst=False)
 
 
+def _v5(conn: Connection) -> None:
+    """Digest nonce counts seen, shared by the nodes (a replayed Authorization header is
+    refused on every node, not only on the one that saw it first)."""
+    md = sa.MetaData()
+    sa.Table(
+        "digest_nonces", md,
+        sa.Column("nonce", sa.Text, primary_key=True),
+        sa.Column("nc", sa.BigInteger, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Index("ix_digest_nonces_expires_at", "expires_at"),
+    )
+    md.create_all(conn, checkfirst=False)
 def _v6(conn: Connection) -> None:
     """Desired state (issue 14): assignments (a policy bound to a selector, revisioned), one
     record per device and assignment, the devices' drift history, audit readings, and the
@@ -304,6 +316,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "jobs, tasks", _v2),
     Migration(3, "api_tokens", _v3),
     Migration(4, "task claims, job brake, device_sessions (scale-out)", _v4),
+    Migration(5, "digest_nonces (nonce counts shared by the nodes)", _v5),
     Migration(6, "assignments, device_assignments, drift_events, audit_results, jobs.kind (desired state)", _v6),
 )
 HEAD: int = MIGRATIONS[-1].version

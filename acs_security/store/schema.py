@@ -23,6 +23,7 @@ __all__ = [
     "device_parameters",
     "device_tags",
     "devices",
+    "digest_nonces",
     "jobs",
     "metadata",
     "schema_version",
@@ -235,6 +236,20 @@ device_sessions = sa.Table(
     sa.Column("node", sa.Text, nullable=False),
     sa.Column("token", sa.Text, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# HTTP digest nonce counts seen, shared by every node on this database (migration step 5):
+# the highest nc accepted per server nonce (RFC 7616 section 3.4: a nonce-count is used
+# once), so that an Authorization header captured on one node is refused on every other.
+# A row is useless once its nonce expired (expires_at = issued + nonce lifetime) and is
+# purged then (store/nonces.py).
+digest_nonces = sa.Table(
+    "digest_nonces",
+    metadata,
+    sa.Column("nonce", sa.Text, primary_key=True),
+    sa.Column("nc", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_digest_nonces_expires_at", "expires_at"),
 )
 
 # Bearer tokens of the northbound API (migration step 3). Only the SHA-256 of a token is

@@ -33,9 +33,11 @@ from acs_security.store.errors import (
     StoreUnavailable,
     UnknownDevice,
 )
+from acs_security.store.health import FULL, StoreHealth, outage_kind
 from acs_security.store.jobs import JobsMixin
 from acs_security.store.leases import LeasesMixin
 from acs_security.store.migrations import check_version, migrate
+from acs_security.store.nonces import NoncesMixin
 from acs_security.store.records import (
     Credential,
     CredentialInfo,
@@ -63,7 +65,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class Store(JobsMixin, TokensMixin, LeasesMixin, DesiredMixin):
+class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, DesiredMixin):
     """Storage behind a narrow interface. Build one with open_store()."""
 
     def __init__(
@@ -99,6 +101,8 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, DesiredMixin):
         self._dbapi_error: type[BaseException] = getattr(dbapi, "Error", sa.exc.SQLAlchemyError)
         self._dbapi_unavailable: tuple[type[BaseException], ...] = tuple(
             getattr(dbapi, name) for name in ("OperationalError", "InterfaceError") if hasattr(dbapi, name))
+        #: Outages of the database as this store's calls find them (store/health.py).
+        self.health = StoreHealth()
 
     def __repr__(self) -> str:
         return f"Store({self._where!r})"
@@ -127,15 +131,22 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, DesiredMixin):
         except StoreError:
             raise
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
-            raise StoreUnavailable(
-                f"cannot {what}: the database at {self._where} is unavailable: {_first_line(exc)}") from exc
+            raise self._unavailable(what, exc) from exc
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"cannot {what}: {_first_line(exc)}") from exc
         except self._dbapi_error as exc:  # a driver statement (driver.py) failed
             if isinstance(exc, self._dbapi_unavailable):
-                raise StoreUnavailable(f"cannot {what}: the database at {self._where} is unavailable: "
-                                       f"{_first_line(exc)}") from exc
+                raise self._unavailable(what, exc) from exc
             raise StoreError(f"cannot {what}: {_first_line(exc)}") from exc
+
+    def _unavailable(self, what: str, exc: BaseException) -> StoreUnavailable:
+        """The error for a database that cannot be reached or cannot grow, noted in
+        :attr:`health` (one outage, however many calls fail during it)."""
+        kind = outage_kind(exc)
+        reason = "is full" if kind == FULL else "is unavailable"
+        error = StoreUnavailable(f"cannot {what}: the database at {self._where} {reason}: {_first_line(exc)}")
+        self.health.failed(kind, str(error))
+        return error
 
     @contextmanager
     def _read(self, what: str) -> Iterator[Connection]:
@@ -145,6 +156,7 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, DesiredMixin):
                 # them (each statement sees committed data, which is all a read needs).
                 conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
+        self.health.ok(wrote=False)
 
     @contextmanager
     def _write(self, what: str) -> Iterator[Connection]:
@@ -157,6 +169,7 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, DesiredMixin):
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn
+        self.health.ok(wrote=True)
 
     @contextmanager
     def group(self, what: str = "write a group of changes") -> Iterator[None]:
@@ -180,6 +193,7 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, DesiredMixin):
                     yield
                 finally:
                     self._group.conn = None
+        self.health.ok(wrote=True)
 
     def _insert(self, table: sa.Table) -> Any:
         return pg_dialect.insert(table) if self._pg else sqlite_dialect.insert(table)
@@ -602,6 +616,7 @@ def open_store(
     secret_codec: SecretCodec | None = None,
     create: bool = True,
     clock: Callable[[], datetime] | None = None,
+    app_name: str | None = None,
 ) -> Store:
     """Open the store at ``url``: ``sqlite:///PATH``, ``sqlite://`` (in memory)
     or ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB`` (psycopg 3; a
@@ -609,7 +624,8 @@ def open_store(
 
     With create=True the schema is migrated to HEAD (idempotent); with
     create=False the database must already be at HEAD and a missing SQLite
-    file is not created.
+    file is not created. ``app_name``: the PostgreSQL connections' application_name
+    (engine.application_name(node) names a node's).
     Raises InvalidStoreURL for a bad URL, StoreUnavailable when the database
     cannot be reached or opened, SchemaVersionError for a schema that is not
     (or cannot be brought) at HEAD. Messages never show a password.
@@ -619,7 +635,7 @@ def open_store(
         path = parsed.database or ""
         if not path.startswith("file:") and not os.path.exists(path):
             raise StoreUnavailable(f"no SQLite database at {path!r} (open with create=True to make one)")
-    engine = make_engine(parsed)
+    engine = make_engine(parsed, app_name=app_name)
     store = Store(engine, secret_codec=secret_codec, clock=clock)
     try:
         with store._guard("open the store"):

@@ -131,7 +131,9 @@ def test_refused_transition(state: State, kind: Kind) -> None:
         assert result.error.fault_code == 8003
         assert result.reply.status == 200
         fault = parse_envelope(result.reply.body)
-        assert fault is not None and fault.message == m.Fault(8003)
+        assert fault is not None and isinstance(fault.message, m.Fault) and fault.message.code == 8003
+        # The FaultString says what was refused (TR-069 A.5.1: human-readable).
+        assert fault.message.string == f"Invalid arguments: {result.error}"[:256]
     else:
         with pytest.raises(SessionStateError):
             APPLY[kind](session)
@@ -228,7 +230,7 @@ def test_wrong_cwmp_id_is_a_violation_answered_with_an_echoed_fault() -> None:
     assert isinstance(event, ProtocolViolation)
     assert "cwmp:ID '999' does not match the request's ID '1'" in str(event.error)
     reply = parse_envelope(event.reply.body)
-    assert reply == Envelope(m.Fault(8003), CWMP_1_0, cwmp_id="999")
+    assert reply == Envelope(m.Fault(8003, f"Invalid arguments: {event.error}"), CWMP_1_0, cwmp_id="999")
     assert session.state is State.ERROR
 
 
@@ -275,7 +277,8 @@ def test_invalid_content_is_fault_8003_with_the_cpe_namespace_and_id() -> None:
                                                                       b">zero</Status>")
     event = session.receive(body)
     assert isinstance(event, ProtocolViolation) and event.error.fault_code == 8003
-    assert parse_envelope(event.reply.body) == Envelope(m.Fault(8003), CWMP_1_0, cwmp_id="1")
+    assert parse_envelope(event.reply.body) == Envelope(m.Fault(8003, f"Invalid arguments: {event.error}"),
+                                                        CWMP_1_0, cwmp_id="1")
 
 
 def test_replies_use_the_cpe_namespace() -> None:

@@ -31,8 +31,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 # Short leases so that a dead node's work moves within seconds; the defaults are 30 s
 # (claims) and 90 s (sessions).
+# The balancer and the simulated phones are all 127.0.0.1: no per-address connection cap.
 NODE_ARGS = ("--claim-lease", "6", "--claim-batch", "100", "--session-timeout", "5",
-             "--session-lease", "8", "--retry-after", "1", "--max-cr-in-flight", "60")
+             "--session-lease", "8", "--retry-after", "1", "--max-cr-in-flight", "60",
+             "--max-connections-per-ip", "0")
 
 
 @pytest.fixture

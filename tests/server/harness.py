@@ -76,7 +76,8 @@ class Harness:
 
 def make_harness(*, cpe_auth: bool = False, max_sessions: int = 100, timeout: float = 30.0,
                  provisioner: Any = None, store_url: str = "sqlite://",
-                 allow_insecure_basic: bool = False) -> Harness:
+                 allow_insecure_basic: bool = False, refusal_log: Any = None) -> Harness:
+    """``refusal_log(clock)``, when given, makes the endpoint's RefusalLog on the harness clock."""
     clock = Clock()
     clock.advance(1_800_000_000)
     store = open_store(store_url)
@@ -95,7 +96,8 @@ def make_harness(*, cpe_auth: bool = False, max_sessions: int = 100, timeout: fl
     tokens = iter(f"tok{i}" for i in range(10_000))
     resource = CwmpResource(clock=clock, store=dstore, authenticator=auth, provisioner=provisioner,
                             max_sessions=max_sessions, session_timeout=timeout,
-                            token_source=lambda: next(tokens), session_observer=log.append)
+                            token_source=lambda: next(tokens), session_observer=log.append,
+                            refusal_log=refusal_log(clock) if refusal_log is not None else None)
     return Harness(clock, store, dstore, resource, StubTreq(resource), log)
 
 

@@ -92,3 +92,30 @@ def test_node_name_defaults_to_host_and_port_and_cluster_follows_the_database():
     assert not load_config(environ={}).clustered
     assert load_config(environ={}, overrides={"cluster": "on"}).clustered
     assert load_config(environ={}, overrides={"node_id": "acs-1"}).node == "acs-1"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"header_timeout": "0"}, "header_timeout and body_timeout must be positive"),
+    ({"body_timeout": "-1"}, "header_timeout and body_timeout must be positive"),
+    ({"idle_timeout": "10"}, r"idle_timeout \(10 s\) must be at least session_timeout \(30 s\)"),
+    ({"max_connections": "0"}, "max_connections must be at least 1"),
+    ({"max_connections": "100", "max_connections_per_ip": "101"}, "max_connections_per_ip"),
+    ({"trusted_proxies": "10.0.0.0/8, proxy.example.net"}, "trusted_proxies: .*'proxy.example.net'"),
+    ({"proxy_protocol": "cwmp"}, "proxy_protocol needs trusted_proxies"),
+    ({"proxy_protocol": "cwmp,ssh", "trusted_proxies": "10.0.0.1"}, "proxy_protocol: 'ssh' is not one of"),
+    ({"proxy_protocol": "https", "trusted_proxies": "10.0.0.1"}, "names https, but https_listen is off"),
+])
+def test_edge_settings_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(environ={}, overrides=overrides)
+
+
+def test_edge_settings_from_the_file_and_the_environment(tmp_path: Path):
+    f = tmp_path / "acs.toml"
+    f.write_text('[server]\ntrusted_proxies = ["10.0.0.0/8", "2001:db8::7"]\nproxy_protocol = ["cwmp"]\n'
+                 "max_connections_per_ip = 0\n")
+    cfg = load_config(config_file=f, environ={"ACS_HEADER_TIMEOUT": "5", "ACS_IDLE_TIMEOUT": "45"})
+    assert cfg.trusted_proxies == ("10.0.0.0/8", "2001:db8::7") and cfg.proxy_protocol == ("cwmp",)
+    assert (cfg.header_timeout, cfg.connection_idle_timeout, cfg.max_connections_per_ip) == (5.0, 45.0, 0)
+    defaults = load_config(environ={}, overrides={"session_timeout": "50"})
+    assert defaults.idle_timeout is None and defaults.connection_idle_timeout == 50.0

@@ -333,16 +333,20 @@ def test_basic_over_plain_http_when_the_operator_allows_it():
     h.close()
 
 
-def test_store_failure_answers_8002_and_keeps_no_session(h):
+def test_store_failure_at_the_inform_answers_503_with_retry_after_and_keeps_no_session(h):
     h.store.close()
 
     async def go():
-        code, _, content = await h.post(inform())
-        assert code == 200
-        assert body_message(content).code == 8002
+        code, resp, content = await h.post(inform())
+        # TR-069 3.7.1.5: 503 + Retry-After, which a CPE retries; not fault 8002, a failed
+        # session it backs off from (TR-069 3.2.1.1), nor a 500.
+        assert code == 503 and resp.headers.getRawHeaders("Retry-After") == ["10"]
+        assert b"retry later" in content
 
     run(h, go())
     assert len(h.resource.sessions) == 0
+    assert h.log[-1]["outcome"] == "refused" and h.log[-1]["status"] == 503
+    assert h.log[-1]["detail"].startswith("store: cannot record informs")
 
 
 def test_cwmp_14_version_negotiation(h):

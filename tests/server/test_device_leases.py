@@ -146,7 +146,7 @@ def test_device_in_a_session_on_one_node_is_refused_by_the_other(cluster):
 
     cluster.run(go())
     assert b.log[0] == {"device": DEV, "remote": "127.0.0.1", "outcome": "refused",
-                        "detail": "busy: device in a session on node a"}
+                        "detail": "busy: device in a session on node a", "status": 503}
     assert a.log[-1]["outcome"] == "done" and b.log[-1]["outcome"] == "done"
     assert cluster.lease() is None
 
@@ -259,7 +259,7 @@ class FailingClaims:
         return self.inner.record_inform(record)
 
 
-def test_store_failure_on_claim_ends_the_session_with_fault_8002(tmp_path):
+def test_store_failure_on_claim_is_answered_503_with_retry_after(tmp_path):
     cluster = Cluster(tmp_path / "acs.db")
     failing = FailingClaims(cluster.dstore)
     try:
@@ -271,18 +271,21 @@ def test_store_failure_on_claim_ends_the_session_with_fault_8002(tmp_path):
 
         async def go():
             resp = await client.post(URL, data=inform(), headers={"Content-Type": ["text/xml"]})
-            return resp.code, await resp.content()
+            return resp.code, resp.headers.getRawHeaders("Retry-After"), await resp.content()
 
         d = ensureDeferred(go())
         client.flush()
         results: list[Any] = []
         d.addBoth(results.append)
-        code, content = results[0]
-        assert code == 200 and body_message(content).code == 8002
+        code, retry_after, content = results[0]
+        # TR-069 3.7.1.5: the phone retries after Retry-After; no fault that fails its session.
+        assert code == 503 and retry_after == [str(resource._retry_after)]
+        assert b"retry later" in content
         assert failing.calls == ["claim_device_session"]  # nothing recorded
         assert len(resource.sessions) == 0
         assert cluster.store.get_device(DEV) is None
-        assert log[-1]["outcome"] == "error" and "database is unavailable" in log[-1]["detail"]
+        assert log[-1]["outcome"] == "refused" and log[-1]["status"] == 503
+        assert log[-1]["detail"].startswith("store: ") and "database is unavailable" in log[-1]["detail"]
     finally:
         cluster.close()
 
@@ -427,5 +430,62 @@ def test_session_timing_out_while_the_claim_runs_gives_its_lease_back(tmp_path):
         assert held.calls == ["claim_device_session", "release_device_session"]
         assert cluster.store.get_device(DEV) is None
         assert log[-1]["outcome"] == "timeout"
+    finally:
+        cluster.close()
+
+
+class HeldRelease:
+    """A DeferredStore whose lease releases wait until the test lets them through."""
+
+    def __init__(self, inner: DeferredStore) -> None:
+        self.inner = inner
+        self.held: list[tuple[Deferred[Any], tuple[Any, ...]]] = []
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "release_device_session":
+            d: Deferred[Any] = Deferred()
+            self.held.append((d, args))
+            return d
+        return self.inner.call(name, *args, **kwargs)
+
+    def record_inform(self, record: Any) -> Any:
+        return self.inner.record_inform(record)
+
+    def let_through(self) -> None:
+        for d, args in self.held:
+            self.inner.call("release_device_session", *args).chainDeferred(d)
+        self.held = []
+
+
+def test_the_204_goes_only_after_the_lease_is_released(tmp_path):
+    """A phone that ends its session and opens the next one at once (on another node behind
+    the balancer) must find its lease free: the session's 204 waits for the release."""
+    cluster = Cluster(tmp_path / "acs.db")
+    held = HeldRelease(cluster.dstore)
+    try:
+        leases = DeviceLeases(held, cluster.reactor, "a", LEASE)
+        resource = CwmpResource(clock=cluster.reactor, store=held, session_timeout=TIMEOUT, device_leases=leases)
+        client = StubTreq(resource)
+        headers = {"Content-Type": ["text/xml"]}
+
+        async def begin() -> int:
+            return (await client.post(URL, data=inform(), headers=headers)).code
+
+        results: list[Any] = []
+        ensureDeferred(begin()).addBoth(results.append)
+        client.flush()
+        assert results == [200] and cluster.lease() is not None
+
+        async def end() -> int:
+            return (await client.post(URL, data=b"", headers=headers)).code
+
+        ended: list[Any] = []
+        ensureDeferred(end()).addBoth(ended.append)
+        client.flush()
+        assert ended == [] and len(held.held) == 1  # no 204 while the lease is still held
+        assert cluster.lease() is not None
+        held.let_through()
+        client.flush()
+        assert ended == [204] and cluster.lease() is None
     finally:
         cluster.close()

@@ -19,3 +19,23 @@ def test_refusals_are_counted_by_a_bounded_reason():
     assert 'acs_cwmp_sessions_total{outcome="refused"} 7.0' in text
     assert "acs-2" not in text  # node names and devices stay out of the labels
     assert refusal_reason("") == "other"
+
+
+def test_connections_closed_refused_and_open_are_exported():
+    from tests.server.test_edge import Echo, get
+    from tests.server.wire import Wire
+
+    metrics = AcsMetrics()
+    w = Wire(Echo(), header_timeout=5, max_total=2, observe=metrics.observe_edge)
+    metrics.watch_connections({"cwmp": w.counts})
+    slow = w.connect(port=1)
+    served = w.connect(port=2)
+    served.send(get())
+    w.connect(port=3)  # over the total cap
+    assert 'acs_http_open_connections{group="cwmp"} 2.0' in metrics.render().decode()
+    w.clock.advance(5)
+    slow.lose()
+    text = metrics.render().decode()
+    assert 'acs_http_connections_closed_total{listener="cwmp",reason="header_timeout"} 1.0' in text
+    assert 'acs_http_connections_refused_total{listener="cwmp",reason="max_connections"} 1.0' in text
+    assert 'acs_http_open_connections{group="cwmp"} 1.0' in text

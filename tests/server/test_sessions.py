@@ -65,9 +65,22 @@ def test_find_by_channel_for_cpes_that_drop_cookies():
     reg.open(a)
     assert reg.find(None, chan) is a
     assert reg.find("unknown", chan) is a
-    reg.drop_channel(chan)
+    assert reg.drop_channel(chan) is a and a.channel is None
+    assert reg.drop_channel(chan) is None
     assert reg.find(None, chan) is None
     assert reg.find("a", None) is a
+
+
+@pytest.mark.parametrize("keyed_by, cookie_sent, ends", [
+    (None, False, True),  # the CPE never received the cookie
+    (None, True, False),  # it did, and may come back with it (TR-069 3.4.1)
+    ("connection", True, True),  # it does not return cookies
+    ("cookie", True, False),
+])
+def test_which_sessions_end_with_their_connection(keyed_by, cookie_sent, ends):
+    a = ctx("a")
+    a.keyed_by, a.cookie_sent = keyed_by, cookie_sent
+    assert a.ends_with_connection is ends
 
 
 def test_close_is_idempotent_and_cancels_timer():

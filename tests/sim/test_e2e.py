@@ -72,8 +72,9 @@ class Scripted:
 
 
 def acs_server(reactor: Any, tmp_path: Path, provisioner: Any = None, **overrides: Any) -> AcsServer:
+    # Thousands of simulated phones share 127.0.0.1: no per-address connection cap.
     settings = {"db": f"sqlite:///{tmp_path}/acs.db", "cwmp_listen": "127.0.0.1:0",
-                "api_listen": "127.0.0.1:0", "cpe_auth": False}
+                "api_listen": "127.0.0.1:0", "cpe_auth": False, "max_connections_per_ip": 0}
     settings.update(overrides)
     server = AcsServer(config=load_config(environ={}, overrides=settings), reactor=reactor,
                        provisioner=provisioner)
