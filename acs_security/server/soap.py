@@ -304,7 +304,7 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
         @rpc(Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode, Integer, Unicode, Unicode, Array(Unicode),
              _returns=Assignment)
         def Assign(ctx, policy, select, name, priority, mode, policy_name, force):  # noqa: N802
-            request: dict[str, Any] = {"policy": policy, "select": select}
+            request = {"policy": policy, "select": select}
             for key, value in (("name", name), ("priority", priority), ("mode", mode), ("policy_name", policy_name)):
                 if value is not None:
                     request[key] = value
@@ -350,7 +350,7 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
 
         @rpc(Unicode, Unicode, Integer, Unicode, _returns=Job)
         def StartAudit(ctx, select, assignment, wave, deadline):  # noqa: N802
-            request: dict[str, Any] = {"select": select or "all"}
+            request = {"select": select or "all"}
             for key, value in (("assignment", assignment), ("wave", wave), ("deadline", deadline)):
                 if value is not None:
                     request[key] = value
