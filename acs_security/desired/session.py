@@ -154,6 +154,10 @@ class DesiredSide:
                 and BOOTSTRAP not in events):
             work.check = False
             self._count("check", "fast")
+        else:
+            # Until this session settles it, the device is not remembered: a session lost half
+            # way (after a VALUE CHANGE Inform, say) must not let the next one take the fast path.
+            self.live.forget(device_id)
         ctx.provisioner_state = work
 
     def observe(self, ctx: Any, request: Any, response: Any) -> None:
@@ -168,8 +172,10 @@ class DesiredSide:
                 text = format_value(p.type, p.value) if not isinstance(p.value, str) else p.value
                 work.job_values[p.name] = (text, job)
             work.check = True
+            self.live.forget(ctx.device_id)
         elif isinstance(request, m.GetParameterValues) and isinstance(response, m.GetParameterValuesResponse):
             work.check = True  # an audit read the device: the store's values moved
+            self.live.forget(ctx.device_id)
 
     async def next_request(self, ctx: Any) -> Any | None:
         work: _Work | None = ctx.provisioner_state
@@ -250,9 +256,7 @@ class DesiredSide:
                 if not last:
                     await self._store.call("record_desired", device_id, params=values)
                     return
-                row = replace(send.row, updated_at=now,
-                              notified_revision=work.rows[a.id].notified_revision if a.id in work.rows
-                              else send.row.notified_revision)
+                row = replace(send.row, updated_at=now)
                 work.rows[a.id] = row
                 await self._store.call("record_desired", device_id, rows=[row], events=list(send.events),
                                        params=values)
@@ -265,9 +269,7 @@ class DesiredSide:
             faults = tuple({"name": f.name, "code": f.code, "string": f.string}
                            for f in getattr(response, "set_parameter_values_faults", ()))
             code = getattr(response, "code", 0)
-            prev = work.rows.get(a.id)
             row = replace(send.row, state="faulted", updated_at=now, faults=faults,
-                          notified_revision=prev.notified_revision if prev is not None else send.row.notified_revision,
                           detail=f"SetParameterValues refused: fault {code} {getattr(response, 'string', '')}"[:500])
             work.rows[a.id] = row
             events = [replace(e, action="correction_failed") for e in send.events]

@@ -41,6 +41,7 @@ class Phone:
         self.key = ""
         self.rpcs: list[str] = []
         self.refuse = False
+        self.drop = False  # walk away at the next SetParameterValues (the session times out)
         self.device_id = make_device_id("00000C", MODEL, serial)
 
     def change(self, path: str, value: str) -> tuple[str, ...]:
@@ -65,6 +66,9 @@ class Phone:
             req = env.message
             seen.append(type(req).__name__)
             reply: m.Message
+            if isinstance(req, m.SetParameterValues) and self.drop:
+                self.rpcs.extend(seen)
+                return seen
             if isinstance(req, m.SetParameterValues):
                 if self.refuse:
                     reply = m.Fault(9003, "Invalid arguments", (m.SetParameterValuesFault(
@@ -191,6 +195,20 @@ def test_drift_on_the_web_page_is_recorded_and_corrected_in_the_same_session(wor
     (line,) = world.h.store.drift_history(phone.device_id)
     assert (line.kind, line.setting, line.old_value, line.new_value, line.event, line.action) == (
         "drift", "Firewall", "Enabled", "Disabled", "4 VALUE CHANGE", "corrected")
+
+
+def test_a_drift_whose_session_was_lost_is_corrected_at_the_next_session(world):
+    world.assign()
+    phone = world.phone("P1")
+    world.run(phone.session("1 BOOT"))
+    phone.change(FIREWALL, "Disabled")
+    phone.drop = True  # the VALUE CHANGE session is lost before the correction is answered
+    assert world.run(phone.session("4 VALUE CHANGE", report=(FIREWALL,))) == ["SetParameterValues"]
+    world.advance(31)  # the ACS drops the idle session
+    phone.drop = False
+    # A plain periodic Inform (the change was reported already): not taken for settled.
+    assert world.run(phone.session("2 PERIODIC")) == ["SetParameterValues"]
+    assert phone.values[FIREWALL] == "Enabled"
 
 
 def test_audit_mode_reports_drift_and_changes_nothing(world):
