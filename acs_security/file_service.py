@@ -113,7 +113,7 @@ class FileService:
                 canary=parse_canary(str(request.get("canary", "0"))),
                 wave_size=int(wave) if wave not in (None, "", 0) else None,
                 max_fault_rate=float(request.get("max_fault_rate", 1.0)),
-                max_in_progress=int(request.get("max_in_progress", 1000)), kind="backup")
+                max_in_progress=int(request.get("max_in_progress", 1000)))
             WaveOptions(options.canary, options.wave_size, options.max_fault_rate)
             if not 1 <= options.max_in_progress <= 100_000:
                 raise ValueError(f"max_in_progress must be 1-100000, got {options.max_in_progress}")
@@ -126,7 +126,7 @@ class FileService:
         if not targets:
             raise ServiceError(400, "no target", f"no registered device matches {selector.text!r}")
         job = await engine.submit(Policy(name="backup", settings={}, description="configuration backup"),
-                                  selector, options, deadline=deadline, targets=targets)
+                                  selector, options, deadline=deadline, targets=targets, kind="backup")
         return await self._fleet.job_summary(job.id)
 
     @staticmethod

@@ -15,12 +15,10 @@ from acs_security.fleet.tasks import ACTIVE, TERMINAL, TaskEvent, TaskState, nex
 from acs_security.policy.document import Policy
 from acs_security.store.jobs import JobRecord, TargetDevice, TaskRecord, TaskUpdate
 
-__all__ = ["LiveJob", "LiveTask", "JobOptions", "PARAMETER_KEY_PREFIX", "JOB_KINDS", "FILE_CONTENTS"]
+__all__ = ["LiveJob", "LiveTask", "JobOptions", "PARAMETER_KEY_PREFIX", "FILE_CONTENTS"]
 
 #: A job's ParameterKey (and the CommandKey of its transfers) is this prefix and its id.
 PARAMETER_KEY_PREFIX = "acs-sec-job-"
-#: push: make the phones match a policy; backup: have them upload their cfg.xml.
-JOB_KINDS = ("push", "backup")
 #: What a push's cfg.xml holds: the policy's settings, or the phone's whole known configuration.
 FILE_CONTENTS = ("policy", "full")
 
@@ -34,10 +32,9 @@ class JobOptions:
     readback: bool = False
     max_cr_in_flight: int = 200
     max_in_progress: int = 1000
-    # How settings travel (policy/plan.py METHODS), what a cfg.xml file holds, and the job's kind.
+    # How settings travel (policy/plan.py METHODS) and what a cfg.xml file holds.
     method: str = "auto"
     file_content: str = "policy"
-    kind: str = "push"
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
@@ -114,6 +111,11 @@ class LiveJob:
     durations: list[float] = field(default_factory=list)
     # The node name written with every task change (None: leave the column as it is).
     node: str | None = None
+    # push: the policy's SetParameterValues (fleet/session_side.py); audit: GetParameterValues
+    # of the settings assignments control (acs_security/desired/audit_side.py), whose spec
+    # ({"assignments": [ids] or None}) is ``audit``.
+    kind: str = "push"
+    audit: dict[str, Any] | None = None
 
     @classmethod
     def from_record(cls, rec: JobRecord) -> LiveJob:
@@ -122,7 +124,8 @@ class LiveJob:
             options=JobOptions.from_json(rec.options), parameter_key=rec.parameter_key,
             state=rec.state, current_wave=rec.current_wave, wave_count=rec.wave_count,
             deadline=rec.deadline.timestamp(), created=rec.created_at.timestamp(), reason=rec.reason,
-            brake_released=rec.brake_released,
+            brake_released=rec.brake_released, kind=rec.kind,
+            audit=rec.options.get("audit") if isinstance(rec.options.get("audit"), dict) else None,
         )
 
     def refresh(self, rec: JobRecord) -> None:

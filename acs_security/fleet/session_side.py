@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionSide", "device_from_inform"]
 
+#: The job kinds this session side works (store/jobs.py JOB_KINDS): a push, and a backup
+#: (an Upload, fleet/transfers.py).
+_KINDS = ("push", "backup")
+
 
 class _Work:
     """What a session does for one task: plan, SetParameterValues, optional read-back, the
@@ -103,6 +107,8 @@ class SessionSide(TransferSide):
         now = self._clock.seconds()
         for task in list(tasks):
             job = task.job
+            if job.kind not in _KINDS:
+                continue  # audits have their own session side (acs_security/desired/audit_side.py)
             if task.state not in (TaskState.PENDING, TaskState.REQUESTED, TaskState.IN_SESSION):
                 continue
             if key is not None and key == job.parameter_key:
@@ -121,7 +127,7 @@ class SessionSide(TransferSide):
         if self._cluster is not None:
             chosen = ctx.provisioner_state.task if ctx.provisioner_state is not None else None
             for task in tasks:
-                if task is not chosen and task.state is not TaskState.IN_SESSION:
+                if task is not chosen and task.state is not TaskState.IN_SESSION and task.job.kind in _KINDS:
                     self._cluster.settled(task)
 
     async def next_request(self, ctx: SessionContext) -> Any | None:
@@ -134,7 +140,7 @@ class SessionSide(TransferSide):
                     break
                 now = self._clock.seconds()
                 job.apply(task, TaskEvent.SESSION, now)
-                if job.options.kind == "backup":
+                if job.kind == "backup":
                     work.stage = "offer"
                     continue
                 device = self.devices.get(task.device_id)

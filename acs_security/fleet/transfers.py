@@ -84,7 +84,7 @@ class TransferSide:
         """The Download or Upload this task needs now, or None when its outcome was recorded
         instead (a transfer that may still be out, or no way to offer one)."""
         task, job = work.task, work.task.job
-        kind = "upload" if job.options.kind == "backup" else "download"
+        kind = "upload" if job.kind == "backup" else "download"
         files = self._files
         if files is None:
             await self._outcome(task, TaskEvent.FAULT, detail="this server offers no files (no file URL)")

@@ -62,7 +62,9 @@ GROUPED: frozenset[str] = frozenset({"set_device_parameters", "update_tasks", "c
                                      "use_digest_nonce",
                                      # A file transfer's rows (store/files.py): its offer, each
                                      # fetch, its end, on the path of many sessions at once.
-                                     "create_file", "note_fetch", "finish_file"})
+                                     "create_file", "note_fetch", "finish_file",
+                                     # desired state: a session's outcome and an audit's reading
+                                     "record_desired", "record_audit"})
 
 
 def _commit_group(store: Store, calls: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]]

@@ -173,10 +173,11 @@ class World:
             self.clock.advance(step)
             self.client.flush()
 
-    def submit(self, options: JobOptions, policy=POLICY) -> Any:
+    def submit(self, options: JobOptions, policy=POLICY, kind: str = "push") -> Any:
         if self.engine._loop is None:
             self.run(self.engine.start())
-        return self.run(self.engine.submit(policy, parse_selector("all"), options, deadline=timedelta(hours=2)))
+        return self.run(self.engine.submit(policy, parse_selector("all"), options, deadline=timedelta(hours=2),
+                                           kind=kind))
 
     def device(self, serial: str) -> str:
         return make_device_id("00000C", "CP-7841-3PCC", serial)
@@ -305,14 +306,14 @@ def test_a_restarted_engine_takes_the_transfer_complete_and_sends_nothing_again(
 def test_a_backup_job_asks_for_uploads_and_keeps_versions(world):
     from acs_security.policy.document import Policy
 
-    job = world.submit(JobOptions(kind="backup"), policy=Policy(name="backup", settings={}))
+    job = world.submit(JobOptions(), policy=Policy(name="backup", settings={}), kind="backup")
     world.advance(5)
     assert job.state == "completed" and job.counts["applied"] == PHONES
     backup = world.store.get_backup(world.device("P3"))
     assert backup.version == 1 and backup.report["unknown"] == [{"element": "Bogus", "line": 1}]
     tasks = {r.device_id: r for r in world.store.list_tasks(job.id)}
     assert tasks[world.device("P3")].detail == "backup version 1"
-    again = world.submit(JobOptions(kind="backup"), policy=Policy(name="backup", settings={}))
+    again = world.submit(JobOptions(), policy=Policy(name="backup", settings={}), kind="backup")
     world.advance(5)
     assert again.counts["applied"] == PHONES and world.store.get_backup(world.device("P3")).uploads == 2
 

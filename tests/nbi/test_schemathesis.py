@@ -60,4 +60,5 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(tmp_path: Path) -> No
             await server.stop()
 
     tested = run_in_reactor(go, timeout=120)
-    assert "POST /api/v1/jobs" in tested and "POST /api/v1/backups" in tested and len(tested) == 27
+    assert "POST /api/v1/jobs" in tested and "POST /api/v1/assignments" in tested
+    assert "POST /api/v1/backups" in tested and len(tested) == 39
