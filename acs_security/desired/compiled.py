@@ -142,9 +142,12 @@ class AssignmentSet:
         self.uses_tags = any(a.uses_tags for a in self.assignments)
         self.generation = generation
         cat = self._catalogue
+        # method spv: enforcement sets values with SetParameterValues only, so a setting this
+        # model takes only from cfg.xml (an override's cfgxml_only) shows as skipped, with the
+        # reason, rather than vanishing; a push (method auto or download) sends those in a file.
         self._plan_fn: PlanFunction = plan or (
             lambda policy, pc, fw: plan_device(policy, product_class=pc, software_version=fw, known=None,
-                                               force_all=True, catalogue=cat))
+                                               force_all=True, catalogue=cat, method="spv"))
         self._plans: dict[tuple[int, int, str, str | None], DevicePlan] = {}
         self._memo: dict[tuple[str, str | None, tuple[int, ...]], Desired] = {}
 

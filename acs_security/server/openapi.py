@@ -66,7 +66,7 @@ SCHEMAS: dict[str, Any] = {
                                         "known configuration with the policy on top"},
     }, ["policy", "select"]),
     "Job": _obj({
-        "id": _I, "name": _S, "kind": {"enum": ["push", "audit"]},
+        "id": _I, "name": _S, "kind": {"enum": ["push", "audit", "backup"]},
         "state": {"enum": ["running", "halted", "cancelled", "completed"]},
         "selector": _S, "parameter_key": _S, "options": {"type": "object"}, "current_wave": _I,
         "wave_count": _I, "reason": _NS, "created_at": _S, "deadline": _S, "finished_at": _NS,

@@ -260,3 +260,20 @@ def test_audit_items_say_compliant_drifted_missing_unknown_and_never_show_secret
     assert summary["devices"] == {"compliant": 0, "drifted": 1, "missing": 0, "unknown": 1}
     row = next(s for s in summary["settings"] if s["setting"] == PING and s["product_class"] == M8851)
     assert row["drifted"] == 1 and row["drifted_values"] == {"": 1}
+
+
+def test_a_setting_the_model_takes_only_from_cfgxml_is_skipped_with_the_reason(tmp_path):
+    import shutil
+
+    from acs_security.mapping import load_catalogue
+    from acs_security.mapping.paths import datamodel_dir
+
+    target = tmp_path / "datamodel"
+    shutil.copytree(datamodel_dir(), target, ignore=shutil.ignore_patterns("overrides", "examples"))
+    (target / "overrides").mkdir()
+    (target / "overrides" / "x.toml").write_text('product_class = "*"\ncfgxml_only = ["Firewall_Config"]\n')
+    a = assignment(1, '[settings]\nFirewall = "Enabled"\nFirewall_Config = "NO_ICMP_PING"\n')
+    desired = AssignmentSet([a], catalogue=load_catalogue(target)).desired(M8851, FW12, (a,))
+    assert FIREWALL in desired.values and PING not in desired.values
+    [(key, why)] = desired.parts[0].skipped
+    assert key == "Firewall_Config" and "cfg.xml only" in why
