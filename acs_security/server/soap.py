@@ -346,10 +346,10 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
                        if v is not None}
             return call(ctx, "viewer", lambda s: files.render_device(device_id, request))["cfgxml"]
 
-        @rpc(Unicode(min_occurs=1), Unicode, Unicode, Integer, _returns=Job)
-        def BackupDevices(ctx, select, canary, deadline, max_in_progress):  # noqa: N802
+        @rpc(Unicode(min_occurs=1), Unicode, Unicode, Integer, Integer, _returns=Job)
+        def BackupDevices(ctx, select, canary, deadline, max_in_progress, wave):  # noqa: N802
             request = {k: v for k, v in (("select", select), ("canary", canary), ("deadline", deadline),
-                                         ("max_in_progress", max_in_progress)) if v is not None}
+                                         ("max_in_progress", max_in_progress), ("wave", wave)) if v is not None}
             return job(call(ctx, "operator", lambda s: files.submit_backup(request)))
 
         @rpc(Unicode, Integer, Integer, _returns=BackupPage)
