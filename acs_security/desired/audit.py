@@ -67,6 +67,14 @@ def audit_items(desired: Desired, read: Mapping[str, str] | None, *, only: Itera
             else:
                 item.update(verdict="drifted", value=(MASK if got else "") if is_secret else got)
             items.append(item)
+        # Settings the phone takes only from cfg.xml have no parameter a GetParameterValues
+        # could read: the audit says so (a backup shows the phone's file).
+        for f in part.every_file:
+            want_value = desired.file_values.get(f.param.path, f).param.value
+            items.append({"assignment": a.name, "assignment_id": a.id, "setting": setting_of(f.param.path),
+                          "path": f.param.path, "desired": MASK if secret(f.param.path) and want_value
+                          else want_value, "value": None, "verdict": "unknown",
+                          "detail": "cfg.xml only: no parameter to read (take a backup to see the phone's file)"})
     return items
 
 

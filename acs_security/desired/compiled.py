@@ -13,6 +13,12 @@ path set by several takes the first one's value; the others' differing values ar
 *shadowed* on that device. Equal priorities with different values were refused at creation
 (acs_security.desired.conflicts) for the devices registered then; a device that appears
 later and is selected by both is settled the same way (oldest wins) and the tie is reported.
+
+How a setting travels is the planner's ``auto`` (policy/plan.py, docs/files.md): by
+SetParameterValues where the model and firmware have the TR-069 parameter, in a cfg.xml
+Download for the settings they take only from cfg.xml (an override's ``cfgxml_only``).
+The file's settings are kept apart (``Part.files``, ``Desired.file_values``): a phone has
+no parameter to report, notify or read for them.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from acs_security.desired.keys import assignment_key
 from acs_security.fleet.selector import Selector, parse_selector
 from acs_security.mapping import Catalogue, Tr069Param, load_catalogue
 from acs_security.policy.document import Policy
-from acs_security.policy.plan import DevicePlan, plan_device
+from acs_security.policy.plan import DevicePlan, FileSetting, plan_device
 
 __all__ = ["Compiled", "Part", "Desired", "AssignmentSet", "compile_assignment", "same_value", "text_key"]
 
@@ -103,9 +109,12 @@ class Part:
     shadowed: tuple[tuple[str, int], ...] = ()  # (path, id of the assignment whose value wins)
     ties: tuple[tuple[str, int], ...] = ()  # shadowed by an assignment of the same priority
     error: str | None = None  # the policy cannot be applied on this model (unknown model ...)
+    files: tuple[FileSetting, ...] = ()  # the cfg.xml-only settings it owns (sent by Download)
+    every_file: tuple[FileSetting, ...] = ()  # every cfg.xml-only setting its policy sets here
 
     @property
     def paths(self) -> tuple[str, ...]:
+        """The TR-069 parameters it owns (the file's settings are not parameters of the phone)."""
         return tuple(p.path for p in self.params)
 
 
@@ -119,6 +128,11 @@ class Desired:
     parts: tuple[Part, ...]
     values: Mapping[str, Tr069Param] = field(default_factory=dict)
     owner: Mapping[str, int] = field(default_factory=dict)
+    file_values: Mapping[str, FileSetting] = field(default_factory=dict)  # path -> cfg.xml-only setting
+
+    @property
+    def has_files(self) -> bool:
+        return bool(self.file_values)
 
     def part(self, assignment_id: int) -> Part | None:
         for part in self.parts:
@@ -142,12 +156,11 @@ class AssignmentSet:
         self.uses_tags = any(a.uses_tags for a in self.assignments)
         self.generation = generation
         cat = self._catalogue
-        # method spv: enforcement sets values with SetParameterValues only, so a setting this
-        # model takes only from cfg.xml (an override's cfgxml_only) shows as skipped, with the
-        # reason, rather than vanishing; a push (method auto or download) sends those in a file.
+        # method auto: SetParameterValues where the phone has the parameter, the settings its
+        # model takes only from cfg.xml (an override's cfgxml_only) in a Download.
         self._plan_fn: PlanFunction = plan or (
             lambda policy, pc, fw: plan_device(policy, product_class=pc, software_version=fw, known=None,
-                                               force_all=True, catalogue=cat, method="spv"))
+                                               force_all=True, catalogue=cat, method="auto"))
         self._plans: dict[tuple[int, int, str, str | None], DevicePlan] = {}
         self._memo: dict[tuple[str, str | None, tuple[int, ...]], Desired] = {}
 
@@ -179,6 +192,7 @@ class AssignmentSet:
         if found is not None:
             return found
         values: dict[str, Tr069Param] = {}
+        file_values: dict[str, FileSetting] = {}
         owner: dict[str, int] = {}
         by_id = {a.id: a for a in selection}
         parts: list[Part] = []
@@ -188,23 +202,33 @@ class AssignmentSet:
                 parts.append(Part(a, (), (), tuple(plan.skipped), error=plan.error))
                 continue
             owned: list[Tr069Param] = []
+            owned_files: list[FileSetting] = []
             shadowed: list[tuple[str, int]] = []
             ties: list[tuple[str, int]] = []
-            for p in plan.params:
+            # The file's settings go through the same merge (their paths are the catalogue's,
+            # distinct from any parameter the phone has).
+            entries = [(p, None) for p in plan.params] + [(f.param, f) for f in plan.download]
+            for p, in_file in entries:
                 winner = owner.get(p.path)
                 if winner is None:
-                    values[p.path] = p
                     owner[p.path] = a.id
-                    owned.append(p)
-                elif not same_value(p.xsi_type, values[p.path].value, p.value):
+                    if in_file is None:
+                        values[p.path] = p
+                        owned.append(p)
+                    else:
+                        file_values[p.path] = in_file
+                        owned_files.append(in_file)
+                    continue
+                current = values[p.path] if p.path in values else file_values[p.path].param
+                if not same_value(p.xsi_type, current.value, p.value):
                     shadowed.append((p.path, winner))
                     if by_id[winner].priority == a.priority:
                         ties.append((p.path, winner))
                 # the same value as the winner's: the winner sends it, nothing to record
             parts.append(Part(a, tuple(owned), tuple(plan.params), tuple(plan.skipped), tuple(shadowed),
-                              tuple(ties)))
+                              tuple(ties), files=tuple(owned_files), every_file=tuple(plan.download)))
         stamp = hash((product_class, firmware, tuple((a.id, a.revision, a.mode) for a in selection)))
-        desired = Desired(stamp, tuple(parts), values, owner)
+        desired = Desired(stamp, tuple(parts), values, owner, file_values)
         if len(self._memo) < MAX_MEMO:
             self._memo[memo_key] = desired
         return desired

@@ -86,8 +86,9 @@ def find_conflicts(candidate: Compiled, others: Sequence[Compiled], devices: Ite
             theirs = plans.plan(other, device.product_class, device.software_version)
             if mine.error or theirs.error:
                 continue
-            by_path = {p.path: p for p in theirs.params}
-            for p in mine.params:
+            # Settings sent by cfg.xml Download conflict the same way as parameters.
+            by_path = {p.path: p for p in theirs.params + tuple(f.param for f in theirs.download)}
+            for p in mine.params + tuple(f.param for f in mine.download):
                 q = by_path.get(p.path)
                 if q is None or same_value(p.xsi_type, q.value, p.value):
                     continue

@@ -25,6 +25,12 @@ Rules that need a reason:
   new revision.
 - In audit mode nothing is sent: a known value that differs makes the row ``drifted``, an
   unknown one ``unknown`` (an audit reads it).
+- Settings the phone takes only from cfg.xml (``Part.files``) go in a cfg.xml Download of
+  the assignment (docs/files.md), after its SetParameterValues. Their values are known once
+  the phone's TransferComplete says the file was installed, so until then the row is
+  ``unknown`` ("under way"); one transfer per assignment and device at a time (a Download
+  still out is waited for: ``Situation.files_out``), and none in a session where a job
+  sent its own file (the job wins the session; the next one offers the assignment's).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from datetime import datetime, timedelta
 
 from acs_security.desired.compiled import Desired, Part, same_value
 from acs_security.mapping import Tr069Param
+from acs_security.policy.plan import FileSetting
 from acs_security.store.desiredrecords import DeviceAssignment, DriftRecord
 
 __all__ = ["Situation", "Send", "Decision", "decide", "FAULT_RETRY_S", "MASK", "SETTLED_STATES"]
@@ -64,17 +71,23 @@ class Situation:
     node: str | None = None
     secret: Callable[[str], bool] = lambda path: False
     setting_of: Callable[[str], str] = lambda path: path
+    files_out: Mapping[int, str] = field(default_factory=dict)  # assignment id -> its Download still out
+    job_download: bool = False  # a job sent a cfg.xml Download in this session
 
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """One SetParameterValues of one assignment: its row on success, and its drift lines
-    (action ``corrected``, or ``correction_failed`` when the device faults)."""
+    """What one assignment sends: a SetParameterValues of ``params`` and/or a cfg.xml
+    Download of ``files``; its row on success, and its drift lines (action ``corrected``, or
+    ``correction_failed`` when the device faults). With files, ``interim`` is the row while
+    the Download is under way (the SetParameterValues done, the TransferComplete awaited)."""
 
     part: Part
     params: tuple[Tr069Param, ...]
     row: DeviceAssignment  # state applied
     events: tuple[DriftRecord, ...] = ()
+    files: tuple[FileSetting, ...] = ()
+    interim: DeviceAssignment | None = None  # state unknown: the file is under way
 
 
 @dataclass
@@ -137,7 +150,7 @@ def decide(desired: Desired, sit: Situation) -> Decision:
             if _changed(row, prev):
                 out.rows.append(row)
             continue
-        if not part.every and part.skipped:
+        if not part.every and not part.every_file and part.skipped:
             row = replace(base, state="skipped", detail="every setting of the policy is absent on this model/firmware")
             out.events.extend(history)
             if _changed(row, prev):
@@ -146,6 +159,8 @@ def decide(desired: Desired, sit: Situation) -> Decision:
         differ = [p for p in part.params if not same_value(p.xsi_type, sit.known.get(p.path), p.value)]
         job_won = [(p, sit.job_values[p.path]) for p in differ if p.path in sit.job_values]
         differ = [p for p in differ if p.path not in sit.job_values]
+        file_differ = [f for f in part.files
+                       if not same_value(f.param.xsi_type, sit.known.get(f.param.path), f.param.value)]
         conflicts = [_job_line(part, sit, p, value, job) for p, (value, job) in job_won]
         job_id = job_won[0][1][1] if job_won else None
         if notified != a.revision and part.params:
@@ -156,7 +171,11 @@ def decide(desired: Desired, sit: Situation) -> Decision:
             drift = [e for e in history if e.kind == "drift"]
             other = [e for e in history if e.kind != "drift"]
             out.events.extend(other + conflicts)
-            if differ:
+            waiting = None
+            if file_differ and (a.id in sit.files_out or sit.job_download):
+                waiting = sit.files_out.get(a.id) or "a job's cfg.xml Download went first this session"
+                out.settled = False  # the next session looks again
+            if differ or (file_differ and waiting is None):
                 faulted_again = (prev is not None and prev.state == "faulted" and current and not booted
                                  and not drift and prev.software_version == sit.software_version
                                  and sit.now < prev.updated_at + timedelta(seconds=FAULT_RETRY_S))
@@ -168,11 +187,31 @@ def decide(desired: Desired, sit: Situation) -> Decision:
                     if _changed(row, prev):
                         out.rows.append(row)
                     continue
-                detail = f"applied {len(differ)} setting(s): {_names(sit, [p.path for p in differ])}"
+                files = () if waiting is not None else tuple(file_differ)
+                paths = [p.path for p in differ] + [f.param.path for f in files]
+                detail = f"applied {len(paths)} setting(s): {_names(sit, paths)}"
+                if files:
+                    detail += f" ({len(files)} by cfg.xml Download)"
                 if part.skipped:
                     detail += f"; {len(part.skipped)} absent on this model/firmware"
                 applied = replace(base, state="applied", detail=detail)
-                out.sends.append(Send(part, tuple(differ), applied, tuple(drift)))
+                interim = None
+                if files or waiting is not None:
+                    pending = files or file_differ
+                    why = (f"cfg.xml Download of {len(pending)} setting(s) under way: "
+                           f"{_names(sit, [f.param.path for f in pending])}; waiting for its TransferComplete"
+                           if files else waiting)
+                    interim = replace(base, state="unknown", detail=why)
+                    if waiting is not None:
+                        applied = interim  # the SetParameterValues alone does not settle the device
+                    out.settled = False
+                out.sends.append(Send(part, tuple(differ), applied, tuple(drift), files, interim))
+                continue
+            if waiting is not None:
+                out.events.extend(drift)
+                row = replace(base, state="unknown", detail=waiting)
+                if _changed(row, prev):
+                    out.rows.append(row)
                 continue
             out.events.extend(drift)  # reported changed, yet known equal: corrected meanwhile
             if job_won:
@@ -187,6 +226,7 @@ def decide(desired: Desired, sit: Situation) -> Decision:
             continue
         # audit mode: report only
         out.events.extend(history + conflicts)
+        differ += [f.param for f in file_differ]
         unknown = [p for p in differ if sit.known.get(p.path) is None]
         drifted = [p for p in differ if sit.known.get(p.path) is not None]
         if job_won:

@@ -5,18 +5,25 @@ SetParameterValues only when it succeeds, and reports it in every later Inform. 
 an assignment's SetParameterValues names the assignment and its revision, so a phone's
 Inform tells which revision it last took; batches before the last carry ``.N`` (as a job's
 do), so the bare key means the whole change landed.
+
+A cfg.xml Download of an assignment (settings its phones take only from cfg.xml, docs/
+files.md) carries a CommandKey of the same key and a tag of that transfer
+(``acs-des-<id>-r<revision>.<6 hex>``, files/offers.py): the TransferComplete names the
+assignment, the revision and exactly one file.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["KEY_PREFIX", "MAX_KEY_LENGTH", "assignment_key", "parse_assignment_key", "job_of_key"]
+__all__ = ["KEY_PREFIX", "MAX_KEY_LENGTH", "assignment_key", "parse_assignment_key", "parse_transfer_key",
+           "job_of_key"]
 
 KEY_PREFIX = "acs-des-"
 #: TR-069 A.3.2.1: ParameterKey is a string(32).
 MAX_KEY_LENGTH = 32
 _KEY = re.compile(r"^acs-des-(?P<id>[0-9]{1,10})-r(?P<rev>[0-9]{1,10})(?:\.(?P<batch>[0-9]{1,4}))?$")
+_TRANSFER = re.compile(r"^acs-des-(?P<id>[0-9]{1,10})-r(?P<rev>[0-9]{1,10})\.[0-9a-f]{6}$")
 _JOB = re.compile(r"^(?P<prefix>.*?)(?P<id>[0-9]{1,10})(?:\.[0-9]{1,4})?$")
 
 
@@ -39,6 +46,14 @@ def parse_assignment_key(key: str | None) -> tuple[int, int] | None:
     if match is None:
         return None
     return int(match["id"]), int(match["rev"])
+
+
+def parse_transfer_key(key: str | None) -> tuple[int, int] | None:
+    """(assignment id, revision) of an assignment's transfer CommandKey, else None."""
+    if not key:
+        return None
+    match = _TRANSFER.match(key)
+    return (int(match["id"]), int(match["rev"])) if match is not None else None
 
 
 def job_of_key(key: str | None, prefix: str) -> int | None:

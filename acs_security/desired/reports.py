@@ -215,18 +215,23 @@ class ReportsMixin:
                 for key, reason in part.skipped:
                     settings.append({"assignment": a.name, "setting": key, "path": None, "desired": None,
                                      "known": None, "verdict": "missing", "owner": None, "detail": reason})
-                for p in part.every:
-                    want = desired.values.get(p.path, p)
+                in_file = [(f.param, True) for f in part.every_file]
+                for p, by_file in [(p, False) for p in part.every] + in_file:
+                    won = desired.file_values[p.path].param if p.path in desired.file_values else None
+                    want = desired.values.get(p.path) or won or p
                     owner = aset.by_id.get(desired.owner.get(p.path, a.id))
                     known = params.get(p.path, (None, ""))[0]
                     verdict = ("unknown" if known is None else
                                "compliant" if same_value(want.xsi_type, known, want.value) else "differs")
+                    note = _owner_note(owner, a)
+                    if by_file:  # known from the last cfg.xml Download the phone installed
+                        note = "cfg.xml only (sent by Download)" + (f"; {note}" if note else "")
                     settings.append({
                         "assignment": a.name, "setting": self.setting_name(p.path, pc, fw), "path": p.path,
                         "desired": self.mask(p.path, want.value),
                         "known": self.mask(p.path, known) if known is not None else None, "verdict": verdict,
                         "owner": owner.name if owner is not None else a.name,
-                        "detail": _owner_note(owner, a)})
+                        "detail": note})
         return {"device_id": device_id, "serial_number": device.serial_number, "product_class": pc,
                 "software_version": fw, "parameter_key": device.parameter_key, "assignments": assignments,
                 "settings": settings}

@@ -17,6 +17,10 @@ device's known values and rows once (``desired_device_state``).
 Runs after the job engine in the same session (composite.py): a job's SetParameterValues is
 observed (:meth:`DesiredSide.observe`), its paths win for the session, and the device is
 judged again with the values it now has.
+
+Settings the phone takes only from cfg.xml go in a cfg.xml Download of the assignment after
+its SetParameterValues (transfers.py); the phone's TransferComplete, in a later session,
+concludes them (:meth:`DesiredSide.transfer_complete`).
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ from acs_security.cwmp import messages as m
 from acs_security.cwmp.values import format_value, parse_value
 from acs_security.desired.compiled import Compiled, Desired, same_value
 from acs_security.desired.decide import BOOT, BOOTSTRAP, Decision, Situation, decide
-from acs_security.desired.keys import assignment_key, job_of_key
+from acs_security.desired.keys import assignment_key, job_of_key, parse_transfer_key
 from acs_security.desired.live import LiveAssignments
+from acs_security.desired.transfers import AssignmentFiles
 from acs_security.display import device_label
+from acs_security.files.offers import OfferError
 from acs_security.mapping import Catalogue, MappingError
 from acs_security.secrets import is_secret_parameter
 from acs_security.store.desiredrecords import DeviceAssignment
@@ -51,7 +57,7 @@ class _Work:
     """What the desired side keeps for one session."""
 
     __slots__ = ("desired", "product_class", "firmware", "serial", "events", "key", "reported", "check",
-                 "job_values", "decision", "queue", "outstanding", "rows", "unsettled", "retry_at")
+                 "job_values", "decision", "queue", "outstanding", "rows", "unsettled", "retry_at", "job_download")
 
     def __init__(self, desired: Desired, product_class: str, firmware: str | None, serial: str,
                  events: frozenset[str], key: str | None, reported: dict[str, str]) -> None:
@@ -70,16 +76,18 @@ class _Work:
         self.rows: dict[int, DeviceAssignment] = {}
         self.unsettled = False
         self.retry_at = math.inf
+        self.job_download = False
 
 
 class DesiredSide:
     """The provisioner of assignments (a part of the composite provisioner)."""
 
     def __init__(self, live: LiveAssignments, *, store: Any, clock: Any, node: str | None = None,
-                 job_key_prefix: str = "acs-sec-job-", observe_event: Callable[[str, str], None] | None = None
-                 ) -> None:
+                 job_key_prefix: str = "acs-sec-job-", observe_event: Callable[[str, str], None] | None = None,
+                 files: Any = None) -> None:
         """``observe_event(counter, label)`` feeds metrics: ("check", fast|full),
-        ("set", applied|faulted), ("drift", corrected|reported|...)."""
+        ("set", applied|faulted), ("drift", corrected|reported|...). ``files``: the server's
+        FileOffers, for the settings a phone takes only from cfg.xml (None: none offered)."""
         self.live = live
         self._store = store
         self._clock = clock
@@ -89,6 +97,7 @@ class DesiredSide:
         self._catalogue: Catalogue = live.catalogue
         self._secret: dict[str, bool] = {}
         self._names: dict[tuple[str, str | None, str], str] = {}
+        self.files = AssignmentFiles(files, store=store, clock=clock, catalogue=self._catalogue)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -176,6 +185,8 @@ class DesiredSide:
         elif isinstance(request, m.GetParameterValues) and isinstance(response, m.GetParameterValuesResponse):
             work.check = True  # an audit read the device: the store's values moved
             self.live.forget(ctx.device_id)
+        elif isinstance(request, m.Download):
+            work.job_download = True  # a job's file goes first: the assignment's waits a session
 
     async def next_request(self, ctx: Any) -> Any | None:
         work: _Work | None = ctx.provisioner_state
@@ -184,7 +195,7 @@ class DesiredSide:
         if work.queue is None:
             await self._decide(ctx, work)
         assert work.queue is not None
-        if work.queue:
+        while work.queue:
             work.outstanding = work.queue[0]
             kind, what, params = work.outstanding
             if kind == "spv":
@@ -193,21 +204,38 @@ class DesiredSide:
                     send.part.assignment.id, send.part.assignment.revision, batch + 1)
                 return m.SetParameterValues(tuple(
                     m.ParameterValue(p.path, parse_value(p.xsi_type, p.value), p.xsi_type) for p in params), key)
+            if kind == "download":
+                download = await self._offer(ctx, work, what[0])
+                if download is not None:
+                    return download
+                continue  # not offered: the row says why; on with the rest
             return m.SetParameterAttributes(tuple(
                 m.SetParameterAttributesStruct(path, True, 2) for path in params))
         self._finish(ctx, work)
         return None
+
+    async def _offer(self, ctx: Any, work: _Work, send: Any) -> m.Download | None:
+        try:
+            return await self.files.offer(device_id=ctx.device_id, serial=work.serial,
+                                          product_class=work.product_class, firmware=work.firmware,
+                                          key=send.part.assignment.key, files=send.files)
+        except (OfferError, MappingError) as exc:
+            await self._faulted(ctx, work, send, f"cannot offer the cfg.xml Download: {exc}"[:500], (),
+                                code=0, recorded=bool(send.params))
+            return None
 
     async def _decide(self, ctx: Any, work: _Work) -> None:
         device_id = ctx.device_id
         self._count("check", "full")
         params, rows, last = await self._store.call("desired_device_state", device_id)
         pc, fw = work.product_class, work.firmware
+        files_out = await self.files.out(device_id) if work.desired.has_files else {}
         sit = Situation(
             device_id=device_id, software_version=fw, events=work.events,
             known={name: value for name, (value, _t) in params.items()}, rows=rows, now=self._now(),
             reported=work.reported, job_values=work.job_values, last_drift=last, node=self._node,
-            secret=self.secret, setting_of=lambda path: self.setting_name(path, pc, fw))
+            secret=self.secret, setting_of=lambda path: self.setting_name(path, pc, fw),
+            files_out=files_out, job_download=work.job_download)
         decision = work.decision = decide(work.desired, sit)
         work.rows = dict(rows)
         for row in decision.rows:
@@ -222,10 +250,12 @@ class DesiredSide:
         size = self._batch_size(pc)
         for send in decision.sends:
             params_ = list(send.params)
-            step = size or len(params_)
+            step = size or len(params_) or 1
             batches = [tuple(params_[i:i + step]) for i in range(0, len(params_), step)]
             for i, batch in enumerate(batches):
                 queue.append(("spv", (send, i, i == len(batches) - 1), batch))
+            if send.files:
+                queue.append(("download", (send,), send.files))
         paths = decision.notify_paths
         if paths:
             queue.append(("spa", tuple(decision.notify), paths))
@@ -247,6 +277,9 @@ class DesiredSide:
             work.queue.pop(0)
         device_id = ctx.device_id
         now = self._now()
+        if kind == "download":
+            await self._download_answered(ctx, work, what[0], request, response)
+            return
         if kind == "spv":
             send, batch, last = what
             a: Compiled = send.part.assignment
@@ -256,11 +289,14 @@ class DesiredSide:
                 if not last:
                     await self._store.call("record_desired", device_id, params=values)
                     return
-                row = replace(send.row, updated_at=now)
+                # With a file to follow, the row says so until its TransferComplete.
+                row = replace(send.interim if send.files and send.interim is not None else send.row,
+                              updated_at=now)
                 work.rows[a.id] = row
                 await self._store.call("record_desired", device_id, rows=[row], events=list(send.events),
                                        params=values)
-                self._count("set", "applied")
+                if row.state == "applied":
+                    self._count("set", "applied")
                 self._log_history(ctx, work, send.events)
                 log.debug("{label}: assignment {name} r{rev} applied ({n} setting(s))",
                           label=device_label(work.serial, work.product_class), name=a.name, rev=a.revision,
@@ -269,18 +305,9 @@ class DesiredSide:
             faults = tuple({"name": f.name, "code": f.code, "string": f.string}
                            for f in getattr(response, "set_parameter_values_faults", ()))
             code = getattr(response, "code", 0)
-            row = replace(send.row, state="faulted", updated_at=now, faults=faults,
-                          detail=f"SetParameterValues refused: fault {code} {getattr(response, 'string', '')}"[:500])
-            work.rows[a.id] = row
-            events = [replace(e, action="correction_failed") for e in send.events]
-            # The rest of this assignment's batches are not sent (all or nothing per revision).
-            work.queue = [item for item in work.queue if not (item[0] == "spv" and item[1][0] is send)]
-            await self._store.call("record_desired", device_id, rows=[row], events=events)
-            self._count("set", "faulted")
-            self._log_history(ctx, work, events)
-            work.retry_at = min(work.retry_at, self._clock.seconds() + 3600.0)
-            log.warn("{label}: assignment {name} r{rev} refused: fault {code}",
-                     label=device_label(work.serial, work.product_class), name=a.name, rev=a.revision, code=code)
+            await self._faulted(ctx, work, send,
+                                f"SetParameterValues refused: fault {code} {getattr(response, 'string', '')}",
+                                faults, code=code, recorded=False)
             return
         # SetParameterAttributes
         ok = isinstance(response, m.SetParameterAttributesResponse)
@@ -299,6 +326,105 @@ class DesiredSide:
             work.rows[row.assignment_id] = row
         if changed:
             await self._store.call("record_desired", device_id, rows=changed)
+
+    async def _faulted(self, ctx: Any, work: _Work, send: Any, detail: str, faults: tuple[dict[str, Any], ...], *,
+                       code: int, recorded: bool) -> None:
+        """The device refused (or could not be offered) the assignment's change: the row
+        ``faulted``, its drift lines ``correction_failed`` unless ``recorded`` already (a
+        SetParameterValues before a refused Download), the rest of its items dropped (all
+        or nothing per revision), retried after an hour (decide.py)."""
+        a: Compiled = send.part.assignment
+        row = replace(send.row, state="faulted", updated_at=self._now(), faults=faults, detail=detail[:500])
+        work.rows[a.id] = row
+        events = [] if recorded else [replace(e, action="correction_failed") for e in send.events]
+        work.outstanding = None
+        work.queue = [item for item in work.queue or () if not (item[0] != "spa" and item[1][0] is send)]
+        await self._store.call("record_desired", ctx.device_id, rows=[row], events=events)
+        self._count("set", "faulted")
+        self._log_history(ctx, work, events)
+        work.retry_at = min(work.retry_at, self._clock.seconds() + 3600.0)
+        log.warn("{label}: assignment {name} r{rev} refused: fault {code}",
+                 label=device_label(work.serial, work.product_class), name=a.name, rev=a.revision, code=code)
+
+    async def _download_answered(self, ctx: Any, work: _Work, send: Any, request: Any, response: Any) -> None:
+        """The phone's answer to the assignment's Download: Status 1, the transfer is under
+        way (its TransferComplete concludes it); Status 0, installed already; a fault, refused."""
+        device_id = ctx.device_id
+        a: Compiled = send.part.assignment
+        events = [] if send.params else list(send.events)  # drift lines go with the first step recorded
+        if isinstance(response, m.Fault):
+            file_row = await self.files.file_of(device_id, request.command_key)
+            await self._faulted(ctx, work, send, f"the phone refused the cfg.xml Download: fault {response.code} "
+                                f"{response.string}", ({"name": "cfg.xml", "code": response.code,
+                                                        "string": response.string[:200]},),
+                                code=response.code, recorded=bool(send.params))
+            if file_row is not None:
+                await self.files.finish(file_row, response.code, response.string)
+            return
+        if getattr(response, "status", 1) == 1:
+            row = replace(send.interim or send.row, updated_at=self._now())
+            work.rows[a.id] = row
+            work.unsettled = True
+            await self._store.call("record_desired", device_id, rows=[row], events=events)
+            self._log_history(ctx, work, events)
+            return
+        # Status 0: the phone installed the file within the RPC (TR-069 A.3.2.8).
+        file_row = await self.files.file_of(device_id, request.command_key)
+        values = await self.files.values(file_row, work.product_class, work.firmware) if file_row else []
+        row = replace(send.row, updated_at=self._now())
+        work.rows[a.id] = row
+        await self._store.call("record_desired", device_id, rows=[row], events=events, params=values)
+        self._count("set", "applied")
+        self._log_history(ctx, work, events)
+        if file_row is not None:
+            await self.files.finish(file_row, 0, "")
+
+    async def transfer_complete(self, ctx: Any, message: Any) -> None:
+        """A TransferComplete of an assignment's Download (its CommandKey says which): the
+        file's values become known and the row ``applied``, or the row ``faulted`` with the
+        phone's fault (TR-069 A.3.3.2, 9010-9019), committed before the endpoint acknowledges
+        it. A report whose file is over (repeated, late) changes nothing."""
+        parsed = parse_transfer_key(getattr(message, "command_key", None))
+        device_id = ctx.device_id
+        if parsed is None or not device_id or ctx.inform is None:
+            return
+        file_row = await self.files.file_of(device_id, message.command_key)
+        if file_row is None:
+            return
+        assignment_id, revision = parsed
+        ident = ctx.inform.device_id
+        firmware = next((str(p.value) for p in ctx.inform.parameters if p.name == SOFTWARE_VERSION and p.value),
+                        None)
+        fault = message.fault
+        values = [] if fault.code else await self.files.values(file_row, ident.product_class, firmware)
+        rows = {r.assignment_id: r for r in await self._store.call("device_rows", device_id)}
+        row = rows.get(assignment_id)
+        changed = []
+        if row is not None and row.revision == revision:
+            if fault.code:
+                detail = f"cfg.xml Download failed: fault {fault.code} {fault.string}"
+                changed.append(replace(row, state="faulted", updated_at=self._now(), detail=detail[:500], faults=(
+                    {"name": "cfg.xml", "code": fault.code, "string": fault.string[:200]},)))
+            else:
+                names = [self.setting_name(path, ident.product_class, firmware) for path, _v, _t in values]
+                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                after = " after a reboot" if BOOT in ctx.inform.event_codes else ""
+                changed.append(replace(row, state="applied", updated_at=self._now(), faults=(),
+                                       detail=f"applied {len(values)} setting(s) by a cfg.xml Download{after}: "
+                                              f"{shown}"[:500]))
+        if changed or values:
+            await self._store.call("record_desired", device_id, rows=changed, params=values)
+        await self.files.finish(file_row, fault.code, fault.string)
+        if changed:
+            self._count("set", "faulted" if fault.code else "applied")
+        log.info("{label}: assignment {id} r{rev}: cfg.xml Download {outcome}",
+                 label=device_label(ident.serial_number, ident.product_class), id=assignment_id, rev=revision,
+                 outcome=f"failed (fault {fault.code})" if fault.code else "installed")
+        # The device is judged again in this session with what it now holds.
+        self.live.forget(device_id)
+        work: _Work | None = ctx.provisioner_state
+        if work is not None:
+            work.check = True
 
     def _finish(self, ctx: Any, work: _Work) -> None:
         """The session is done with the device's assignments: remember it as settled for

@@ -299,7 +299,8 @@ class AcsServer:
         self.live.load(records, self.store.assignment_generation(),
                        self.store.all_device_tags() if records else {})
         self.desired = DesiredSide(self.live, store=ds, clock=self.reactor, node=cfg.node,
-                                   job_key_prefix=PARAMETER_KEY_PREFIX, observe_event=self.metrics.observe_desired)
+                                   job_key_prefix=PARAMETER_KEY_PREFIX, observe_event=self.metrics.observe_desired,
+                                   files=self.files)
         audit = AuditSide(engine, self.live, self.desired, store=ds, clock=self.reactor, node=cfg.node)
         return cast(Provisioner, CompositeProvisioner([engine, audit, self.desired]))
 

@@ -156,6 +156,36 @@ class FilesMixin:
             row = conn.execute(query.order_by(c.id.desc()).limit(1)).first()
         return self._file(row, with_content=False) if row is not None else None
 
+    def live_files(self, device_id: str, *, kind: str, key_prefix: str) -> list[FileRecord]:
+        """The device's files of ``kind`` still offered or fetched whose CommandKey starts
+        with ``key_prefix`` (an assignment's transfers), oldest first, without content."""
+        check_text("key_prefix", key_prefix, empty=False)
+        c = t.device_files.c
+        query = (sa.select(t.device_files)
+                 .where(c.device_id == device_id, c.kind == kind, c.state.in_(LIVE_FILE_STATES),
+                        c.command_key.startswith(key_prefix, autoescape=True))
+                 .order_by(c.id))
+        with self._read("find a device's live files") as conn:
+            return [self._file(row, with_content=False) for row in conn.execute(query)]
+
+    def prune_files(self, device_id: str, *, key_prefix: str, keep: int) -> int:
+        """Delete the device's finished files whose CommandKey starts with ``key_prefix``
+        beyond the newest ``keep`` (an assignment's transfers have no job to go with);
+        returns how many were deleted."""
+        check_text("key_prefix", key_prefix, empty=False)
+        if keep < 0:
+            raise InvalidArgument("keep must not be negative")
+        c = t.device_files.c
+        mine = sa.and_(c.device_id == device_id, c.state.in_(_FINAL_FILE_STATES),
+                       c.command_key.startswith(key_prefix, autoescape=True))
+        with self._write("prune a device's files") as conn:
+            kept = [row.id for row in conn.execute(
+                sa.select(c.id).where(mine).order_by(c.id.desc()).limit(keep))]
+            query = sa.delete(t.device_files).where(mine)
+            if kept:
+                query = query.where(c.id.not_in(kept))
+            return int(conn.execute(query).rowcount or 0)
+
     def count_files(self, device_id: str, *, job_id: int, kind: str) -> int:
         """How many transfers of ``kind`` a job has offered the device."""
         c = t.device_files.c

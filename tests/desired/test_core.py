@@ -262,18 +262,94 @@ def test_audit_items_say_compliant_drifted_missing_unknown_and_never_show_secret
     assert row["drifted"] == 1 and row["drifted_values"] == {"": 1}
 
 
-def test_a_setting_the_model_takes_only_from_cfgxml_is_skipped_with_the_reason(tmp_path):
+# -- settings the phone takes only from cfg.xml (an override's cfgxml_only) ----------------
+
+
+@pytest.fixture(scope="module")
+def cfg_only():
+    """A catalogue in which every model takes Firewall_Config only from cfg.xml."""
     import shutil
+    import tempfile
+    from pathlib import Path
 
     from acs_security.mapping import load_catalogue
     from acs_security.mapping.paths import datamodel_dir
 
-    target = tmp_path / "datamodel"
-    shutil.copytree(datamodel_dir(), target, ignore=shutil.ignore_patterns("overrides", "examples"))
-    (target / "overrides").mkdir()
-    (target / "overrides" / "x.toml").write_text('product_class = "*"\ncfgxml_only = ["Firewall_Config"]\n')
-    a = assignment(1, '[settings]\nFirewall = "Enabled"\nFirewall_Config = "NO_ICMP_PING"\n')
-    desired = AssignmentSet([a], catalogue=load_catalogue(target)).desired(M8851, FW12, (a,))
-    assert FIREWALL in desired.values and PING not in desired.values
-    [(key, why)] = desired.parts[0].skipped
-    assert key == "Firewall_Config" and "cfg.xml only" in why
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "datamodel"
+        shutil.copytree(datamodel_dir(), target, ignore=shutil.ignore_patterns("overrides", "examples"))
+        (target / "overrides").mkdir()
+        (target / "overrides" / "x.toml").write_text('product_class = "*"\ncfgxml_only = ["Firewall_Config"]\n')
+        yield load_catalogue(target)
+
+
+def _file_desired(catalogue, *assignments):
+    aset = AssignmentSet(assignments, catalogue=catalogue)
+    return aset.desired(M8851, FW12, aset.select(product_class=M8851, firmware=FW12, serial="S1"))
+
+
+def test_a_setting_the_model_takes_only_from_cfgxml_goes_in_the_assignments_file(cfg_only):
+    desired = _file_desired(cfg_only, assignment(1, HARD))
+    (part,) = desired.parts
+    assert [p.path for p in part.params] == [FIREWALL] and part.skipped == ()
+    assert [(f.element, f.value, f.param.path) for f in part.files] == [("Firewall_Config", "NO_ICMP_PING", PING)]
+    # No parameter on the phone: not watched in Informs, not notified, not read by an audit.
+    assert PING not in desired.values and PING in desired.file_values and desired.owner[PING] == 1
+    out = decide(desired, _sit(events=frozenset({"1 BOOT"})))
+    (send,) = out.sends
+    assert [p.path for p in send.params] == [FIREWALL] and [f.element for f in send.files] == ["Firewall_Config"]
+    assert send.row.state == "applied" and "(1 by cfg.xml Download)" in (send.row.detail or "")
+    assert send.interim is not None and send.interim.state == "unknown" and "under way" in (send.interim.detail or "")
+    assert out.notify_paths == (FIREWALL,) and out.settled is False
+
+
+def test_a_file_of_the_assignment_still_out_is_waited_for_not_sent_twice(cfg_only):
+    desired = _file_desired(cfg_only, assignment(1, HARD))
+    known = {FIREWALL: "Enabled"}
+    out = decide(desired, _sit(known=known, rows={1: _row(state="unknown")},
+                               files_out={1: "cfg.xml Download (file 7) fetched by the phone: waiting"}))
+    assert out.sends == [] and out.settled is False
+    assert [(r.state, r.detail) for r in out.rows] == [("unknown", "cfg.xml Download (file 7) fetched by the phone: "
+                                                                   "waiting")]
+    # A job sent its own file in this session: the assignment's parameters go, its file waits.
+    out = decide(desired, _sit(known={}, job_download=True))
+    (send,) = out.sends
+    assert send.files == () and [p.path for p in send.params] == [FIREWALL]
+    assert send.row.state == "unknown" and "a job's cfg.xml Download went first" in (send.row.detail or "")
+    # Once installed (the file's values known), compliant; a refused file is not offered again at once.
+    assert decide(desired, _sit(known={FIREWALL: "Enabled", PING: "NO_ICMP_PING"})).rows[0].state == "compliant"
+    faulted = _row(state="faulted", at=T0)
+    assert decide(desired, _sit(known=known, rows={1: faulted}, now=T0 + timedelta(minutes=5))).sends == []
+    again = decide(desired, _sit(known=known, rows={1: faulted}, now=T0 + timedelta(seconds=FAULT_RETRY_S + 1)))
+    assert [f.element for f in again.sends[0].files] == ["Firewall_Config"]
+
+
+def test_an_assignment_of_file_settings_only_is_not_skipped_and_audit_mode_reports_them(cfg_only):
+    only = assignment(1, '[settings]\nFirewall_Config = "NO_ICMP_PING"\n')
+    out = decide(_file_desired(cfg_only, only), _sit())
+    (send,) = out.sends
+    assert send.params == () and [f.element for f in send.files] == ["Firewall_Config"]
+    audit = assignment(2, HARD, mode="audit")
+    desired = _file_desired(cfg_only, audit)
+    assert decide(desired, _sit(known={FIREWALL: "Enabled", PING: "NO_CISCO_TFTP"})).rows[0].state == "drifted"
+    items = {i["setting"]: i for i in audit_items(desired, {FIREWALL: "Enabled"})}
+    assert items[FIREWALL]["verdict"] == "compliant"
+    assert items[PING]["verdict"] == "unknown" and "cfg.xml only" in items[PING]["detail"]
+
+
+def test_file_settings_of_two_assignments_merge_and_conflict_like_parameters(cfg_only):
+    high = assignment(1, '[settings]\nFirewall_Config = "NO_ICMP_PING"\n', priority=5)
+    low = assignment(2, '[settings]\nFirewall_Config = "NO_CISCO_TFTP"\n')
+    desired = _file_desired(cfg_only, high, low)
+    assert desired.owner[PING] == 1 and desired.parts[1].shadowed == ((PING, 1),) and desired.parts[1].files == ()
+    same = assignment(3, '[settings]\nFirewall_Config = "NO_CISCO_TFTP"\n', priority=5)
+    found = find_conflicts(same, [high], [device("S1")], plans=AssignmentSet([high, same], catalogue=cfg_only))
+    assert [c.path for c in found] == [PING]
+
+
+def test_transfer_keys_name_assignment_and_revision():
+    from acs_security.desired.keys import parse_transfer_key
+
+    assert parse_transfer_key("acs-des-12-r3.3fa9c1") == (12, 3)
+    assert parse_transfer_key("acs-des-12-r3") is None and parse_transfer_key("acs-des-12-r3.1") is None
+    assert parse_transfer_key("acs-sec-job-7.3fa9c1") is None and parse_transfer_key(None) is None

@@ -123,6 +123,74 @@ def test_mixed_push_on_300_phones_spv_and_download_with_some_refusing_the_file(t
     assert auths == {"digest", "signed"}
 
 
+def test_an_assignment_sends_what_its_phones_take_only_from_cfgxml_in_a_download_once(tmp_path, capsys, datamodel):
+    """Desired state with Download: at their own periodic sessions the phones get the
+    assignment's SetParameterValues and, for the settings their model takes only from
+    cfg.xml, one file each; phones refusing the file are faulted and not sent it again in
+    every session; later sessions send nothing."""
+    import json
+    import sqlite3
+
+    async def go(reactor):
+        server = server_for(reactor, tmp_path, desired_sync_interval=1)
+        await server.start_engine()
+        fleet = fleet_for(reactor, server, 60, inform_interval=8, jitter=0.2, seed=23,
+                          faults=parse_faults("refuse_file=0.2"))
+        try:
+            await booted(reactor, server, fleet, 60)
+            api = server.url("api").rstrip("/")
+            token = server.issue_token("e2e-assign-files", "operator")
+            auth = ("--server", api, "--token", token)
+            assert await cli(reactor, "assign", str(HARDENING), "--select", "all", "--name", "hardening",
+                             "--json", *auth) == 0
+            assigned = json.loads(capsys.readouterr().out)
+
+            def rows() -> dict[str, Any]:
+                return {r.device_id: r for r in server.store.assignment_rows(assigned["id"])}
+
+            await wait_until(reactor, lambda: len(found := rows()) == 60 and all(
+                r.state in ("applied", "compliant", "faulted") for r in found.values()),
+                timeout=150, interval=0.5, what="every phone applied or faulted")
+            # Two more sessions each: a settled or faulted phone is sent nothing again.
+            seen = {p.serial: p.sessions_completed for p in fleet.phones}
+            await wait_until(reactor, lambda: all(p.sessions_completed >= seen[p.serial] + 2 for p in fleet.phones),
+                             timeout=90, interval=0.5, what="two more sessions per phone")
+            shown = next(p for p in fleet.phones if p.product_class.startswith("CP-78")
+                         and not p.faults & FaultKind.REFUSE_FILE)
+            assert await cli(reactor, "devices", "desired", shown.serial, "--json", *auth) == 0
+            desired_view = json.loads(capsys.readouterr().out)
+            return assigned, rows(), fleet, desired_view
+        finally:
+            await fleet.stop()
+            await server.stop()
+
+    assigned, rows, fleet, desired_view = run_in_reactor(go, timeout=300)
+    with sqlite3.connect(tmp_path / "acs.db") as db:
+        offered = dict(db.execute("SELECT device_id, count(*) FROM device_files GROUP BY device_id").fetchall())
+    prefix = f"acs-des-{assigned['id']}-r1."
+    mixed = [p for p in fleet.phones if p.product_class.startswith("CP-78")]
+    refusing = [p for p in mixed if p.faults & FaultKind.REFUSE_FILE]
+    assert mixed and refusing and len(refusing) < len(mixed)
+    for phone in fleet.phones:
+        row = rows[device_id(phone)]
+        installs = sum(n for key, n in phone.installs_by_key.items() if key.startswith(prefix))
+        assert "refused" not in (row.detail or "").replace("cfg.xml Download", ""), row  # notification took
+        if phone not in mixed:  # every setting has a parameter: no file at all
+            assert row.state == "applied" and device_id(phone) not in offered and installs == 0, row
+        elif phone in refusing:
+            assert row.state == "faulted" and row.faults[0]["code"] == 9018, row
+            assert offered[device_id(phone)] == 1 and installs == 0
+            assert phone.cfg_value("Firewall_Config") == ""
+        else:
+            assert row.state == "applied" and "by a cfg.xml Download" in row.detail, row
+            assert offered[device_id(phone)] == 1 and installs == 1  # one file, installed once
+            assert phone.cfg_value("Firewall_Config") == "NO_ICMP_PING"
+            assert phone.cfg_value("TLS_Name_Validate_1_") == "Yes"
+    # The operator's view: the file's setting known from the installed file, and compliant.
+    [ping] = [x for x in desired_view["settings"] if x["setting"] == "Firewall_Config"]
+    assert ping["verdict"] == "compliant" and ping["detail"].startswith("cfg.xml only (sent by Download)")
+
+
 def test_backup_diff_and_restore_round_trip_through_the_cli(tmp_path, capsys, datamodel):
     async def go(reactor):
         server = server_for(reactor, tmp_path)

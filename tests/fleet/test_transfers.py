@@ -50,6 +50,7 @@ class Phones:
         self.fetched: dict[str, list[bytes]] = {}
         self.pending: dict[str, list[tuple[str, int]]] = {}
         self.boot_after: set[str] = set()
+        self.notified: dict[str, list[str]] = {}
 
     def request(self, url, username, password):
         serial = url.rsplit("/", 1)[-1]
@@ -94,6 +95,9 @@ class Phones:
             elif isinstance(req, m.Upload):
                 reply = m.UploadResponse(1)
                 after.append(req)
+            elif isinstance(req, m.SetParameterAttributes):  # an assignment's notification
+                self.notified.setdefault(serial, []).extend(s.name for s in req.parameters)
+                reply = m.SetParameterAttributesResponse()
             else:
                 raise AssertionError(f"unexpected {req!r}")
             resp = await client.post("http://acs/", data=build_envelope(reply, namespace=CWMP_1_0, cwmp_id=env.cwmp_id),

@@ -54,6 +54,34 @@ def test_a_file_is_offered_fetched_and_finished(store: Store, clock) -> None:
     assert store.device_file(device, kind="download").state == "completed"
 
 
+def test_live_files_of_a_key_prefix_are_found_and_like_wildcards_are_not(store: Store) -> None:
+    device = _device(store)
+    later = T0 + timedelta(minutes=15)
+    a = store.create_file(device_id=device, kind="download", command_key="acs-des-1-r1.aaaaaa", auth="signed",
+                          expires_at=later, content=CFG)
+    b = store.create_file(device_id=device, kind="download", command_key="acs-des-2-r4.bbbbbb", auth="signed",
+                          expires_at=later, content=CFG)
+    store.create_file(device_id=device, kind="download", command_key="acs-sec-job-3.cccccc", auth="signed",
+                      expires_at=later, content=CFG)
+    store.create_file(device_id=device, kind="upload", command_key="acs-des-1-r1.dddddd", auth="signed",
+                      expires_at=later)
+    store.finish_file(a.id, state="completed")
+    found = store.live_files(device, kind="download", key_prefix="acs-des-")
+    assert [f.id for f in found] == [b.id] and found[0].content is None
+    assert store.live_files(device, kind="download", key_prefix="acs_des%") == []  # no LIKE pattern
+    assert store.live_files(_device(store, "F2"), kind="download", key_prefix="acs-des-") == []
+    # Ended transfers of assignments beyond the newest ones are deleted; live ones and jobs' stay.
+    ended = [store.create_file(device_id=device, kind="download", command_key=f"acs-des-1-r1.{i:06x}",
+                               auth="signed", expires_at=later, content=CFG) for i in range(4)]
+    for f in ended:
+        store.finish_file(f.id, state="failed")
+    assert store.prune_files(device, key_prefix="acs-des-", keep=2) == 3  # a and the two oldest of ended
+    with store._read("read the rows") as conn:
+        ids = {row.id for row in conn.execute(sa.select(t.device_files.c.id))}
+    assert a.id not in ids and ended[0].id not in ids and ended[1].id not in ids
+    assert {b.id, ended[2].id, ended[3].id} <= ids and len(ids) == 5
+
+
 def test_a_signed_file_is_used_once_and_not_after_it_expires(store: Store) -> None:
     device = _device(store)
     rec = store.create_file(device_id=device, kind="download", command_key="k-1", auth="signed",
