@@ -66,6 +66,8 @@ def installed(phone: Any, job_key: str) -> int:
 
 
 def test_mixed_push_on_300_phones_spv_and_download_with_some_refusing_the_file(tmp_path, datamodel):
+    figures: dict[str, float] = {}
+
     async def go(reactor):
         server = server_for(reactor, tmp_path, cpe_auth=True)
         await server.start_engine()
@@ -78,10 +80,12 @@ def test_mixed_push_on_300_phones_spv_and_download_with_some_refusing_the_file(t
             server.store.put_cpe_credential(phone.serial, "cpe", "cpe-pass")
         try:
             await booted(reactor, server, fleet, 300)
+            t0 = reactor.seconds()
             result = await server.service.submit_job({
                 "policy": HARDENING.read_text(), "select": "all", "max_fault_rate": 1.0})
             job = server.engine.jobs[result["id"]]
             await wait_until(reactor, lambda: job.state == "completed", timeout=150, what="job end")
+            figures["push_300_s"] = reactor.seconds() - t0
             await server.engine.flush()
             report = await server.service.job_report(job.id)
             files = {d: server.store.device_file(d, kind="download", job_id=job.id)
@@ -121,6 +125,8 @@ def test_mixed_push_on_300_phones_spv_and_download_with_some_refusing_the_file(t
     assert 'acs_file_requests_total{method="GET",outcome="served"} ' + f"{len(mixed)}.0" in metrics
     auths = {files[device_id(p)].auth for p in mixed}
     assert auths == {"digest", "signed"}
+    figures.update(phones=300, by_download=len(mixed), refused=len(refusing))
+    print(f"\nmixed push figures: { {k: round(v, 1) for k, v in figures.items()} }")
 
 
 def test_an_assignment_sends_what_its_phones_take_only_from_cfgxml_in_a_download_once(tmp_path, capsys, datamodel):
@@ -130,6 +136,8 @@ def test_an_assignment_sends_what_its_phones_take_only_from_cfgxml_in_a_download
     every session; later sessions send nothing."""
     import json
     import sqlite3
+
+    figures: dict[str, float] = {}
 
     async def go(reactor):
         server = server_for(reactor, tmp_path, desired_sync_interval=1)
@@ -144,6 +152,7 @@ def test_an_assignment_sends_what_its_phones_take_only_from_cfgxml_in_a_download
             assert await cli(reactor, "assign", str(HARDENING), "--select", "all", "--name", "hardening",
                              "--json", *auth) == 0
             assigned = json.loads(capsys.readouterr().out)
+            t0 = reactor.seconds()
 
             def rows() -> dict[str, Any]:
                 return {r.device_id: r for r in server.store.assignment_rows(assigned["id"])}
@@ -151,6 +160,7 @@ def test_an_assignment_sends_what_its_phones_take_only_from_cfgxml_in_a_download
             await wait_until(reactor, lambda: len(found := rows()) == 60 and all(
                 r.state in ("applied", "compliant", "faulted") for r in found.values()),
                 timeout=150, interval=0.5, what="every phone applied or faulted")
+            figures["settled_60_s"] = reactor.seconds() - t0
             # Two more sessions each: a settled or faulted phone is sent nothing again.
             seen = {p.serial: p.sessions_completed for p in fleet.phones}
             await wait_until(reactor, lambda: all(p.sessions_completed >= seen[p.serial] + 2 for p in fleet.phones),
@@ -189,6 +199,8 @@ def test_an_assignment_sends_what_its_phones_take_only_from_cfgxml_in_a_download
     # The operator's view: the file's setting known from the installed file, and compliant.
     [ping] = [x for x in desired_view["settings"] if x["setting"] == "Firewall_Config"]
     assert ping["verdict"] == "compliant" and ping["detail"].startswith("cfg.xml only (sent by Download)")
+    figures.update(phones=60, by_download=len(mixed), refused=len(refusing))
+    print(f"\nassignment figures: { {k: round(v, 1) for k, v in figures.items()} }")
 
 
 def test_backup_diff_and_restore_round_trip_through_the_cli(tmp_path, capsys, datamodel):
