@@ -253,7 +253,7 @@ def test_haproxy_health_checks_the_path_the_api_serves_without_a_token():
     assert {"acs_cwmp", "acs_api"} <= set(backends)
     paths = set()
     for name in ("acs_cwmp", "acs_api"):
-        (check,) = directive(backends[name], "option")
+        (check,) = [o for o in directive(backends[name], "option") if o[1] == "httpchk"]
         assert check[:3] == ["option", "httpchk", "GET"]
         paths.add(check[3])
         assert directive(backends[name], "http-check") == [["http-check", "expect", "status", "200"]]
