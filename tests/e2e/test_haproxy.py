@@ -108,8 +108,9 @@ def test_a_push_to_phones_that_reconnect_for_every_request(tmp_path, pg_db, hapr
         assert metric(metrics[name], "acs_cwmp_sessions_total", outcome="timeout") == 0, name
         assert metric(metrics[name], "acs_cwmp_refusals_total", reason="device_other_node") == 0, name
     assert stats.sessions_failed == 0, stats.failures
-    # Several connections per session: a boot and a push session are 3 requests or more each.
-    assert sum(connections.values()) >= 3 * sessions >= 3 * 2 * n, (connections, sessions)
+    # A connection per request: a boot session is 2 requests (Inform, empty POST), a push
+    # session 3 (Inform, empty POST answered by SetParameterValues, its response).
+    assert sessions >= 2 * n and sum(connections.values()) >= 5 * n, (connections, sessions)
 
 
 def test_haproxy_reloaded_mid_push_loses_no_session_the_phones_cannot_retry(tmp_path, pg_db, haproxy_bin, dev_pki):
