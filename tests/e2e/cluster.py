@@ -138,7 +138,8 @@ class Cluster:
             store.close()
 
     def sessions_by_server(self) -> dict[str, int]:
-        """Connections HAProxy made to each node's CWMP port (``stot``), from its runtime API."""
+        """Requests HAProxy passed to each node's CWMP backend server (``stot``: its HTTP
+        streams), from its runtime API."""
         assert self.haproxy is not None
         return {r["svname"]: int(r["stot"]) for r in self.haproxy.stats()
                 if r["pxname"] == "acs_cwmp" and r["svname"] in self.cwmp}

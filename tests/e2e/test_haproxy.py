@@ -91,13 +91,14 @@ def test_a_push_to_phones_that_reconnect_for_every_request(tmp_path, pg_db, hapr
             state = await cluster.wait_job("acs2", job["id"], timeout=150)
             metrics = {name: await cluster.metrics(name) for name in ("acs1", "acs2")}
             rows = await cluster.thread(cluster.tasks, job["id"])
-            connections = await cluster.thread(cluster.sessions_by_server)
+            requests = await cluster.thread(cluster.sessions_by_server)
+            log = cluster.haproxy.log_lines()
             return state, [p.spv_by_key[job["parameter_key"]] for p in sims.phones], metrics, rows, \
-                connections, sims.stats
+                requests, sims.stats, log
         finally:
             await cluster.stop()
 
-    state, received, metrics, rows, connections, stats = run_in_reactor(go, timeout=360)
+    state, received, metrics, rows, requests, stats, log = run_in_reactor(go, timeout=360)
     assert state["state"] == "completed" and state["applied"] + state["applied_pending_reboot"] == n, state
     assert received == [1] * n
     assert set(Counter(r.node for r in rows)) == {"acs1", "acs2"}
@@ -108,9 +109,15 @@ def test_a_push_to_phones_that_reconnect_for_every_request(tmp_path, pg_db, hapr
         assert metric(metrics[name], "acs_cwmp_sessions_total", outcome="timeout") == 0, name
         assert metric(metrics[name], "acs_cwmp_refusals_total", reason="device_other_node") == 0, name
     assert stats.sessions_failed == 0, stats.failures
-    # A connection per request: a boot session is 2 requests (Inform, empty POST), a push
-    # session 3 (Inform, empty POST answered by SetParameterValues, its response).
-    assert sessions >= 2 * n and sum(connections.values()) >= 5 * n, (connections, sessions)
+    # A boot session is 2 requests (Inform, empty POST), a push session 3 (Inform, empty POST
+    # answered by SetParameterValues, its response); HAProxy's log shows each request coming
+    # from its own client port, that is on its own connection, and the later ones of a session
+    # carrying a valid ACSNODE cookie ("VN").
+    assert sessions >= 2 * n and sum(requests.values()) >= 5 * n, (requests, sessions)
+    posts = [line for line in log if '"POST /cwmp HTTP/1.1"' in line]
+    assert len(posts) == sum(requests.values())
+    assert len({line.split()[0] for line in posts}) == len(posts)
+    assert sum(" --VN " in line for line in posts) >= 3 * n
 
 
 def test_haproxy_reloaded_mid_push_loses_no_session_the_phones_cannot_retry(tmp_path, pg_db, haproxy_bin, dev_pki):
