@@ -167,7 +167,7 @@ def fleet_options(args: argparse.Namespace, env: Mapping[str, str] | None = None
             trust = args.trust_ca.read_bytes()
         except OSError as exc:
             raise UsageError(f"--trust-ca {args.trust_ca}: {exc.strerror}") from None
-    client_certs = getattr(args, "client_certs", None)
+    client_certs = args.client_certs
     if client_certs is not None and not client_certs.is_dir():
         raise UsageError(f"--client-certs {client_certs}: not a directory")
     return dict(
