@@ -43,13 +43,13 @@ class Cluster:
     HAProxy in front of them."""
 
     def __init__(self, reactor: Any, tmp_path: Path, db: str, *, haproxy_bin: str = "",
-                 pki: dict[str, Path] | None = None, mtls: bool = False) -> None:
+                 pki: dict[str, Path] | None = None, mtls: bool = False, extra_args: tuple[str, ...] = ()) -> None:
         self.reactor, self.tmp_path, self.db = reactor, tmp_path, db
         self.pool = reactor.getThreadPool()
         self.cwmp = {n: free_port() for n in ("acs1", "acs2")}
         self.api = {n: free_port() for n in ("acs1", "acs2")}
         self.https = {n: free_port() for n in ("acs1", "acs2")}
-        self.haproxy_bin, self.pki, self.mtls = haproxy_bin, pki, mtls
+        self.haproxy_bin, self.pki, self.mtls, self.extra_args = haproxy_bin, pki, mtls, extra_args
         self.procs: dict[str, Any] = {}
         self.haproxy: HaproxyProcess | None = None
         self.token = ""
@@ -62,7 +62,7 @@ class Cluster:
         """What makes a node fit behind this HAProxy (compose.yaml's ACS_TRUSTED_PROXIES and
         ACS_PROXY_PROTOCOL), and the mutual-TLS listener when asked."""
         args = ["--node-id", name, "--trusted-proxies", "127.0.0.1",
-                "--proxy-protocol", "cwmp,https" if self.mtls else "cwmp", *NODE_ARGS]
+                "--proxy-protocol", "cwmp,https" if self.mtls else "cwmp", *NODE_ARGS, *self.extra_args]
         if self.mtls:
             assert self.pki is not None
             args += ["--https-listen", f"127.0.0.1:{self.https[name]}",
@@ -159,10 +159,11 @@ class Cluster:
 
 
 def fleet(reactor: Any, url: str, phones: int, seed: int, **kwargs: Any) -> SimulatedFleet:
-    return SimulatedFleet(reactor, url, phones=phones, resolve=RESOLVE, inform_interval=600,
-                          boot_ramp_s=phones / 200, seed=seed, cr_delay=(0.02, 0.1), retry_scale=0.05,
-                          cr_password_mode="shared", cr_username=CR_USER, cr_password=CR_PASS,
-                          cr_min_interval=0.2, **kwargs)
+    """Simulated phones for a cluster test; ``kwargs`` override the defaults below."""
+    options: dict[str, Any] = dict(resolve=RESOLVE, inform_interval=600, boot_ramp_s=phones / 200,
+                                   cr_delay=(0.02, 0.1), retry_scale=0.05, cr_password_mode="shared",
+                                   cr_username=CR_USER, cr_password=CR_PASS, cr_min_interval=0.2)
+    return SimulatedFleet(reactor, url, phones=phones, seed=seed, **{**options, **kwargs})
 
 
 def get(port: int, path: str, token: str) -> tuple[int, bytes]:
