@@ -243,12 +243,30 @@ def _v5(conn: Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+def _v9(conn: Connection) -> None:
+    """Web console sessions (docs/console.md): a signed-in browser's session, kept in the
+    store so that every node honours a sign-out or a token revocation at once."""
+    md = sa.MetaData()
+    sa.Table(
+        "console_sessions", md,
+        sa.Column("id_sha256", sa.Text, primary_key=True),
+        sa.Column("token_id", sa.Integer, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Column("last_seen", UTCDateTime, nullable=False),
+        sa.Index("ix_console_sessions_token_id", "token_id"),
+        sa.Index("ix_console_sessions_expires_at", "expires_at"),
+    )
+    md.create_all(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, device_parameters, device_tags, credentials, transfer_completes", _v1),
     Migration(2, "jobs, tasks", _v2),
     Migration(3, "api_tokens", _v3),
     Migration(4, "task claims, job brake, device_sessions (scale-out)", _v4),
     Migration(5, "digest_nonces (nonce counts shared by the nodes)", _v5),
+    Migration(9, "console_sessions (web console sign-ins)", _v9),
 )
 HEAD: int = MIGRATIONS[-1].version
 

@@ -19,6 +19,7 @@ __all__ = [
     "EventList",
     "UTCDateTime",
     "connection_request_credentials",
+    "console_sessions",
     "cpe_credentials",
     "device_parameters",
     "device_tags",
@@ -260,4 +261,20 @@ api_tokens = sa.Table(
     sa.Column("last_used", UTCDateTime),
     sa.Index("ix_api_tokens_token_sha256", "token_sha256", unique=True),
     sa.Index("ix_api_tokens_name", "name", unique=True),
+)
+
+# Web console sessions (migration step 9): the SHA-256 of the cookie's secret (the secret
+# itself is only in the browser), the API token it was exchanged for, an absolute expiry and
+# the last request (idle expiry). A row whose token is revoked is dead at once: every console
+# request reads its row joined with api_tokens, on whichever node it lands.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_sha256", sa.Text, primary_key=True),
+    sa.Column("token_id", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Index("ix_console_sessions_token_id", "token_id"),
+    sa.Index("ix_console_sessions_expires_at", "expires_at"),
 )
