@@ -189,7 +189,8 @@ class FleetOverview:
         span = max(1.0, (end - created).total_seconds())
         width = bucket_size(span, buckets=buckets)
         counts = await self._store.call("task_outcomes_over_time", job_id, origin=created, bucket_seconds=width)
-        last = max([b for b, _ in counts] + [int(span // width)])
+        # At least a dozen bars: a job that took seconds is not drawn as two slabs.
+        last = max([b for b, _ in counts] + [int(span // width), 11])
         rows = [{"start_s": b * width,
                  "counts": {s: counts.get((b, s), 0) for s in OUTCOME_STATES}} for b in range(last + 1)]
         return {"job_id": job_id, "bucket_seconds": width, "rows": rows}

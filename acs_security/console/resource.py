@@ -147,10 +147,10 @@ class ConsoleResource(Resource):
         return bool(self._is_secure(request))
 
     async def _run(self, r: ConsoleRoute, request: server.Request, params: dict[str, str]) -> None:
+        user = None
         try:
             query = _pairs(urlsplit(request.uri.decode("latin-1")).query)
             form = self._form(request) if r.method == "POST" else {}
-            user = None
             if r.api is not None:
                 secret = request.getCookie(security.cookie_name("session", secure=self.secure(request)).encode())
                 user, verdict = await self.sessions.check(secret.decode("latin-1") if secret else None)
@@ -165,23 +165,27 @@ class ConsoleResource(Resource):
                     raise ServiceError(403, "forbidden",
                                        f"this needs the {needed} role; you are signed in as {user.name} "
                                        f"with the {user.role} role")
-            can = {a: user is not None and role_allows(user.role, self.needs(api)) for a, api in ACTIONS.items()}
             creq = ConsoleRequest(request, user, params, {k: v[-1] for k, v in form.items()},
-                                  {k: v[-1] for k, v in query.items()}, can, form)
+                                  {k: v[-1] for k, v in query.items()}, self._can(user), form)
             result = await r.handler(creq)
-            if isinstance(result, Page):
-                result.context.setdefault("fragment", r.fragment)
-                result.context.update(user=user, can=can, csrf=user.csrf if user else "",
-                                      now=self._now(), path=request.path.decode("latin-1"), banner=self.banner)
-            self._finish(request, result)
         except ServiceError as exc:
-            self._finish(request, self._error_page(exc, r))
+            result = self._error_page(exc, r)
         except InvalidArgument as exc:
-            self._finish(request, self._error_page(ServiceError(400, "invalid argument", str(exc)), r))
+            result = self._error_page(ServiceError(400, "invalid argument", str(exc)), r)
         except StoreUnavailable:
             request.setHeader(b"Retry-After", b"10")
-            self._finish(request, self._error_page(ServiceError(
-                503, "store unavailable", "the database cannot be used now; retry in a moment"), r))
+            result = self._error_page(ServiceError(
+                503, "store unavailable", "the database cannot be used now; retry in a moment"), r)
+        if isinstance(result, Page):
+            result.context.setdefault("fragment", r.fragment)
+            result.context.update(user=user, can=self._can(user), csrf=user.csrf if user else "",
+                                  now=self._now(), path=request.path.decode("latin-1"), banner=self.banner)
+        self._finish(request, result)
+
+    def _can(self, user: Any) -> dict[str, bool]:
+        """What the user's role allows of the actions pages offer (buttons are disabled
+        otherwise; the server refuses the request anyway)."""
+        return {a: user is not None and role_allows(user.role, self.needs(api)) for a, api in ACTIONS.items()}
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.seconds(), UTC)
