@@ -103,6 +103,7 @@ class ConsoleResource(Resource):
         ]
         for page in pages:
             self.routes.extend(page.routes())
+        self.compliance_served = any(r.pattern.pattern == "^/compliance$" for r in self.routes)
 
     def needs(self, api: tuple[str, str]) -> str:
         """The role an API route needs. Raises KeyError for a route the API lacks (a console
@@ -275,7 +276,7 @@ class ConsoleResource(Resource):
 
     def _base_context(self) -> dict[str, Any]:
         return {"user": None, "can": {}, "csrf": "", "now": self._now(), "path": "", "banner": self.banner,
-                "fragment": False, "nav": ""}
+                "fragment": False, "nav": "", "compliance_served": self.compliance_served}
 
     def _error_page(self, exc: ServiceError, r: ConsoleRoute | None) -> Page:
         return Page("_error.html" if r is not None and r.fragment else "error.html",
