@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["device_label", "device_labels", "device_parts", "printable"]
+__all__ = ["device_label", "device_labels", "device_parts", "label_of", "printable"]
 
 # Unicode categories shown as escapes: control, format (bidi and zero-width controls are
 # Cf), surrogate, private use, unassigned, line and paragraph separators.
@@ -98,3 +98,14 @@ def device_labels(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     clashes = Counter((model, serial) for _, model, serial in parts)
     return [device_label(serial, model, oui if clashes[(model, serial)] > 1 else None)
             for oui, model, serial in parts]
+
+
+def label_of(device_id: str | None) -> str:
+    """The label of one device id (serial and model) for a log line; an id that is not
+    one is shown escaped as it is, None as "-"."""
+    if device_id is None:
+        return "-"
+    parts = device_parts(device_id)
+    if parts is None:
+        return printable(device_id)
+    return device_label(parts[2], parts[1])

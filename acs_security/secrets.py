@@ -5,9 +5,9 @@ What is stored encrypted (docs/guardrails.md, "Secrets at rest"):
 * CPE and connection-request credentials: through the store's SecretCodec seam
   (acs_security/store/codec.py); HTTP digest (RFC 7616) needs the plain password back, so
   encryption, not hashing.
-* Secret settings inside job policies (Proxy_Password, VPN_Password, ACS_Password, ...):
+* Secret settings inside job and assignment policies (Proxy_Password, VPN_Password, ACS_Password, ...):
   :class:`SecretStore` moves them out of the policy's ``settings`` into a ``sealed`` block of
-  ciphertexts before the job row is written, and puts them back when a job is read. A reader
+  ciphertexts before the row is written, and puts them back when it is read. A reader
   of the raw ``jobs`` table (or a backup) sees neither the password nor a mask that could be
   pushed by mistake: an unsealed read simply lacks the setting.
 * Secret device parameters the ACS learnt by pushing them (``device_parameters``).
@@ -369,19 +369,60 @@ class SecretStore:
     def list_jobs(self, **kwargs: Any) -> list[Any]:
         return [self._open(r) for r in self._store.list_jobs(**kwargs)]
 
-    def set_device_parameters(self, device_id: str, params: Sequence[tuple[str, str, str]]) -> None:
-        out = []
+    def _seal_params(self, params: Sequence[tuple[str, str, str]]) -> list[Any]:
+        out: list[Any] = []
         for p in params:
             if (isinstance(p, tuple) and len(p) == 3 and isinstance(p[0], str) and isinstance(p[1], str)
                     and p[1] and is_secret_parameter(p[0], self._catalogue)):
                 p = (p[0], self._codec.encode(p[1]), p[2])
             out.append(p)
-        self._store.set_device_parameters(device_id, out)
+        return out
 
-    def device_parameters(self, device_id: str) -> dict[str, tuple[str, str]]:
-        params = self._store.device_parameters(device_id)
+    def _open_params(self, params: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
         return {name: ((self._codec.decode(value) if value.startswith(PREFIX) else value), xsi_type)
                 for name, (value, xsi_type) in params.items()}
+
+    def set_device_parameters(self, device_id: str, params: Sequence[tuple[str, str, str]]) -> None:
+        self._store.set_device_parameters(device_id, self._seal_params(params))
+
+    def device_parameters(self, device_id: str) -> dict[str, tuple[str, str]]:
+        return self._open_params(self._store.device_parameters(device_id))
+
+    # Assignments' policies are sealed like a job's, and the values sessions record like
+    # set_device_parameters' (desired state, decision 0009).
+    def _open_assignment(self, rec: Any) -> Any:
+        return dataclasses.replace(rec, policy=unseal_policy(rec.policy, self._codec)) if rec is not None else None
+
+    def create_assignment(self, *, policy: dict[str, Any], **kwargs: Any) -> Any:
+        return self._open_assignment(self._store.create_assignment(
+            policy=seal_policy(policy, self._codec, self._catalogue), **kwargs))
+
+    def update_assignment(self, assignment_id: int, *, policy: dict[str, Any], **kwargs: Any) -> Any:
+        return self._open_assignment(self._store.update_assignment(
+            assignment_id, policy=seal_policy(policy, self._codec, self._catalogue), **kwargs))
+
+    def set_assignment_enabled(self, assignment_id: int, enabled: bool) -> Any:
+        return self._open_assignment(self._store.set_assignment_enabled(assignment_id, enabled))
+
+    def get_assignment(self, assignment_id: int) -> Any:
+        return self._open_assignment(self._store.get_assignment(assignment_id))
+
+    def find_assignment(self, name: str) -> Any:
+        return self._open_assignment(self._store.find_assignment(name))
+
+    def list_assignments(self, **kwargs: Any) -> list[Any]:
+        return [self._open_assignment(r) for r in self._store.list_assignments(**kwargs)]
+
+    def desired_device_state(self, device_id: str) -> Any:
+        params, rows, last = self._store.desired_device_state(device_id)
+        return self._open_params(params), rows, last
+
+    def record_desired(self, device_id: str, *, params: Sequence[tuple[str, str, str]] = (), **kwargs: Any) -> None:
+        self._store.record_desired(device_id, params=self._seal_params(params), **kwargs)
+
+    def record_audit(self, job_id: int, device_id: str, *, params: Sequence[tuple[str, str, str]] = (),
+                     **kwargs: Any) -> None:
+        self._store.record_audit(job_id, device_id, params=self._seal_params(params), **kwargs)
 
 
 # ---------------------------------------------------------------------- scan and rotate
@@ -408,15 +449,16 @@ def _stored_values(engine: Any, catalogue: Catalogue) -> Iterable[tuple[str, Any
         cr = t.connection_request_credentials.c
         for row in conn.execute(sa.select(cr.device_id, cr.password)):
             yield "connection_request_credentials", row[0], row[1]
-        for job_id, text in conn.execute(sa.select(t.jobs.c.id, t.jobs.c.policy)):
-            policy = json.loads(text)
-            for section, values in (policy.get("sealed") or {}).items():
-                for key, value in values.items():
-                    yield "jobs", (job_id, section, key), value
-            for section in ("settings", "extension_settings"):
-                for key, value in (policy.get(section) or {}).items():
-                    if value and is_secret_parameter(key, catalogue):
-                        yield "jobs", (job_id, section, key), value
+        for table in (t.jobs, t.assignments):
+            for row_id, text in conn.execute(sa.select(table.c.id, table.c.policy)):
+                policy = json.loads(text)
+                for section, values in (policy.get("sealed") or {}).items():
+                    for key, value in values.items():
+                        yield table.name, (row_id, section, key), value
+                for section in ("settings", "extension_settings"):
+                    for key, value in (policy.get(section) or {}).items():
+                        if value and is_secret_parameter(key, catalogue):
+                            yield table.name, (row_id, section, key), value
         p = t.device_parameters.c
         query = sa.select(p.device_id, p.name, p.value).where(_secret_param_filter(t, catalogue))
         for device_id, name, value in conn.execute(query):
@@ -476,11 +518,13 @@ def _reencrypt(engine: Any, codec: EncryptingCodec, catalogue: Catalogue) -> Cou
     t = _tables()
     done: Counter[str] = Counter()
     rows = list(_stored_values(engine, catalogue))
-    jobs_touched = {key[0] for table, key, value in rows if table == "jobs" and _recode(codec, value) is not None}
+    sealed_tables = {"jobs": t.jobs, "assignments": t.assignments}
+    touched = {(table, key[0]) for table, key, value in rows
+               if table in sealed_tables and _recode(codec, value) is not None}
     with engine.begin() as conn:
         for table, key, value in rows:
             new = _recode(codec, value)
-            if new is None or table == "jobs":
+            if new is None or table in sealed_tables:
                 continue
             if table == "cpe_credentials":
                 c = t.cpe_credentials.c
@@ -494,12 +538,13 @@ def _reencrypt(engine: Any, codec: EncryptingCodec, catalogue: Catalogue) -> Cou
                 stmt = (sa.update(t.device_parameters)
                         .where(c.device_id == key[0], c.name == key[1], c.value == value).values(value=new))
             done[table] += conn.execute(stmt).rowcount
-        for job_id in sorted(jobs_touched):
-            text = conn.execute(sa.select(t.jobs.c.policy).where(t.jobs.c.id == job_id)).scalar_one()
+        for table_name, row_id in sorted(touched):
+            table = sealed_tables[table_name]
+            text = conn.execute(sa.select(table.c.policy).where(table.c.id == row_id)).scalar_one()
             policy = seal_policy(unseal_policy(json.loads(text), codec), codec, catalogue)
-            conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job_id, t.jobs.c.policy == text)
+            conn.execute(sa.update(table).where(table.c.id == row_id, table.c.policy == text)
                          .values(policy=json.dumps(policy)))
-            done["jobs"] += sum(len(v) for v in policy.get("sealed", {}).values())
+            done[table_name] += sum(len(v) for v in policy.get("sealed", {}).values())
     return done
 
 

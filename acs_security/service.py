@@ -84,7 +84,7 @@ def parse_duration(text: str | float | int) -> timedelta:
 
 # The phone as a person finds it (serial, model, OUI) first; the device id for programs.
 REPORT_COLUMNS = ("serial_number", "product_class", "oui", "device_id", "state", "wave", "attempts", "sent",
-                  "fault_code", "fault_string", "faults", "detail", "finished_at", "node")
+                  "fault_code", "fault_string", "faults", "detail", "conflicts", "finished_at", "node")
 
 
 class FleetService:
@@ -98,7 +98,9 @@ class FleetService:
         # What the guardrails know of this ACS (policy/guardrails.py AcsContext); None: nothing
         # (the checks that need ACS facts then stay silent, the others still refuse).
         self._acs_context = acs_context
-        # Parameter names whose values are secrets (passwords): masked in every output.
+        # Assignments, audits and compliance (acs_security/desired/service.py), the same layer's
+        # other half; set by the server (None: desired state not served here).
+        self.desired: Any = None
 
     async def list_devices(
         self,
@@ -221,6 +223,15 @@ class FleetService:
         summary["findings"] = [f.to_json() for f in findings]
         return summary
 
+    def guardrails(self, policy: Any, force: Any) -> tuple[list[Any], list[Any]]:
+        """(every finding, the errors that refuse it) of a policy, as a push gets them
+        (assignments are checked the same way). Raises ServiceError(400) for a bad force."""
+        return self._guardrails(policy, force)
+
+    def policy_bytes(self, text: Any) -> bytes:
+        """A policy document given as text, bounded. Raises ServiceError(400/413)."""
+        return self._policy_bytes(text)
+
     def _guardrails(self, policy: Any, force: Any) -> tuple[list[Any], list[Any]]:
         """(every finding, the errors that refuse the job). Raises ServiceError(400) for a
         force list that is not a list of forceable rule ids."""
@@ -300,7 +311,7 @@ class FleetService:
                              eta_s=round(active / rate, 1) if rate and rec.state == "running" else None)
             state, wave, reason = rec.state, rec.current_wave, rec.reason
         out = {
-            "id": rec.id, "name": rec.name, "state": state, "selector": rec.selector,
+            "id": rec.id, "name": rec.name, "kind": rec.kind, "state": state, "selector": rec.selector,
             "parameter_key": rec.parameter_key, "options": rec.options,
             "current_wave": wave, "wave_count": rec.wave_count, "reason": reason,
             "created_at": _jsonable(rec.created_at), "deadline": _jsonable(rec.deadline),
@@ -373,6 +384,15 @@ class FleetService:
             offset += MAX_PAGE
             if offset >= page["total"]:
                 break
+        # Sessions where this job won against an assignment (desired state, decision 0009):
+        # the conflict shows in the job's report as in the assignment's history.
+        conflicts: dict[str, list[dict[str, Any]]] = {}
+        for line in await self._store.call("job_conflicts", job_id):
+            conflicts.setdefault(line.device_id, []).append(
+                {"assignment": line.assignment_name, "setting": line.setting, "path": line.path,
+                 "job_value": line.new_value, "assignment_value": line.old_value})
+        for d in devices:
+            d["conflicts"] = conflicts.get(d["device_id"], [])
         if fmt == "json":
             return {"job": summary, "devices": devices}
         buf = io.StringIO()
@@ -381,6 +401,7 @@ class FleetService:
         for d in devices:
             row = dict(d)
             row["faults"] = ";".join(f"{f['name']}={f['code']}" for f in d.get("faults") or [])
+            row["conflicts"] = ";".join(f"{c['assignment']}:{c['setting']}" for c in d.get("conflicts") or [])
             writer.writerow(row)
         return buf.getvalue().encode("utf-8")
 

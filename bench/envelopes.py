@@ -20,6 +20,7 @@ __all__ = [
     "spv_message",
     "spv_bytes",
     "spv_response_bytes",
+    "spa_response_bytes",
     "inform_response_bytes",
     "cwmp_id_of",
 ]
@@ -80,6 +81,11 @@ def spv_bytes(count: int = 20, cwmp_id: str = "acs-1") -> bytes:
 def spv_response_bytes(cwmp_id: str) -> bytes:
     """The CPE's SetParameterValuesResponse (status 0) to the request with ``cwmp_id``."""
     return build_envelope(m.SetParameterValuesResponse(0), namespace=CWMP_1_2, cwmp_id=cwmp_id)
+
+
+def spa_response_bytes(cwmp_id: str) -> bytes:
+    """The CPE's SetParameterAttributesResponse to the request with ``cwmp_id``."""
+    return build_envelope(m.SetParameterAttributesResponse(), namespace=CWMP_1_2, cwmp_id=cwmp_id)
 
 
 def inform_response_bytes(cwmp_id: str = "1") -> bytes:

@@ -7,6 +7,12 @@ serial range, opens a TCP connection (one per session, as the phones do), and ru
 - ``push``: Inform -> 200; empty POST -> 200 SetParameterValues; SetParameterValuesResponse
   (status 0, same cwmp:ID) -> 204. A session the ACS ends after the empty POST counts as a
   session without a push.
+- ``converge``: Inform -> 200; empty POST; then every SetParameterValues or
+  SetParameterAttributes of the ACS is answered with its response until 204 (an assigned
+  phone's first session, bench/desired.py); the last ParameterKey set is counted per key.
+
+``--parameter-key`` puts a ParameterKey in the Informs (what a phone reports after the ACS's
+last successful SetParameterValues, TR-069 A.3.2.1).
 
 The same client, bytes and session script hit the bare baseline server (``bench.bare``), so
 the two servers differ only in what they do with a request. It spends no CPU on parsing
@@ -21,12 +27,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.envelopes import cwmp_id_of, inform_bytes, spv_response_bytes
+from bench.envelopes import cwmp_id_of, inform_bytes, spa_response_bytes, spv_response_bytes
 
 __all__ = ["serial_of", "run_load", "main"]
 
@@ -92,6 +99,9 @@ async def _session(host: str, port: int, path: str, inform: bytes, mode: str,
             raise HttpError(f"Inform answered {status}")
         status, data, _ = await _exchange(reader, writer, hostport, path, b"", cookie)
         stats["exchanges"] += 1
+        if mode == "converge":
+            await _converge(reader, writer, hostport, path, cookie, status, data, stats)
+            return
         if status == 204:
             if mode == "push":
                 stats["no_push"] += 1
@@ -113,15 +123,44 @@ async def _session(host: str, port: int, path: str, inform: bytes, mode: str,
             pass
 
 
+_KEY = re.compile(rb"<ParameterKey>([^<]*)</ParameterKey>")
+
+
+async def _converge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hostport: str, path: str,
+                    cookie: bytes | None, status: int, data: bytes, stats: dict[str, Any]) -> None:
+    """Answer every SetParameterValues/SetParameterAttributes until the ACS ends the session."""
+    key = None
+    while status == 200:
+        cwmp_id = cwmp_id_of(data) or ""
+        if b"SetParameterValues>" in data:
+            found = _KEY.search(data)
+            key = found.group(1).decode() if found else ""
+            body = spv_response_bytes(cwmp_id)
+            stats["pushed"] += 1
+        elif b"SetParameterAttributes>" in data:
+            body = spa_response_bytes(cwmp_id)
+        else:
+            raise HttpError(f"unexpected request in converge mode: {data[:200]!r}")
+        status, data, _ = await _exchange(reader, writer, hostport, path, body, cookie)
+        stats["exchanges"] += 1
+    if status != 204:
+        raise HttpError(f"converge session ended with {status}")
+    if key is not None:
+        stats["keys"][key] = stats["keys"].get(key, 0) + 1
+    else:
+        stats["no_push"] += 1
+
+
 async def run_load(url: str, mode: str, first: int, count: int, concurrency: int,
-                   timeout: float) -> dict[str, Any]:
+                   timeout: float, parameter_key: str = "") -> dict[str, Any]:
     """Run ``count`` sessions (phones first .. first+count-1); returns the counters."""
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
     event = "2 PERIODIC" if mode == "periodic" else "6 CONNECTION REQUEST"
-    informs = [inform_bytes(serial_of(i), event=event) for i in range(first, first + count)]
+    informs = [inform_bytes(serial_of(i), event=event, parameter_key=parameter_key)
+               for i in range(first, first + count)]
     stats: dict[str, Any] = {"sessions": 0, "exchanges": 0, "failed": 0, "pushed": 0,
-                             "no_push": 0, "errors": {}}
+                             "no_push": 0, "errors": {}, "keys": {}}
     latencies: list[float] = []
     queue = iter(informs)
     deadline = time.monotonic() + timeout
@@ -154,14 +193,15 @@ async def run_load(url: str, mode: str, first: int, count: int, concurrency: int
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--url", required=True)
-    p.add_argument("--mode", choices=("periodic", "push"), default="periodic")
+    p.add_argument("--mode", choices=("periodic", "push", "converge"), default="periodic")
+    p.add_argument("--parameter-key", default="", help="the ParameterKey the Informs report")
     p.add_argument("--first", type=int, default=0)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--timeout", type=float, default=300.0, help="stop starting sessions after S")
     args = p.parse_args(argv)
     stats = asyncio.run(run_load(args.url, args.mode, args.first, args.count, args.concurrency,
-                                 args.timeout))
+                                 args.timeout, args.parameter_key))
     json.dump(stats, sys.stdout)
     sys.stdout.write("\n")
     return 0

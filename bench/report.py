@@ -110,6 +110,10 @@ ROWS: list[tuple[str, str, str | None, str, Any, str]] = [
      "cluster_share_node2_2nodes", "", None, "share"),
     ("  push sessions to node 1 (node 2 beside)", "cluster_session_share_node1_2nodes",
      "cluster_session_share_node2_2nodes", "", None, "share"),
+    ("7 desired: CPU per periodic session, 3 assignments (none beside)", "desired_cpu_per_session_us_three",
+     "desired_cpu_per_session_us_none", "", None, "µs"),
+    ("  extra CPU over no assignment", "desired_extra_cpu_ratio", None, "< 0.10", lambda v: v < 0.10, "x"),
+    ("  sessions settled without a store read (of all)", "desired_fast_checks", "desired_sessions", "", None, ""),
 ]
 
 

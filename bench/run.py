@@ -1,7 +1,7 @@
 """``make bench`` / ``make bench-quick``: every figure next to its baseline, as a table and
 as JSON in ``bench/results/`` (``latest.json`` and a dated copy).
 
-    .venv/bin/python -m bench.run [--quick] [--only codec,sessions,push,growth,postgres,cluster]
+    .venv/bin/python -m bench.run [--quick] [--only codec,sessions,push,growth,postgres,cluster,desired]
                                   [--postgres URL] [--profile DIR] [--keep]
 
 PostgreSQL (figures 5 and 6) uses ``--postgres``, else $ACS_BENCH_POSTGRES_URL, else
@@ -35,7 +35,7 @@ SIZES: dict[str, dict[str, Any]] = {
               "growth": (200, 2_000, 10_000), "growth_push": 1_000, "boot_ramp": 4.0,
               "rounds": 3, "cluster": 2_000, "cluster_timeout": 300.0},
 }
-FIGURES = ("codec", "sessions", "push", "growth", "postgres", "cluster")
+FIGURES = ("codec", "sessions", "push", "growth", "postgres", "cluster", "desired")
 #: HTTP exchanges of one pushed phone: the connection request (a digest challenge, then the
 #: authenticated request) and the session (Inform, empty POST, SetParameterValues response).
 EXCHANGES_PER_PUSH = 5
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         step("codec", lambda: _codec(size))
         step("sessions", lambda: _sessions(work, size))
+        step("desired", lambda: _desired(work, size))
         step("push", lambda: _push(work, size, args.profile))
         step("growth", lambda: _growth(work, size))
         if "postgres" in only and not args.postgres:
@@ -138,6 +139,12 @@ def _sessions(work: Path, size: dict[str, Any]) -> dict[str, Any]:
                            rounds=size["rounds"])
     out["push_bare_limit_phones_per_s"] = round(out["bare_exchanges_per_core_s"] / EXCHANGES_PER_PUSH, 1)
     return out
+
+
+def _desired(work: Path, size: dict[str, Any]) -> dict[str, Any]:
+    from bench.desired import measure_desired
+
+    return measure_desired(work / "desired", phones=size["periodic"], rounds=2 * size["rounds"])
 
 
 def _push(work: Path, size: dict[str, Any], profile: Path | None) -> dict[str, Any]:

@@ -31,7 +31,7 @@ HARDENING = REPO / "datamodel" / "examples" / "hardening.toml"
 
 
 def run_loadgen(url: str, mode: str, first: int, count: int, *, procs: int = 2,
-                concurrency: int = 32, timeout: float = 300) -> dict[str, Any]:
+                concurrency: int = 32, timeout: float = 300, parameter_key: str = "") -> dict[str, Any]:
     """``count`` sessions from ``procs`` load-generator processes; the summed counters."""
     share = (count + procs - 1) // procs
     children = []
@@ -42,10 +42,11 @@ def run_loadgen(url: str, mode: str, first: int, count: int, *, procs: int = 2,
             break
         children.append(Proc([PY, "-m", "bench.loadgen", "--url", url, "--mode", mode,
                               "--first", str(lo), "--count", str(n), "--concurrency",
-                              str(max(1, concurrency // procs)), "--timeout", str(timeout)],
+                              str(max(1, concurrency // procs)), "--timeout", str(timeout),
+                              "--parameter-key", parameter_key],
                              stdout_pipe=True))
     total: dict[str, Any] = {"sessions": 0, "exchanges": 0, "failed": 0, "pushed": 0,
-                             "no_push": 0, "errors": {}, "wall_s": 0.0, "p50_ms": 0.0,
+                             "no_push": 0, "errors": {}, "keys": {}, "wall_s": 0.0, "p50_ms": 0.0,
                              "p99_ms": 0.0}
     for child in children:
         out, _ = child.popen.communicate(timeout=timeout + 60)
@@ -55,6 +56,8 @@ def run_loadgen(url: str, mode: str, first: int, count: int, *, procs: int = 2,
             total[key] += stats[key]
         for key, n in stats["errors"].items():
             total["errors"][key] = total["errors"].get(key, 0) + n
+        for key, n in stats.get("keys", {}).items():
+            total["keys"][key] = total["keys"].get(key, 0) + n
         for key in ("wall_s", "p50_ms", "p99_ms"):
             total[key] = max(total[key], stats.get(key, 0.0))
     return total

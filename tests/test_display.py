@@ -148,3 +148,11 @@ def test_a_stalled_job_repeats_its_line_only_every_ten_intervals() -> None:
     # then the end at 100 s.
     assert len(lines) == 3 and lines[0] == lines[1]
     assert lines[-1].startswith("job 2 p completed 5/5")
+
+
+def test_log_lines_name_a_device_id_by_its_label() -> None:
+    from acs_security.display import label_of
+
+    assert label_of(make_device_id("00000C", "CP-8851-3PCC", "FCH1\u202e")) == "FCH1\\u202e CP-8851-3PCC"
+    assert label_of("not an id\x1b") == "not an id\\x1b"
+    assert label_of(None) == "-"

@@ -1,4 +1,5 @@
-"""``acs-security devices list|show``: read the device registry through the management API."""
+"""``acs-security devices list|show|drift|desired``: the device registry, a device's drift history
+and its desired-vs-known view, through the management API."""
 
 from __future__ import annotations
 
@@ -34,6 +35,16 @@ def register(sub: Any) -> None:
     add_server_argument(show)
     show.add_argument("device_id", metavar="DEVICE", help="the device id, or its serial number")
     show.set_defaults(func=show_device)
+    drift = dsub.add_parser("drift", help="a device's drift history: controlled settings changed on the phone, "
+                                          "sessions a job won, factory resets")
+    add_server_argument(drift)
+    drift.add_argument("device_id", metavar="DEVICE", help="the device id, or its serial number")
+    drift.add_argument("--limit", type=int, default=100)
+    drift.set_defaults(func=device_drift)
+    desired = dsub.add_parser("desired", help="a device's desired values next to the known ones, per assignment")
+    add_server_argument(desired)
+    desired.add_argument("device_id", metavar="DEVICE", help="the device id, or its serial number")
+    desired.set_defaults(func=device_desired)
 
 
 def list_devices(args: Any) -> int:
@@ -92,4 +103,45 @@ def show_device(args: Any) -> int:
     for name, p in data.get("parameters", {}).items():
         params.add_row(cell(name), cell(p["value"]), cell(p["type"]))
     console.print(params)
+    return 0
+
+
+def device_drift(args: Any) -> int:
+    client = ApiClient(args.server)
+    device_id = _resolve(client, args.device_id)
+    data = client.get("/api/v1/devices/" + urllib.parse.quote(device_id, safe="") + "/drift", limit=args.limit)
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        print()
+        return 0
+    table = new_table(("when", "what", "assignment", "setting", "old", "new", "source", "action"),
+                      keep_whole=("when",), title=f"{device_labels([data])[0]}: {data['total']} event(s), newest first")
+    for e in data["events"]:
+        table.add_row(*(cell(v) for v in (e["at"], e["kind"], e["assignment"], e["setting"] or "", e["old"],
+                                          e["new"], e["event"], e["action"])))
+    Console().print(table)
+    return 0
+
+
+def device_desired(args: Any) -> int:
+    client = ApiClient(args.server)
+    device_id = _resolve(client, args.device_id)
+    data = client.get("/api/v1/devices/" + urllib.parse.quote(device_id, safe="") + "/desired")
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        print()
+        return 0
+    console = Console()
+    console.print(f"{device_labels([data])[0]} firmware {printable(data['software_version'])}, "
+                  f"ParameterKey {printable(data['parameter_key'])}", markup=False)
+    table = new_table(("assignment", "revision", "mode", "state", "notified", "detail"), keep_whole=("assignment",))
+    for a in data["assignments"]:
+        table.add_row(*(cell(v) for v in (a["name"], a["revision"], a["mode"], a["state"],
+                                          "yes" if a["notified"] else "no", a["detail"] or "")))
+    console.print(table)
+    table = new_table(("setting", "desired", "known", "verdict", "assignment"), keep_whole=("setting", "verdict"))
+    for s in data["settings"]:
+        table.add_row(*(cell(v) for v in (s["setting"], s["desired"], s["known"] if s["known"] is not None
+                                          else "(unknown)", s["verdict"], s["detail"] or s["assignment"])))
+    console.print(table)
     return 0

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from acs_security.commands import UsageError
 
-__all__ = ["fleet_options", "register", "run", "run_simulation"]
+__all__ = ["drift_options", "fleet_options", "register", "run", "run_simulation"]
 
 _DEFAULT_ACS_PASSWORD = "cpe"
 
@@ -84,6 +84,14 @@ def register(sub: Any) -> None:
     p.add_argument("--status-interval", type=float, default=5.0, metavar="S",
                    help="seconds between status lines (default 5; 0 for none)")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--drift", type=float, default=0.0, metavar="RATE",
+                   help="share of the phones (0-1) on whose web page a person changes a setting the ACS "
+                        "watches, every --drift-interval; they report it as 4 VALUE CHANGE")
+    p.add_argument("--factory-reset", type=float, default=0.0, metavar="RATE",
+                   help="share of the phones (0-1) reset to factory values every --drift-interval "
+                        "(0 BOOTSTRAP with defaults)")
+    p.add_argument("--drift-interval", type=float, metavar="S",
+                   help="seconds between rounds of --drift and --factory-reset (default: --inform-interval)")
     p.set_defaults(func=run)
 
 
@@ -235,9 +243,23 @@ class _CredentialWriter:
         self._store.close()
 
 
+def drift_options(args: argparse.Namespace) -> dict[str, float] | None:
+    """The DriftInjector's rates and interval, or None without --drift/--factory-reset.
+    Raises UsageError for a rate outside 0-1 or an interval that is not positive."""
+    if not args.drift and not args.factory_reset:
+        return None
+    for flag, rate in (("--drift", args.drift), ("--factory-reset", args.factory_reset)):
+        if not 0 <= rate <= 1:
+            raise UsageError(f"{flag} must be a share of the phones from 0 to 1, got {rate}")
+    interval = args.drift_interval if args.drift_interval is not None else args.inform_interval
+    if interval <= 0:
+        raise UsageError("--drift-interval must be positive")
+    return {"drift_rate": args.drift, "reset_rate": args.factory_reset, "interval": interval}
+
+
 async def run_simulation(reactor: Any, options: Mapping[str, Any], *, out: IO[str],
                          status_interval: float = 5.0, duration: float | None = None,
-                         cr_credentials_db: str | None = None) -> Any:
+                         cr_credentials_db: str | None = None, drift: Mapping[str, float] | None = None) -> Any:
     """Start the fleet in ``reactor``, print status lines to ``out``, stop after ``duration``
     seconds (or when the reactor stops) and print the summary. Returns the fleet.
 
@@ -268,6 +290,12 @@ async def run_simulation(reactor: Any, options: Mapping[str, Any], *, out: IO[st
         await fleet.stop()
         raise
     tasks = []
+    injector = None
+    if drift:
+        from acs_security.sim.drift import DriftInjector
+
+        injector = DriftInjector(reactor, fleet, seed=int(options.get("seed", 0)), **drift)
+        injector.start()
     if writer is not None:
         tasks.append(LoopingCall(writer.tick))
         tasks[-1].clock = reactor
@@ -298,6 +326,9 @@ async def run_simulation(reactor: Any, options: Mapping[str, Any], *, out: IO[st
     for task in tasks:
         if task.running:
             task.stop()
+    if injector is not None:
+        injector.stop()
+        print(f"drift: {injector.drifted} web-page change(s), {injector.resets} factory reset(s)", file=out)
     await fleet.stop()
     if writer is not None:
         writer.close()
@@ -313,6 +344,7 @@ async def run_simulation(reactor: Any, options: Mapping[str, Any], *, out: IO[st
 
 def run(args: argparse.Namespace) -> int:
     options = fleet_options(args)
+    drift = drift_options(args)
     from twisted.internet import reactor  # the process entry point: the global reactor
     from twisted.internet.defer import ensureDeferred
 
@@ -321,7 +353,7 @@ def run(args: argparse.Namespace) -> int:
     def start() -> None:
         d = ensureDeferred(run_simulation(
             reactor, options, out=sys.stdout, status_interval=args.status_interval,
-            duration=args.duration, cr_credentials_db=args.cr_credentials_db))
+            duration=args.duration, cr_credentials_db=args.cr_credentials_db, drift=drift))
 
         def finished(result: Any) -> None:
             if hasattr(result, "value"):

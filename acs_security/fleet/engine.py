@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from acs_security.connreq.policy import BackoffPolicy
+from acs_security.display import label_of
 from acs_security.fleet.cluster import ClusterMode, ClusterOptions
 from acs_security.fleet.joblog import job_event, maybe_progress
 from acs_security.fleet.live import JobOptions, LiveJob, LiveTask
@@ -210,9 +211,11 @@ class FleetEngine(SessionSide):
             tags=d.tags, device_id=d.device_id)]
 
     async def submit(self, policy: Policy, selector: Selector, options: JobOptions, *,
-                     deadline: timedelta, targets: list[TargetDevice] | None = None) -> LiveJob:
-        """Create the job durably, then start working on it. Raises ValueError when no
-        device matches."""
+                     deadline: timedelta, targets: list[TargetDevice] | None = None, kind: str = "push",
+                     extra_options: dict[str, Any] | None = None) -> LiveJob:
+        """Create the job durably, then start working on it. ``kind`` push or audit;
+        ``extra_options`` go into the job's options JSON (an audit's spec). Raises
+        ValueError when no device matches."""
         devices = targets if targets is not None else await self.targets(selector)
         if not devices:
             raise ValueError(f"no registered device matches {selector.text!r}")
@@ -220,8 +223,9 @@ class FleetEngine(SessionSide):
         now = datetime.fromtimestamp(self._clock.seconds(), UTC)
         rec = await self._store.call(
             "create_job", name=policy.name, policy=policy.to_json(), selector=selector.text,
-            options=options.to_json(), parameter_key_prefix=PARAMETER_KEY_PREFIX,
+            options={**options.to_json(), **(extra_options or {})}, parameter_key_prefix=PARAMETER_KEY_PREFIX,
             deadline=now + deadline, tasks=[(d.device_id, w) for d, w in zip(devices, waves, strict=True)],
+            kind=kind,
         )
         job = LiveJob.from_record(rec)
         job.created = self._clock.seconds()
@@ -244,6 +248,43 @@ class FleetEngine(SessionSide):
         job_event(job, "submitted", detail=f"{len(devices)} device(s) in {job.wave_count} wave(s), "
                                           f"ParameterKey {job.parameter_key}")
         return job
+
+    # -- for other session sides (audit jobs, acs_security/desired/audit_side.py) ---------
+
+    async def session_tasks_of(self, device_id: str, token: str) -> list[LiveTask]:
+        """The device's tasks this session may work on: from the store with several nodes
+        (read once per session, shared with the push side), else the engine's own."""
+        if self._cluster is not None:
+            tasks = self._session_tasks.get(token)
+            if tasks is None:
+                tasks = self._session_tasks[token] = await self._cluster.session_tasks(device_id)
+            return tasks
+        return list(self._by_device.get(device_id, ()))
+
+    def task_in_session(self, task: LiveTask) -> None:
+        """The device is in a session and the task's work starts (TaskEvent.SESSION)."""
+        task.job.apply(task, TaskEvent.SESSION, self._clock.seconds())
+
+    def record_outcome(self, task: LiveTask, event: TaskEvent, *, detail: str | None = None,
+                       fault: tuple[int, str] | None = None) -> Deferred[None]:
+        """A task's outcome, durable when the Deferred fires (as the push side's)."""
+        return self._outcome(task, event, detail=detail, fault=fault)
+
+    def task_session_lost(self, task: LiveTask, outcome: str) -> None:
+        """The session ended before the device answered: the task is pending again, retried
+        after the backoff (as the push side does)."""
+        if task.state is TaskState.IN_SESSION:
+            now = self._clock.seconds()
+            task.job.apply(task, TaskEvent.SESSION_LOST, now)
+            task.detail = f"session ended ({outcome}) before the device answered"
+            task.next_attempt = now + self.limits.backoff.delay(1, self._random())
+            self._writer.mark(task.update(now))
+        self.settle(task)
+
+    def settle(self, task: LiveTask) -> None:
+        """With several nodes, forget a task this node holds no claim on once its session is done."""
+        if self._cluster is not None and task.state is not TaskState.IN_SESSION:
+            self._cluster.settled(task)
 
     def _batch_size(self, device: TargetDevice | None) -> int | None:
         if device is None:
@@ -522,8 +563,8 @@ class FleetEngine(SessionSide):
         task.next_attempt = now + self.limits.backoff.delay(1, self._random())
         self._writer.mark(task.update(now))
         if not isinstance(exc, StoreUnavailable):
-            log.warn("cannot read the connection-request credential of {device}: {error}",
-                     device=task.device_id, error=str(exc))
+            log.warn("cannot read the connection-request credential of {label}: {error}",
+                     device=task.device_id, label=label_of(task.device_id), error=str(exc))
 
     async def _credential(self, device_id: str) -> tuple[str, str] | None:
         if self._cr_credentials is not None:

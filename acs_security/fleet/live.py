@@ -103,6 +103,11 @@ class LiveJob:
     durations: list[float] = field(default_factory=list)
     # The node name written with every task change (None: leave the column as it is).
     node: str | None = None
+    # push: the policy's SetParameterValues (fleet/session_side.py); audit: GetParameterValues
+    # of the settings assignments control (acs_security/desired/audit_side.py), whose spec
+    # ({"assignments": [ids] or None}) is ``audit``.
+    kind: str = "push"
+    audit: dict[str, Any] | None = None
 
     @classmethod
     def from_record(cls, rec: JobRecord) -> LiveJob:
@@ -111,7 +116,8 @@ class LiveJob:
             options=JobOptions.from_json(rec.options), parameter_key=rec.parameter_key,
             state=rec.state, current_wave=rec.current_wave, wave_count=rec.wave_count,
             deadline=rec.deadline.timestamp(), created=rec.created_at.timestamp(), reason=rec.reason,
-            brake_released=rec.brake_released,
+            brake_released=rec.brake_released, kind=rec.kind,
+            audit=rec.options.get("audit") if isinstance(rec.options.get("audit"), dict) else None,
         )
 
     def refresh(self, rec: JobRecord) -> None:

@@ -92,6 +92,8 @@ class SessionSide:
         now = self._clock.seconds()
         for task in list(tasks):
             job = task.job
+            if job.kind != "push":
+                continue  # audits have their own session side (acs_security/desired/audit_side.py)
             if task.state not in (TaskState.PENDING, TaskState.REQUESTED, TaskState.IN_SESSION):
                 continue
             if key is not None and key == job.parameter_key:
@@ -110,7 +112,7 @@ class SessionSide:
         if self._cluster is not None:
             chosen = ctx.provisioner_state.task if ctx.provisioner_state is not None else None
             for task in tasks:
-                if task is not chosen and task.state is not TaskState.IN_SESSION:
+                if task is not chosen and task.state is not TaskState.IN_SESSION and task.job.kind == "push":
                     self._cluster.settled(task)
 
     async def next_request(self, ctx: SessionContext) -> Any | None:

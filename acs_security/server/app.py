@@ -29,6 +29,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -41,13 +42,19 @@ from acs_security.connreq.http_client import HttpConnectionRequester
 from acs_security.connreq.pool import QuietConnectionPool
 from acs_security.connreq.udp_client import UdpConnectionRequester
 from acs_security.console import make_console
+from acs_security.desired.audit_side import AuditSide
+from acs_security.desired.composite import CompositeProvisioner
+from acs_security.desired.live import LiveAssignments
+from acs_security.desired.service import DesiredService
+from acs_security.desired.session import DesiredSide
 from acs_security.fleet.cluster import ClusterOptions
-from acs_security.fleet.engine import EngineLimits, FleetEngine
+from acs_security.fleet.engine import PARAMETER_KEY_PREFIX, EngineLimits, FleetEngine
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.policy.guardrails import context_from_config
 from acs_security.secrets import KeyFileError, SecretStore, digest_nonce_key, open_codec, unknown_key_ids
 from acs_security.server.addresses import TrustedProxies
 from acs_security.server.api import ApiResource
+from acs_security.server.api_desired import desired_routes
 from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token, new_token
 from acs_security.server.config import DEFAULT_TLS_CIPHERS, ConfigError, Endpoint, ServerConfig
 from acs_security.server.cpe_auth import CpeAuthenticator, StoreNonceUses
@@ -189,6 +196,12 @@ class AcsServer:
     _wsgi_pool: Any = None
     _udp_port: Any = None
     leases: DeviceLeases | None = None
+    live: LiveAssignments | None = None
+    desired: DesiredSide | None = None
+    desired_service: DesiredService | None = None
+    _gauges: dict[tuple[str, str], int] = field(default_factory=dict)
+    _gauges_busy: bool = False
+    _gauge_loop: Any = None
     connection_counts: dict[str, ConnectionCounts] = field(default_factory=dict)
     refusal_log: RefusalLog | None = None
     outages: OutageLog | None = None
@@ -262,10 +275,48 @@ class AcsServer:
                                 cr_session_wait=cfg.cr_session_wait),
         )
 
+    def _make_provisioner(self, engine: FleetEngine) -> Provisioner:
+        """The sessions' provisioner: the job engine first (a push wins the session), then
+        audit jobs, then the assignments (decision 0009). The assignments are loaded now,
+        before the endpoint listens, so that the first sessions are enforced."""
+        cfg = self.config
+        ds = self.deferred_store
+        self.live = LiveAssignments(ds, self.reactor, sync_interval=cfg.desired_sync_interval,
+                                    cache_size=cfg.desired_memory)
+        records = self.store.list_assignments()
+        self.live.load(records, self.store.assignment_generation(),
+                       self.store.all_device_tags() if records else {})
+        self.desired = DesiredSide(self.live, store=ds, clock=self.reactor, node=cfg.node,
+                                   job_key_prefix=PARAMETER_KEY_PREFIX, observe_event=self.metrics.observe_desired)
+        audit = AuditSide(engine, self.live, self.desired, store=ds, clock=self.reactor, node=cfg.node)
+        return cast(Provisioner, CompositeProvisioner([engine, audit, self.desired]))
+
     async def start_engine(self) -> None:
-        """Resume unfinished jobs and start the tick (after start())."""
+        """Resume unfinished jobs and start the tick, keep the assignments current and the
+        compliance gauges fed (after start())."""
         if self.engine is not None:
             await self.engine.start()
+        if self.live is not None:
+            await self.live.start()
+        if self.desired_service is not None:
+            self._gauge_loop = LoopingCall(self._refresh_gauges)
+            self._gauge_loop.clock = self.reactor
+            self._gauge_loop.start(self.config.desired_metrics_interval, now=True)
+
+    def _refresh_gauges(self) -> None:
+        if self._gauges_busy or self.desired_service is None:
+            return
+        self._gauges_busy = True
+        d = Deferred.fromCoroutine(self.desired_service.gauges())
+
+        def done(result: Any) -> None:
+            self._gauges_busy = False
+            if isinstance(result, dict):
+                self._gauges = result
+            else:
+                log.warn("cannot read compliance counts: {error}", error=result.getErrorMessage())
+
+        d.addBoth(done)
 
     def start(self) -> None:
         """Open the store and listen. Raises ConfigError / StoreError / CannotListenError."""
@@ -325,7 +376,7 @@ class AcsServer:
             )
         if self.provisioner is None:
             self.engine = self._make_engine()
-            self.provisioner = self.engine
+            self.provisioner = self._make_provisioner(self.engine)
         if cfg.clustered and self.runs_cwmp:
             # One CWMP session per device across the nodes (a lease row in the store).
             self.leases = DeviceLeases(self.deferred_store, self.reactor, cfg.node, cfg.session_lease)
@@ -351,6 +402,10 @@ class AcsServer:
             raise ConfigError(f"tls_ciphers: {exc}") from None
         self.service = FleetService(self.deferred_store, engine=self.engine, clock=self.reactor,
                                     acs_context=acs_context)
+        self.desired_service = DesiredService(self.deferred_store, fleet=self.service, engine=self.engine,
+                                              live=self.live, clock=self.reactor)
+        self.service.desired = self.desired_service
+        self.metrics.watch_desired(lambda: self._gauges)
         if self.engine is not None:
             engine = self.engine
             self.metrics.watch_engine(lambda: engine_states(engine))
@@ -366,6 +421,8 @@ class AcsServer:
             tokens=self.token_admin, metrics=self.metrics, openapi=openapi_document, soap=soap,
             ops_only=cfg.role in ("cwmp", "jobs"), refusal_log=self.refusal_log,
             info={"node": cfg.node, "role": cfg.role} if cfg.clustered else None)
+        if cfg.role not in ("cwmp", "jobs"):
+            self.api.add_routes(desired_routes(self.api))
         if cfg.console and cfg.role in ("all", "api"):
             # The web console on the same listener, with the same roles (the API's route
             # table) and the same service layer; its sessions live in the store.
@@ -373,7 +430,8 @@ class AcsServer:
                 store=self.deferred_store, service=self.service, clock=self.reactor,
                 random_bytes=self.random_bytes, role_for=self.api.role_for,
                 max_age=cfg.console_session_max_age, idle_timeout=cfg.console_idle_timeout,
-                trusted=TrustedProxies(cfg.trusted_proxies), refusal_log=self.refusal_log, metrics=self.metrics)
+                trusted=TrustedProxies(cfg.trusted_proxies), refusal_log=self.refusal_log, metrics=self.metrics,
+                desired=self.desired_service)
         # Connection limits and time limits (server/edge.py, server/http.py): the CWMP listeners
         # share one count, the API has its own, so phones cannot crowd operators out.
         limits = EdgeLimits(
@@ -464,6 +522,10 @@ class AcsServer:
             self._udp_port = None
         if self.engine is not None:
             ds.append(Deferred.fromCoroutine(self.engine.stop()))
+        if self.live is not None:
+            self.live.stop()
+        if self._gauge_loop is not None and self._gauge_loop.running:
+            self._gauge_loop.stop()
         if self.outages is not None:
             self.outages.stop()
 

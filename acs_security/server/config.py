@@ -128,6 +128,9 @@ class ServerConfig:
     claim_batch: int = 200
     session_lease: float = 90.0
     sync_interval: float = 1.0
+    desired_sync_interval: float = 5.0
+    desired_memory: int = 200_000
+    desired_metrics_interval: float = 60.0
     refusal_log_burst: int = 10
     refusal_log_window: float = 60.0
     console: bool = True
@@ -192,6 +195,10 @@ class ServerConfig:
         if self.session_lease <= 1.5 * self.session_timeout:
             raise ConfigError("session_lease must be longer than 1.5 x session_timeout (a live session "
                               "renews its lease every third of it, and may then be idle for session_timeout)")
+        if not 0.1 <= self.desired_sync_interval <= 3600 or not 1 <= self.desired_metrics_interval <= 86400:
+            raise ConfigError("desired_sync_interval must be 0.1-3600 s and desired_metrics_interval 1-86400 s")
+        if not 0 <= self.desired_memory <= 50_000_000:
+            raise ConfigError("desired_memory must be 0-50000000 devices")
         if self.node_id is not None and not (0 < len(self.node_id) <= 64 and self.node_id.isprintable()):
             raise ConfigError("node_id must be 1-64 printable characters")
         if not 0 <= self.refusal_log_burst <= 10_000:
@@ -325,6 +332,12 @@ FIELDS: dict[str, tuple[str, str]] = {
                                "node dies, its devices' next sessions wait this long (default 90)"),
     "sync_interval": ("float", "seconds between a job runner's reads of job states and counts from the "
                                "store, and its claim renewals (default 1)"),
+    "desired_sync_interval": ("float", "seconds between a node's checks of the assignments in the store: a change "
+                                       "made through another node is enforced here after at most this (default 5)"),
+    "desired_memory": ("int", "devices whose settled desired state a node remembers, so that their periodic "
+                              "sessions read nothing from the store (about 200 bytes each; 0: off; default 200000)"),
+    "desired_metrics_interval": ("float", "seconds between reads of the compliance counts from the store for "
+                                          "the acs_desired_devices gauges (default 60)"),
     "refusal_log_burst": ("int", "refused requests (phones and API clients) logged one line each per source "
                                  "address and refusal_log_window; the rest make one summary line per source "
                                  "and window (default 10; 0: summaries only)"),

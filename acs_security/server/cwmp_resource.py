@@ -48,7 +48,7 @@ from acs_security.cwmp.session import (
     Session,
 )
 from acs_security.cwmp.soap import Limits
-from acs_security.display import device_label, printable
+from acs_security.display import device_label, label_of, printable
 from acs_security.server.cpe_auth import CpeAuthenticator
 from acs_security.server.http import BodyError, decode_body
 from acs_security.server.leases import DeviceLeases
@@ -410,7 +410,8 @@ class CwmpResource(Resource):
         remote = _remote(request)
         # One line each for the first refusals of an address per window, then a summary.
         self._refusals.refused(remote, _refusal_key(reason), lambda: emit(
-            "refused {device} from {remote}: {reason}", device=device_id, remote=remote, reason=reason))
+            "refused {label} from {remote}: {reason}", device=device_id, label=label_of(device_id),
+            remote=remote, reason=printable(reason)))
         if self._observer is not None:
             entry: dict[str, Any] = {"device": device_id, "remote": _remote(request),
                                      "outcome": "refused", "detail": reason}

@@ -27,6 +27,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from acs_security.display import label_of
 from acs_security.server.sessions import SessionContext
 from acs_security.store.errors import StoreUnavailable
 
@@ -108,11 +109,11 @@ class DeviceLeases:
             if not held:
                 # Only after the store was unreachable for most of a lease: another node
                 # may have taken the device; this session ends at its next timeout at most.
-                log.warn("session lease on {device} lost: it lapsed before it was renewed",
-                         device=device_id)
+                log.warn("session lease on {label} lost: it lapsed before it was renewed",
+                         label=label_of(device_id), device=device_id)
 
         def failed(failure: Failure) -> None:
-            _log_failure(failure, "cannot renew the session lease on {device}: {error}", device_id)
+            _log_failure(failure, "cannot renew the session lease on {label}: {error}", device_id)
 
         self._store.call("renew_device_session", device_id, ctx.token, self._until(now)).addCallbacks(
             renewed, failed)
@@ -129,7 +130,7 @@ class DeviceLeases:
         device_id = ctx.device_id
 
         def failed(failure: Failure) -> None:
-            _log_failure(failure, "cannot release the session lease on {device}: {error}", device_id)
+            _log_failure(failure, "cannot release the session lease on {label}: {error}", device_id)
 
         d: Deferred[None] = self._store.call("release_device_session", device_id, ctx.token)
         return d.addCallbacks(lambda _: None, failed)
@@ -144,4 +145,4 @@ def _log_failure(failure: Failure, text: str, device_id: str) -> None:
     # During a database outage every session's lease call fails: the outage is logged once
     # (server/outages.py), so these are debug lines then; other failures stay warnings.
     emit = log.debug if failure.check(StoreUnavailable) else log.warn
-    emit(text, device=device_id, error=failure.getErrorMessage())
+    emit(text, device=device_id, label=label_of(device_id), error=failure.getErrorMessage())

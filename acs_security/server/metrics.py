@@ -74,6 +74,19 @@ class _EngineCollector:
         yield g
 
 
+class _DesiredCollector:
+    """acs_desired_devices{assignment, state} from a snapshot of store counts."""
+
+    def __init__(self, source: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._source = source
+
+    def collect(self) -> Any:
+        g = GaugeMetricFamily("acs_desired_devices", "Devices an enabled assignment selects, by compliance state "
+                              "(compliant, drifted, faulted, skipped, overridden, unknown; selected: all of them), "
+                              "from the store", labels=["assignment", "state"])
+        for (assignment, state), n in sorted(self._source().items()):
+            g.add_metric([_label(assignment), _label(state)], n)
+        yield g
 class _ConnectionCollector:
     """Open connections per listener group, read from the groups' counts when scraped."""
 
@@ -129,6 +142,15 @@ class AcsMetrics:
             "device is in a session on another node)", ["reason"], registry=r)
         self.api_requests = Counter("acs_nbi_requests", "Northbound requests, by face and HTTP status",
                                     ["face", "status"], registry=r)
+        # Desired state (decision 0009): how sessions judged assigned devices, what they sent,
+        # what drift they found; the compliance gauges come from the store (watch_desired).
+        self.desired_checks = Counter(
+            "acs_desired_checks", "Sessions of devices that assignments select, by check (fast: settled and "
+            "remembered, no store read; full)", ["check"], registry=r)
+        self.desired_sets = Counter("acs_desired_sets", "SetParameterValues of assignments, by result",
+                                    ["result"], registry=r)
+        self.desired_drift = Counter("acs_desired_drift", "Drift of controlled settings found, by action "
+                                     "(corrected, reported, correction_failed)", ["action"], registry=r)
         self.connections_closed = Counter(
             "acs_http_connections_closed", "Connections the server closed for a timeout, by listener and "
             "reason (header_timeout, body_timeout, idle_timeout)", ["listener", "reason"], registry=r)
@@ -147,6 +169,17 @@ class AcsMetrics:
         """Report jobs and tasks by state from ``source()`` -> (jobs, tasks) at each scrape."""
         self.registry.register(_EngineCollector(source))
 
+    def observe_desired(self, counter: str, label: str) -> None:
+        """One event of the assignments' session side: ("check", fast|full), ("set",
+        applied|faulted), ("drift", action)."""
+        metric = {"check": self.desired_checks, "set": self.desired_sets, "drift": self.desired_drift}.get(counter)
+        if metric is not None:
+            metric.labels(_label(label)).inc()
+
+    def watch_desired(self, source: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Report devices per assignment and compliance state from ``source()`` at each scrape
+        (a snapshot the server refreshes from the store, so every node reports the same)."""
+        self.registry.register(_DesiredCollector(source))
     def watch_connections(self, groups: Mapping[str, Any]) -> None:
         """Report the open connections of each listener group (name -> ConnectionCounts)."""
         self.registry.register(_ConnectionCollector(groups))

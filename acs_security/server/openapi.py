@@ -60,7 +60,8 @@ SCHEMAS: dict[str, Any] = {
         "max_in_progress": _I, "force": {"type": "array", "items": _S},
     }, ["policy", "select"]),
     "Job": _obj({
-        "id": _I, "name": _S, "state": {"enum": ["running", "halted", "cancelled", "completed"]},
+        "id": _I, "name": _S, "kind": {"enum": ["push", "audit"]},
+        "state": {"enum": ["running", "halted", "cancelled", "completed"]},
         "selector": _S, "parameter_key": _S, "options": {"type": "object"}, "current_wave": _I,
         "wave_count": _I, "reason": _NS, "created_at": _S, "deadline": _S, "finished_at": _NS,
         "counts": {"type": "object", "additionalProperties": _I}, "total": _I,
@@ -95,6 +96,53 @@ SCHEMAS: dict[str, Any] = {
                                                           "description": "shown this once"}}, ["token"])]},
     "TokenRequest": _obj({"name": _S, "role": {"enum": ["viewer", "operator", "admin"]}}, ["name", "role"]),
     "TokenList": _obj({"tokens": {"type": "array", "items": _ref("Token")}}, ["tokens"]),
+    # Desired state (docs/desired-state.md): assignments, compliance, drift, audits.
+    "AssignmentRequest": _obj({
+        "policy": {"type": "string", "description": "policy document: TOML or cfg.xml"}, "policy_name": _S,
+        "name": {"type": "string", "description": "default: the policy's name; an existing name makes a new "
+                                                  "revision"},
+        "select": {"type": "string", "description": "target selector, e.g. product_class=CP-8851-3PCC"},
+        "priority": {"type": "integer", "description": "higher wins where assignments set the same setting"},
+        "mode": {"enum": ["enforce", "audit"]}, "force": {"type": "array", "items": _S},
+        "dry_run": {"type": "boolean"}}, ["policy", "select"]),
+    "Assignment": _obj({
+        "id": _I, "name": _S, "policy_name": _S, "selector": _S, "priority": _I,
+        "mode": {"enum": ["enforce", "audit"]}, "enabled": {"type": "boolean"}, "revision": _I,
+        "parameter_key": _S, "policy": {"type": "object"}, "created_at": _S, "updated_at": _S,
+        "counts": {"type": "object", "additionalProperties": _I}}, ["id", "name", "revision", "mode"]),
+    "AssignmentResult": _obj({
+        "selected": _I, "selected_by_model": {"type": "object", "additionalProperties": _I},
+        "findings": {"type": "array", "items": _ref("Finding")}, "conflicts": {"type": "array"},
+        "created": {"type": "boolean"}, "unchanged": {"type": "boolean"}, "dry_run": {"type": "boolean"},
+        "would": _S, "id": _I, "name": _S, "revision": _I}, ["selected"]),
+    "AssignmentList": _obj({"total": _I, "assignments": {"type": "array", "items": _ref("Assignment")}},
+                           ["total", "assignments"]),
+    "Compliance": _obj({
+        "assignment": _S, "id": _I, "revision": _I, "selected": _I, "compliant": _I, "drifted": _I,
+        "faulted": _I, "skipped": _I, "overridden": _I, "unknown": _I,
+        "compliant_ratio": {"type": ["number", "null"]}, "drifted_ratio": {"type": ["number", "null"]},
+        "by_model": {"type": "array", "items": {"type": "object"}},
+        "by_firmware": {"type": "array", "items": {"type": "object"}}}, ["assignment", "selected", "by_model"]),
+    "AssignmentDevicePage": _obj({"assignment": _S, "total": _I, "limit": _I, "offset": _I,
+                                  "devices": {"type": "array", "items": {"type": "object"}}},
+                                 ["total", "devices"]),
+    "DriftEvent": _obj({"id": _I, "at": _S, "kind": {"enum": ["drift", "job_conflict", "factory_reset"]},
+                        "assignment": _S, "assignment_id": _NI, "setting": _NS, "path": _NS, "old": _NS,
+                        "new": _NS, "event": _S, "action": _S, "job_id": _NI, "node": _NS},
+                       ["at", "kind", "event", "action"]),
+    "DriftHistory": _obj({"device_id": _S, "serial_number": _S, "product_class": _S, "total": _I, "limit": _I,
+                          "offset": _I, "events": {"type": "array", "items": _ref("DriftEvent")}},
+                         ["device_id", "total", "events"]),
+    "DesiredView": _obj({"device_id": _S, "serial_number": _S, "product_class": _S, "software_version": _NS,
+                         "parameter_key": _NS, "assignments": {"type": "array", "items": {"type": "object"}},
+                         "settings": {"type": "array", "items": {"type": "object"}}},
+                        ["device_id", "assignments", "settings"]),
+    "AuditRequest": _obj({"select": _S, "assignment": _S, "assignments": {"type": "array", "items": _S},
+                          "wave": _NI, "max_in_progress": _I, "deadline": _S, "canary": _S}),
+    "AuditReport": _obj({"job": _ref("Job"), "totals": {"type": "object", "additionalProperties": _I},
+                         "devices": {"type": "array", "items": {"type": "object"}},
+                         "settings": {"type": "array", "items": {"type": "object"}}},
+                        ["job", "totals", "devices", "settings"]),
 }
 
 _PROBLEM = {"application/problem+json": {"schema": _ref("Problem")}}
@@ -132,6 +180,7 @@ _LIMIT = _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page s
 _OFFSET = _q("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000}, "rows to skip")
 _JOB = _p("job_id", {"type": "integer", "minimum": 1, "maximum": 999_999_999})
 _DEVICE = _p("device_id", {"type": "string", "pattern": "^[^/]+$"})
+_REF = _p("ref", {"type": "string", "pattern": "^[^/]+$"})
 _TASK_STATES = ["pending", "requested", "in_session", "applied", "applied_pending_reboot", "faulted",
                 "unreachable", "skipped", "cancelled"]
 
@@ -189,6 +238,47 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "post": _op("createToken", "create a token; the answer shows it this once",
                         {"201": _json(_ref("NewToken"), "created")}, role="admin", body="TokenRequest"),
         },
+        "/api/v1/assignments": {
+            "get": _op("listAssignments", "assignments with their devices' states", {
+                "200": _json(_ref("AssignmentList"))}),
+            "post": _op("assign", "assign a policy to the devices a selector names (a new revision when the "
+                                  "name exists; dry_run: plan only)", {
+                "201": _json(_ref("AssignmentResult"), "created"),
+                "200": _json(_ref("AssignmentResult"), "a new revision, unchanged, or a dry run")},
+                role="operator", body="AssignmentRequest"),
+        },
+        "/api/v1/assignments/{ref}": {
+            "get": _op("getAssignment", "one assignment (by name or id)", {"200": _json(_ref("Assignment"))},
+                       params=[_REF]),
+            "delete": _op("deleteAssignment", "delete an assignment (devices keep their values)", {
+                "200": _json(_obj({"deleted": _S, "id": _I}, ["deleted"]))}, role="operator", params=[_REF]),
+        },
+        "/api/v1/assignments/{ref}/enable": {"post": _op("enableAssignment", "enable (conflicts checked)", {
+            "200": _json(_ref("Assignment"))}, role="operator", params=[_REF])},
+        "/api/v1/assignments/{ref}/disable": {"post": _op("disableAssignment", "disable", {
+            "200": _json(_ref("Assignment"))}, role="operator", params=[_REF])},
+        "/api/v1/assignments/{ref}/compliance": {"get": _op(
+            "assignmentCompliance", "compliance counts and ratios, by model and by firmware",
+            {"200": _json(_ref("Compliance"))}, params=[_REF])},
+        "/api/v1/assignments/{ref}/devices": {"get": _op(
+            "assignmentDevices", "the devices an assignment selects, with their state",
+            {"200": _json(_ref("AssignmentDevicePage"))}, params=[_REF, _LIMIT, _OFFSET, _q("state", {
+                "enum": ["compliant", "drifted", "faulted", "skipped", "overridden", "unknown"]})])},
+        "/api/v1/devices/{device_id}/drift": {"get": _op(
+            "deviceDrift", "a device's drift history, newest first", {"200": _json(_ref("DriftHistory"))},
+            params=[_DEVICE, _LIMIT, _OFFSET])},
+        "/api/v1/devices/{device_id}/desired": {"get": _op(
+            "deviceDesired", "a device's desired values next to the known ones (secrets masked)",
+            {"200": _json(_ref("DesiredView"))}, params=[_DEVICE])},
+        "/api/v1/audits": {"post": _op("startAudit", "read the controlled settings of assigned devices "
+                                                      "(a job of kind audit)",
+                                       {"201": _json(_ref("Job"), "audit job created")}, role="operator",
+                                       body="AuditRequest")},
+        "/api/v1/audits/{job_id}/report": {"get": _op("auditReport", "an audit's verdicts per setting and "
+                                                                     "model, and per device", {"200": {
+            "description": "report", "content": {"application/json": {"schema": _ref("AuditReport")},
+                                                 "text/csv": {"schema": _S}}}},
+            params=[_JOB, _q("format", {"enum": ["json", "csv"]})])},
         "/api/v1/tokens/{name}": {"delete": _op("revokeToken", "revoke a token at once", {
             "200": _json(_obj({"name": _S, "revoked": {"type": "boolean"}}, ["name", "revoked"]))},
             role="admin", params=[_p("name", {"type": "string", "pattern": "^[^/]+$"})])},

@@ -72,7 +72,7 @@ class SoapUnavailable(Resource):
 def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]], Any]) -> Any:
     """The spyne Application; ``call(ctx, role, fn)`` runs ``fn(service)`` on the reactor
     for a caller whose role allows ``role`` and returns its result."""
-    from spyne import Application, Array, Boolean, ComplexModel, Integer, ServiceBase, Unicode, rpc
+    from spyne import Application, Array, Boolean, ComplexModel, Double, Integer, ServiceBase, Unicode, rpc
     from spyne.protocol.soap import Soap11
 
     class StateCount(ComplexModel):
@@ -84,6 +84,7 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
         __namespace__ = NAMESPACE
         id = Integer
         name = Unicode
+        kind = Unicode
         state = Unicode
         selector = Unicode
         parameter_key = Unicode
@@ -140,8 +141,83 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
         exit = Integer
         findings = Array(Finding)
 
+    class Assignment(ComplexModel):
+        __namespace__ = NAMESPACE
+        id = Integer
+        name = Unicode
+        policy_name = Unicode
+        selector = Unicode
+        priority = Integer
+        mode = Unicode
+        enabled = Boolean
+        revision = Integer
+        parameter_key = Unicode
+        created_at = Unicode
+        updated_at = Unicode
+        counts = Array(StateCount)
+
+    class AssignmentPage(ComplexModel):
+        __namespace__ = NAMESPACE
+        total = Integer
+        assignments = Array(Assignment)
+
+    class ComplianceRow(ComplexModel):
+        __namespace__ = NAMESPACE
+        product_class = Unicode
+        software_version = Unicode
+        selected = Integer
+        compliant = Integer
+        drifted = Integer
+        faulted = Integer
+        skipped = Integer
+        overridden = Integer
+        unknown = Integer
+        compliant_ratio = Double
+
+    class Compliance(ComplexModel):
+        __namespace__ = NAMESPACE
+        assignment = Unicode
+        revision = Integer
+        total = ComplianceRow
+        by_model = Array(ComplianceRow)
+        by_firmware = Array(ComplianceRow)
+
+    class DriftEvent(ComplexModel):
+        __namespace__ = NAMESPACE
+        at = Unicode
+        kind = Unicode
+        assignment = Unicode
+        setting = Unicode
+        path = Unicode
+        old = Unicode
+        new = Unicode
+        event = Unicode
+        action = Unicode
+        job_id = Integer
+
+    class DriftPage(ComplexModel):
+        __namespace__ = NAMESPACE
+        total = Integer
+        events = Array(DriftEvent)
+
+    def assignment_model(d: dict[str, Any]) -> Any:
+        return Assignment(id=d["id"], name=d["name"], policy_name=d["policy_name"], selector=d["selector"],
+                          priority=d["priority"], mode=d["mode"], enabled=d["enabled"], revision=d["revision"],
+                          parameter_key=d["parameter_key"], created_at=d["created_at"], updated_at=d["updated_at"],
+                          counts=[StateCount(state=k, count=v) for k, v in sorted((d.get("counts") or {}).items())])
+
+    def compliance_row(d: dict[str, Any]) -> Any:
+        return ComplianceRow(**{k: d.get(k) for k in ("product_class", "software_version", "selected", "compliant",
+                                                      "drifted", "faulted", "skipped", "overridden", "unknown",
+                                                      "compliant_ratio")})
+
+    def desired(s: FleetService) -> Any:
+        if s.desired is None:
+            raise ServiceError(404, "not found", "desired state is not served here")
+        return s.desired
+
     def job(d: dict[str, Any]) -> Any:
-        return Job(id=d["id"], name=d["name"], state=d["state"], selector=d["selector"],
+        return Job(id=d["id"], name=d["name"], kind=d.get("kind"), state=d["state"], selector=d["selector"],
                    parameter_key=d["parameter_key"], current_wave=d["current_wave"],
                    wave_count=d["wave_count"], total=d["total"], reason=d["reason"],
                    created_at=d["created_at"], deadline=d["deadline"], finished_at=d["finished_at"],
@@ -222,6 +298,67 @@ def _build_application(call: Callable[[Any, str, Callable[[FleetService], Any]],
         @rpc(Unicode(min_occurs=1), _returns=Unicode)
         def DeviceCfgXml(ctx, device_id):  # noqa: N802
             return call(ctx, "viewer", lambda s: s.device_cfgxml(device_id)).decode("utf-8")
+
+        # -- desired state (docs/desired-state.md) --
+
+        @rpc(Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode, Integer, Unicode, Unicode, Array(Unicode),
+             _returns=Assignment)
+        def Assign(ctx, policy, select, name, priority, mode, policy_name, force):  # noqa: N802
+            request = {"policy": policy, "select": select}
+            for key, value in (("name", name), ("priority", priority), ("mode", mode), ("policy_name", policy_name)):
+                if value is not None:
+                    request[key] = value
+            if force:
+                request["force"] = list(force)
+            return assignment_model(call(ctx, "operator", lambda s: desired(s).assign(request)))
+
+        @rpc(_returns=AssignmentPage)
+        def ListAssignments(ctx):  # noqa: N802
+            page = call(ctx, "viewer", lambda s: desired(s).list_assignments())
+            return AssignmentPage(total=page["total"], assignments=[assignment_model(a) for a in page["assignments"]])
+
+        @rpc(Unicode(min_occurs=1), _returns=Assignment)
+        def GetAssignment(ctx, ref):  # noqa: N802
+            return assignment_model(call(ctx, "viewer", lambda s: desired(s).get_assignment(ref)))
+
+        @rpc(Unicode(min_occurs=1), _returns=Assignment)
+        def EnableAssignment(ctx, ref):  # noqa: N802
+            return assignment_model(call(ctx, "operator", lambda s: desired(s).set_enabled(ref, True)))
+
+        @rpc(Unicode(min_occurs=1), _returns=Assignment)
+        def DisableAssignment(ctx, ref):  # noqa: N802
+            return assignment_model(call(ctx, "operator", lambda s: desired(s).set_enabled(ref, False)))
+
+        @rpc(Unicode(min_occurs=1), _returns=Unicode)
+        def DeleteAssignment(ctx, ref):  # noqa: N802
+            return call(ctx, "operator", lambda s: desired(s).delete_assignment(ref))["deleted"]
+
+        @rpc(Unicode(min_occurs=1), _returns=Compliance)
+        def AssignmentCompliance(ctx, ref):  # noqa: N802
+            d = call(ctx, "viewer", lambda s: desired(s).compliance(ref))
+            return Compliance(assignment=d["assignment"], revision=d["revision"], total=compliance_row(d),
+                              by_model=[compliance_row(r) for r in d["by_model"]],
+                              by_firmware=[compliance_row(r) for r in d["by_firmware"]])
+
+        @rpc(Unicode(min_occurs=1), Integer, Integer, _returns=DriftPage)
+        def DeviceDrift(ctx, device_id, limit, offset):  # noqa: N802
+            page = call(ctx, "viewer", lambda s: desired(s).device_drift(device_id, limit=limit or 100,
+                                                                        offset=offset or 0))
+            return DriftPage(total=page["total"], events=[
+                DriftEvent(**{k: e.get(k) for k in ("at", "kind", "assignment", "setting", "path", "old", "new",
+                                                     "event", "action", "job_id")}) for e in page["events"]])
+
+        @rpc(Unicode, Unicode, Integer, Unicode, _returns=Job)
+        def StartAudit(ctx, select, assignment, wave, deadline):  # noqa: N802
+            request = {"select": select or "all"}
+            for key, value in (("assignment", assignment), ("wave", wave), ("deadline", deadline)):
+                if value is not None:
+                    request[key] = value
+            return job(call(ctx, "operator", lambda s: desired(s).submit_audit(request)))
+
+        @rpc(Integer(min_occurs=1), _returns=Unicode)
+        def AuditReportCsv(ctx, job_id):  # noqa: N802
+            return call(ctx, "viewer", lambda s: desired(s).audit_report(job_id, fmt="csv")).decode("utf-8")
 
     return Application([FleetSoapService], tns=NAMESPACE, name="AcsSecurityNbi",
                        in_protocol=Soap11(validator="lxml"), out_protocol=Soap11())

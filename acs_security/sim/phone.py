@@ -318,6 +318,10 @@ class Phone:
             return self._attrs[path][1]
         return ()
 
+    def active_notification(self) -> list[str]:
+        """Paths the ACS set to active notification (Notification=2), in order."""
+        return sorted(p for p, (n, _) in (self._attrs or {}).items() if n == 2)
+
     def set_attribute(self, path: str, notification: int | None,
                       access_list: tuple[str, ...] | None) -> None:
         if self._attrs is None:

@@ -59,7 +59,9 @@ def make_threadpool(store: Store) -> ThreadPool:
 #: A digest nonce's use is recorded once per authenticated session, on the session's path too.
 GROUPED: frozenset[str] = frozenset({"set_device_parameters", "update_tasks", "claim_device_session",
                                      "renew_device_session", "release_device_session",
-                                     "use_digest_nonce"})
+                                     "use_digest_nonce",
+                                     # desired state: a session's outcome and an audit's reading
+                                     "record_desired", "record_audit"})
 
 
 def _commit_group(store: Store, calls: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]]

@@ -32,6 +32,8 @@ class JobRecord:
     deadline: datetime
     finished_at: datetime | None
     brake_released: int = -1
+    # push, or audit (GetParameterValues of assigned settings; store migration step 6).
+    kind: str = "push"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ def job_from_row(row: Any) -> JobRecord:
         current_wave=row.current_wave, wave_count=row.wave_count, total=row.total,
         reason=row.reason, created_at=row.created_at, updated_at=row.updated_at,
         deadline=row.deadline, finished_at=row.finished_at, brake_released=row.brake_released,
+        kind=row.kind,
     )
 
 

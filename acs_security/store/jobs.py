@@ -24,9 +24,10 @@ from acs_security.store.jobrecords import job_from_row as _job
 from acs_security.store.jobrecords import task_from_row as _task
 from acs_security.store.records import check_aware, check_text
 
-__all__ = ["JobRecord", "TaskRecord", "TaskUpdate", "JobsMixin", "TargetDevice", "JOB_STATES"]
+__all__ = ["JobRecord", "TaskRecord", "TaskUpdate", "JobsMixin", "TargetDevice", "JOB_KINDS", "JOB_STATES"]
 
 JOB_STATES = ("running", "halted", "cancelled", "completed")
+JOB_KINDS = ("push", "audit")
 # Outcomes the device itself reported: they may replace a verdict of absence (unreachable,
 # cancelled) that another node wrote meanwhile, since the phone did take the change.
 _DEVICE_OUTCOMES = ("applied", "applied_pending_reboot", "faulted")
@@ -83,12 +84,15 @@ class JobsMixin(ClaimsMixin):
         parameter_key_prefix: str,
         deadline: datetime,
         tasks: Sequence[tuple[str, int]],
+        kind: str = "push",
     ) -> JobRecord:
         """Insert a job and one pending task per (device id, wave), in one transaction.
 
         The ParameterKey is ``parameter_key_prefix`` + the job id (TR-069: at most 32
-        characters). Raises InvalidArgument for bad values, StoreError."""
+        characters). ``kind``: push or audit. Raises InvalidArgument for bad values, StoreError."""
         check_text("name", name, empty=False)
+        if kind not in JOB_KINDS:
+            raise InvalidArgument(f"job kind {kind!r} is not one of {', '.join(JOB_KINDS)}")
         check_aware("deadline", deadline)
         if not tasks:
             raise InvalidArgument("a job needs at least one device")
@@ -100,7 +104,7 @@ class JobsMixin(ClaimsMixin):
                     name=name, policy=json.dumps(policy), selector=selector,
                     options=json.dumps(options), parameter_key=f"new-{secrets.token_hex(8)}",  # replaced below
                     state="running", current_wave=0, wave_count=waves, total=len(tasks),
-                    created_at=now, updated_at=now, deadline=deadline,
+                    created_at=now, updated_at=now, deadline=deadline, kind=kind,
                 )
             ).inserted_primary_key[0]
             key = f"{parameter_key_prefix}{job_id}"

@@ -241,6 +241,74 @@ def _v5(conn: Connection) -> None:
         sa.Index("ix_digest_nonces_expires_at", "expires_at"),
     )
     md.create_all(conn, checkfirst=False)
+def _v6(conn: Connection) -> None:
+    """Desired state (issue 14): assignments (a policy bound to a selector, revisioned), one
+    record per device and assignment, the devices' drift history, audit readings, and the
+    kind of a job (push or audit)."""
+    _add_column(conn, "jobs", sa.Column("kind", sa.Text, server_default=sa.text("'push'")))
+    md = sa.MetaData()
+    sa.Table("devices", md, sa.Column("id", sa.Text, primary_key=True))  # FK target only
+    sa.Table("jobs", md, sa.Column("id", sa.Integer, primary_key=True))  # FK target only
+    sa.Table(
+        "assignments", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("policy", sa.Text, nullable=False),
+        sa.Column("policy_name", sa.Text, nullable=False),
+        sa.Column("selector", sa.Text, nullable=False),
+        sa.Column("priority", sa.Integer, nullable=False),
+        sa.Column("mode", sa.Text, nullable=False),
+        sa.Column("enabled", sa.Boolean, nullable=False),
+        sa.Column("revision", sa.Integer, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Index("ix_assignments_name", "name", unique=True),
+    )
+    sa.Table(
+        "device_assignments", md,
+        sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("assignment_id", sa.Integer, sa.ForeignKey("assignments.id", ondelete="CASCADE"),
+                  primary_key=True),
+        sa.Column("revision", sa.Integer, nullable=False),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("detail", sa.Text),
+        sa.Column("skipped", sa.Text),
+        sa.Column("faults", sa.Text),
+        sa.Column("notified_revision", sa.Integer, nullable=False),
+        sa.Column("software_version", sa.Text),
+        sa.Column("job_id", sa.Integer),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("node", sa.Text),
+        sa.Index("ix_device_assignments_assignment_state", "assignment_id", "state"),
+    )
+    sa.Table(
+        "drift_events", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("assignment_id", sa.Integer, sa.ForeignKey("assignments.id", ondelete="SET NULL")),
+        sa.Column("assignment_name", sa.Text, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("setting", sa.Text),
+        sa.Column("path", sa.Text),
+        sa.Column("old_value", sa.Text),
+        sa.Column("new_value", sa.Text),
+        sa.Column("event", sa.Text, nullable=False),
+        sa.Column("action", sa.Text, nullable=False),
+        sa.Column("job_id", sa.Integer),
+        sa.Column("detected_at", UTCDateTime, nullable=False),
+        sa.Column("node", sa.Text),
+        sa.Index("ix_drift_events_device_id", "device_id", "id"),
+        sa.Index("ix_drift_events_job_id", "job_id"),
+    )
+    sa.Table(
+        "audit_results", md,
+        sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("result", sa.Text, nullable=False),
+        sa.Column("read_at", UTCDateTime, nullable=False),
+    )
+    for name in ("assignments", "device_assignments", "drift_events", "audit_results"):
+        md.tables[name].create(conn, checkfirst=False)
 
 
 def _v9(conn: Connection) -> None:
@@ -266,6 +334,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "api_tokens", _v3),
     Migration(4, "task claims, job brake, device_sessions (scale-out)", _v4),
     Migration(5, "digest_nonces (nonce counts shared by the nodes)", _v5),
+    Migration(6, "assignments, device_assignments, drift_events, audit_results, jobs.kind (desired state)", _v6),
     Migration(9, "console_sessions (web console sign-ins)", _v9),
 )
 HEAD: int = MIGRATIONS[-1].version

@@ -29,6 +29,10 @@ __all__ = [
     "metadata",
     "schema_version",
     "api_tokens",
+    "assignments",
+    "audit_results",
+    "device_assignments",
+    "drift_events",
     "tasks",
     "transfer_completes",
 ]
@@ -176,6 +180,9 @@ jobs = sa.Table(
     # The last wave whose fault brake an operator released with resume (-1: none); in the
     # store so that every node judges waves alike (migration step 4).
     sa.Column("brake_released", sa.Integer, nullable=False, server_default=sa.text("-1")),
+    # push (a policy's SetParameterValues) or audit (GetParameterValues of the settings that
+    # assignments control, decision 0009); migration step 6.
+    sa.Column("kind", sa.Text, nullable=False, server_default=sa.text("'push'")),
     sa.Index("ix_jobs_state", "state"),
     sa.Index("ix_jobs_parameter_key", "parameter_key", unique=True),
 )
@@ -261,6 +268,85 @@ api_tokens = sa.Table(
     sa.Column("last_used", UTCDateTime),
     sa.Index("ix_api_tokens_token_sha256", "token_sha256", unique=True),
     sa.Index("ix_api_tokens_name", "name", unique=True),
+)
+
+# Desired state (migration step 6, docs/decisions/0009-desired-state.md). An assignment binds
+# a policy (JSON, secrets sealed like a job's) to a selector; every change of its policy,
+# selector, priority or mode is a new revision, which the ParameterKey of its
+# SetParameterValues names.
+assignments = sa.Table(
+    "assignments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("policy", sa.Text, nullable=False),  # JSON
+    sa.Column("policy_name", sa.Text, nullable=False),
+    sa.Column("selector", sa.Text, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("mode", sa.Text, nullable=False),  # enforce | audit
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_assignments_name", "name", unique=True),
+)
+
+# What the ACS last established for one device and one assignment: the revision, the state
+# (applied, compliant, drifted, faulted, skipped, overridden, unknown), the settings skipped
+# on this model, the CPE's faults, the revision whose parameters were set to active
+# notification, the firmware it was judged on and the job that won a session (overridden).
+device_assignments = sa.Table(
+    "device_assignments",
+    metadata,
+    sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("assignment_id", sa.Integer, sa.ForeignKey("assignments.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("skipped", sa.Text),  # JSON list of setting keys
+    sa.Column("faults", sa.Text),  # JSON list of {name, code, string}
+    sa.Column("notified_revision", sa.Integer, nullable=False),
+    sa.Column("software_version", sa.Text),
+    sa.Column("job_id", sa.Integer),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("node", sa.Text),
+    sa.Index("ix_device_assignments_assignment_state", "assignment_id", "state"),
+)
+
+# A device's desired-state history: drift (a controlled setting changed on the phone), a job
+# that won a session against an assignment, a factory reset. Secret values are never stored
+# (masked before they get here).
+drift_events = sa.Table(
+    "drift_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("assignment_id", sa.Integer, sa.ForeignKey("assignments.id", ondelete="SET NULL")),
+    sa.Column("assignment_name", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # drift | job_conflict | factory_reset
+    sa.Column("setting", sa.Text),
+    sa.Column("path", sa.Text),
+    sa.Column("old_value", sa.Text),
+    sa.Column("new_value", sa.Text),
+    sa.Column("event", sa.Text, nullable=False),  # the Inform event or "audit job N"
+    sa.Column("action", sa.Text, nullable=False),  # corrected | reported | job_won | correction_failed
+    sa.Column("job_id", sa.Integer),
+    sa.Column("detected_at", UTCDateTime, nullable=False),
+    sa.Column("node", sa.Text),
+    sa.Index("ix_drift_events_device_id", "device_id", "id"),
+    sa.Index("ix_drift_events_job_id", "job_id"),
+)
+
+# What an audit job read from one device: JSON list of per-setting verdicts (secret values
+# masked).
+audit_results = sa.Table(
+    "audit_results",
+    metadata,
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("read_at", UTCDateTime, nullable=False),
 )
 
 # Web console sessions (migration step 9): the SHA-256 of the cookie's secret (the secret

@@ -24,6 +24,7 @@ from acs_security.store import schema as t
 from acs_security.store.batch import device_row, merge_informs
 from acs_security.store.codec import IdentityCodec, SecretCodec
 from acs_security.store.console import ConsoleSessionsMixin
+from acs_security.store.desired import DesiredMixin
 from acs_security.store.driver import cursor_of
 from acs_security.store.engine import WRITE_OPTION, is_sqlite_memory, make_engine, parse_store_url, safe_url
 from acs_security.store.errors import (
@@ -66,7 +67,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, ConsoleSessionsMixin, ReadsMixin):
+class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, DesiredMixin, ConsoleSessionsMixin, ReadsMixin):
     """Storage behind a narrow interface. Build one with open_store()."""
 
     def __init__(

@@ -60,4 +60,4 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(tmp_path: Path) -> No
             await server.stop()
 
     tested = run_in_reactor(go, timeout=120)
-    assert "POST /api/v1/jobs" in tested and len(tested) == 20
+    assert "POST /api/v1/jobs" in tested and "POST /api/v1/assignments" in tested and len(tested) == 32
