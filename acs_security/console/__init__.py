@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from acs_security.console.pages_compliance import CompliancePages
 from acs_security.console.pages_fleet import FleetPages
 from acs_security.console.pages_jobs import JobPages
 from acs_security.console.pages_policies import PolicyPages
@@ -45,6 +46,8 @@ def make_console(*, store: Any, service: Any, clock: Any, random_bytes: Callable
     """The console resource over a DeferredStore-like ``store`` and the FleetService."""
     overview = FleetOverview(store, service, clock=clock, desired=desired)
     sessions = ConsoleSessions(store, clock, random_bytes, max_age=max_age, idle_timeout=idle_timeout)
-    pages = [FleetPages(overview), JobPages(service, overview), PolicyPages(service, desired=desired)]
+    pages: list[Any] = [FleetPages(overview), JobPages(service, overview), PolicyPages(service, desired=desired)]
+    if desired is not None:
+        pages.append(CompliancePages(desired))
     return ConsoleResource(sessions=sessions, role_for=role_for, pages=pages, clock=clock,
                            is_secure=secure_check(trusted), refusal_log=refusal_log, metrics=metrics)

@@ -15,6 +15,8 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from acs_security.console import make_console
+from acs_security.desired.service import DesiredService
+from acs_security.server.api_desired import desired_routes
 from acs_security.policy.guardrails import AcsContext
 from acs_security.server.addresses import TrustedProxies
 from acs_security.server.api import ApiResource
@@ -138,11 +140,14 @@ def make_console_harness(**console_kw: Any) -> Console:
                            acs_context=AcsContext(acs_host="acs.example.net"))
     auth = TokenAuthenticator(lambda digest: dstore.call("token_by_hash", digest), clock)
     admin = TokenAdmin(lambda method, *a: dstore.call(method, *a), clock, lambda n: b"\x07" * n, auth)
+    desired = DesiredService(dstore, fleet=service, clock=clock)
+    service.desired = desired
     api = ApiResource(service, authenticator=auth, tokens=admin)
+    api.add_routes(desired_routes(api))
     counter = iter(range(1, 1_000_000))
     api.console = make_console(
         store=dstore, service=service, clock=clock,
         random_bytes=lambda n: next(counter).to_bytes(n, "big"), role_for=api.role_for,
         max_age=console_kw.pop("max_age", 8 * 3600), idle_timeout=console_kw.pop("idle_timeout", 1800),
-        trusted=TrustedProxies(console_kw.pop("trusted", ())))
+        trusted=TrustedProxies(console_kw.pop("trusted", ())), desired=desired)
     return Console(clock, store, api, StubTreq(api))

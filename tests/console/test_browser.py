@@ -225,6 +225,37 @@ def test_lint_a_lockout_policy_live_and_see_it_refused(stack: Stack, browser: An
     no_console_errors(browser)
 
 
+def test_assign_a_policy_and_see_compliance_by_model(stack: Stack, browser: Any, shots: Path) -> None:
+    from twisted.internet.defer import Deferred
+
+    browser.get(stack.url + "/policies?example=hardening")
+    el(browser, "#select").clear()
+    el(browser, "#select").send_keys("product_class=CP-8851-3PCC")
+    el(browser, "#assignment").send_keys("hardening-8851")
+    el(browser, "#assign").click()
+    wait_for(lambda: "/compliance/" in browser.current_url and els(browser, "#by-model"), what="the assignment")
+    selected = [p for p in stack.fleet.phones if p.product_class == "CP-8851-3PCC"]
+    assert f"{len(selected)} selected device(s)" in browser.page_source
+    # The phones took the same values from the push: an audit reads them back and judges them.
+    desired = stack.server.desired_service
+    stack.call(lambda: Deferred.fromCoroutine(desired.submit_audit({"select": "product_class=CP-8851-3PCC"})))
+    rejecting = {p.serial for p in selected if p.faults & FaultKind.REJECT}
+
+    def judged() -> bool:
+        browser.refresh()
+        return int(el(browser, "#by-model tbody td:nth-child(3)").text) == len(selected) and \
+            "unknown" not in [e.text for e in els(browser, "#assignment-devices .state")]
+
+    wait_for(judged, timeout=120, what="the audit's verdicts")
+    states = [e.text for e in els(browser, "#assignment-devices .state")]
+    assert states.count("compliant") == len(selected) - len(rejecting)
+    shoot(browser, shots, "assignment")
+    browser.get(stack.url + "/compliance")
+    assert "hardening-8851" in el(browser, "#assignments").text
+    shoot(browser, shots, "compliance")
+    no_console_errors(browser)
+
+
 def test_a_viewer_cannot_press_operator_buttons_and_forged_requests_are_refused(
         stack: Stack, browser: Any, shots: Path) -> None:
     job_id = stack.job_id  # type: ignore[attr-defined]

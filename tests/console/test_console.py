@@ -300,3 +300,52 @@ def test_the_fleet_page_filters_with_the_cli_selector_and_names_phones_by_serial
     device = browser.get("/devices/" + quote(records[1].device_id, safe=""))
     assert device.status == 200 and "FCH0001 CP-8851-3PCC" in device.body
     assert "Restricted_Access_Domains" in device.body  # every catalogued setting of the model
+
+
+def _register(console: Console, count: int) -> list[InformRecord]:
+    now = datetime.fromtimestamp(console.clock.seconds(), UTC)
+    records = [InformRecord(
+        device_id=make_device_id("00000C", pc, f"FCH{i:04d}"), oui="00000C", product_class=pc,
+        serial_number=f"FCH{i:04d}", manufacturer="Cisco Systems, Inc.", software_version="sip88xx.12-0-1MPP0001-276",
+        connection_request_url=None, udp_connection_request_address=None, parameter_key="", events=("1 BOOT",),
+        inform_time=now, remote_address="192.0.2.1")
+        for i, pc in enumerate(["CP-8851-3PCC", "CP-8841-3PCC"] * (count // 2))]
+    console.store.record_informs(records)
+    return records
+
+
+def test_an_assignment_from_the_editor_shows_on_the_compliance_pages(console: Console) -> None:
+    records = _register(console, 6)
+    operator = signed_in(console, "operator")
+    page = operator.get("/policies?example=hardening")
+    assert 'id="assign"' in page.body and "Compliance</a>" in page.body
+    refused = operator.post("/policies/assign", {"csrf": page.csrf(), "policy": LOCKOUT, "assignment": "lock"})
+    assert refused.status == 400 and 'id="refusal"' in refused.body and "restricted-domains-exclude-acs" in refused.body
+    assert console.store.list_assignments() == []
+    made = operator.post("/policies/assign", {"csrf": page.csrf(), "policy": HARDENING, "assignment": "harden",
+                                              "select": "product_class=CP-8851-3PCC", "priority": "100"})
+    assert made.status == 303
+    assignment_id = console.store.find_assignment("harden").id
+    assert made.header("location") == f"/compliance/{assignment_id}"
+    overview = operator.get("/compliance")
+    assert overview.status == 200 and ">harden<" in overview.body
+    no_inline_code(overview.body)
+    detail = operator.get(f"/compliance/{assignment_id}")
+    assert detail.status == 200 and "3 selected device(s)" in detail.body
+    assert detail.body.count('class="device"') == 3 and "FCH0000 CP-8851-3PCC" in detail.body
+    assert 'id="by-model"' in detail.body and "CP-8851-3PCC" in detail.body.split('id="by-model"')[1]
+    unknown = operator.get(f"/compliance/{assignment_id}?state=unknown")
+    assert unknown.body.count('class="device"') == 3  # no session has judged them yet
+    fleet = operator.get("/fleet")
+    assert fleet.body.count('state-unknown">unknown') == 3 and fleet.body.count("no assignment") == 3
+    device = operator.get("/devices/" + quote(records[0].device_id, safe=""))
+    assert 'id="device-assignments"' in device.body and ">harden<" in device.body
+    assert "acs.example.net,sip.example.net,prov.example.net" in device.body  # the desired value
+    viewer = signed_in(console, "viewer")
+    tag = re.search(r'<button[^>]*id="toggle"[^>]*>', viewer.get(f"/compliance/{assignment_id}").body).group(0)
+    assert re.search(r"\sdisabled[\s>]", tag)
+    csrf = viewer.get("/compliance").csrf()
+    assert viewer.post(f"/compliance/{assignment_id}/disable", {"csrf": csrf}).status == 403
+    assert console.store.find_assignment("harden").enabled is True
+    assert operator.post(f"/compliance/{assignment_id}/disable", {"csrf": page.csrf()}).status == 303
+    assert console.store.find_assignment("harden").enabled is False
