@@ -16,10 +16,10 @@ from twisted.python.failure import Failure
 
 from acs_security.console import make_console
 from acs_security.desired.service import DesiredService
-from acs_security.server.api_desired import desired_routes
 from acs_security.policy.guardrails import AcsContext
 from acs_security.server.addresses import TrustedProxies
 from acs_security.server.api import ApiResource
+from acs_security.server.api_desired import desired_routes
 from acs_security.server.auth import TokenAdmin, TokenAuthenticator, hash_token
 from acs_security.service import FleetService
 from acs_security.store import open_store
