@@ -96,20 +96,28 @@ class FleetOverview:
             selector = parse_selector(select or "all")
         except SelectorError as exc:
             raise ServiceError(400, "invalid selector", str(exc)) from None
-        # The identity columns of every device (what the job engine targets with, too); the
-        # selector's globs and firmware ranges are not SQL.
-        targets = [d for d in await self._store.call("target_devices")
-                   if selector.matches(product_class=d.product_class, firmware=d.software_version,
-                                       serial=d.serial_number, tags=d.tags, device_id=d.device_id)]
-        models = Counter((d.product_class, d.software_version or "") for d in targets)
-        page = [d.device_id for d in targets[offset:offset + limit]]
-        records = await self._store.call("devices_by_ids", page) if page else []
+        if selector.everything:
+            # The whole fleet: a page and counts from the database, whatever its size.
+            total = await self._store.call("count_devices")
+            records = await self._store.call("list_devices", limit=limit, offset=offset)
+            models = Counter({(pc, fw or ""): n for (pc, fw), n in
+                              (await self._store.call("device_models")).items()})
+        else:
+            # The identity columns of every device (what the job engine targets with, too); the
+            # selector's globs and firmware ranges are not SQL.
+            targets = [d for d in await self._store.call("target_devices")
+                       if selector.matches(product_class=d.product_class, firmware=d.software_version,
+                                           serial=d.serial_number, tags=d.tags, device_id=d.device_id)]
+            total = len(targets)
+            models = Counter((d.product_class, d.software_version or "") for d in targets)
+            page = [d.device_id for d in targets[offset:offset + limit]]
+            records = await self._store.call("devices_by_ids", page) if page else []
         rows = []
         for device in records:
             row = device_json(device)
             row["reachability"] = reachability(device)
             rows.append(row)
-        return {"selector": selector.text, "total": len(targets), "limit": limit, "offset": offset,
+        return {"selector": selector.text, "total": total, "limit": limit, "offset": offset,
                 "devices": rows,
                 "models": [{"product_class": pc, "software_version": fw or None, "devices": n}
                            for (pc, fw), n in sorted(models.items())]}

@@ -69,6 +69,14 @@ class ReadsMixin:
                 tags[device_id].append(tag)
         return [self._device(row, tags[row.id]) for row in rows]
 
+    def device_models(self) -> dict[tuple[str, str | None], int]:
+        """{(product class, firmware): devices} of the whole fleet, counted in the database."""
+        d = t.devices.c
+        query = sa.select(d.product_class, d.software_version, sa.func.count()).group_by(
+            d.product_class, d.software_version)
+        with self._read("count devices by model") as conn:
+            return {(pc, fw): int(n) for pc, fw, n in conn.execute(query)}
+
     def device_job_history(self, device_id: str, *, limit: int = 50) -> list[DeviceTask]:
         """The device's tasks in every job, newest job first."""
         check_text("device_id", device_id, empty=False)

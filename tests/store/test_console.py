@@ -93,3 +93,10 @@ def test_outcomes_are_counted_per_time_bucket(store: Store) -> None:
     assert buckets == {(0, "applied"): 2, (1, "applied"): 1, (1, "faulted"): 1, (2, "applied"): 1}
     with pytest.raises(InvalidArgument):
         store.task_outcomes_over_time(job.id, origin=T0, bucket_seconds=0)
+
+
+def test_devices_are_counted_by_model_and_firmware(store: Store) -> None:
+    store.record_informs([inform("FCH1"), inform("FCH2"), inform("FCH3", software_version=None),
+                          inform("FCH4", product_class="CP-7841-3PCC")])
+    assert store.device_models() == {(CISCO_CLASS, "12.0.1"): 2, (CISCO_CLASS, None): 1,
+                                      ("CP-7841-3PCC", "12.0.1"): 1}
