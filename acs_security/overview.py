@@ -11,6 +11,7 @@ Methods return plain data and raise ServiceError.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -66,7 +67,7 @@ def bucket_size(seconds: float, *, buckets: int = 30) -> int:
     for width in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400):
         if seconds / width <= buckets:
             return width
-    return 86400 * max(1, int(seconds / 86400 / buckets) + 1)
+    return 86400 * max(1, math.ceil(seconds / 86400 / buckets))
 
 
 class FleetOverview:
@@ -126,25 +127,21 @@ class FleetOverview:
 
     async def device(self, device_id: str) -> dict[str, Any]:
         """The device, how it is reached, every catalogued setting of its model and firmware
-        with the known value (secrets masked) and the desired one when desired state runs,
-        and its jobs with their outcome and faults. Raises ServiceError(404)."""
+        with the known value (secrets masked) and the desired one, and its assignments, when
+        desired state runs (else ``assignments`` is None), and its jobs with their outcome
+        and faults. Raises ServiceError(404)."""
         device = await self._store.call("get_device", device_id)
         if device is None:
             raise ServiceError(404, "no such device", f"device {device_id!r} is not known")
         out = device_json(device)
         out["reachability"] = reachability(device)
         params = await self._store.call("device_parameters", device_id)
-        desired = await self._desired_values(device_id)
+        view = await self.desired.device_desired(device_id) if self.desired is not None else None
+        desired = {s["path"]: s for s in view.get("settings", []) if s.get("path")} if view else {}
+        out["assignments"] = view.get("assignments", []) if view is not None else None
         out["settings"], out["other_parameters"] = self._settings(device, params, desired)
         out["jobs"] = await self._jobs_of(device_id)
         return out
-
-    async def _desired_values(self, device_id: str) -> dict[str, dict[str, Any]]:
-        """{path: desired-state row} when desired state runs here, else {}."""
-        if self.desired is None:
-            return {}
-        view = await self.desired.device_desired(device_id)
-        return {s["path"]: s for s in view.get("settings", []) if s.get("path")}
 
     def _settings(self, device: Any, params: dict[str, tuple[str, str]],
                   desired: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:

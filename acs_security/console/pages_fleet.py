@@ -52,11 +52,8 @@ class FleetPages:
 
     async def device(self, req: ConsoleRequest) -> Page:
         device = await self.overview.device(req.params["device_id"])
-        extra: dict[str, Any] = {"assignments": None, "drift": None}
+        extra: dict[str, Any] = {"assignments": device["assignments"], "drift": None}
         desired = self.overview.desired
         if desired is not None:
-            view = await desired.device_desired(device["device_id"])
-            extra["assignments"] = view.get("assignments", [])
             extra["drift"] = (await desired.device_drift(device["device_id"], limit=50))["events"]
-        show = req.arg("show", "")
-        return Page("device.html", {"device": device, "show_all": show == "all", "nav": "fleet", **extra})
+        return Page("device.html", {"device": device, "nav": "fleet", **extra})
