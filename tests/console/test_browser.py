@@ -156,6 +156,26 @@ def test_sign_in_and_watch_a_push_to_200_phones_live(stack: Stack, browser: Any,
     no_console_errors(browser)
 
 
+def test_cancel_a_running_job(stack: Stack, browser: Any) -> None:
+    browser.get(stack.url + "/policies")
+    policy = '[policy]\nname = "no-ping"\n[settings]\nFirewall_Config = "NO_ICMP_PING,NO_ICMP_UNREACHABLE"\n'
+    browser.execute_script("arguments[0].value = arguments[1];", el(browser, "#policy"), policy)
+    # Phones of a model the compliance test below leaves alone.
+    for name, value in (("#select", "product_class=CP-6821-3PCC"), ("#canary", "3"), ("#wave", "5"),
+                        ("#max_fault_rate", "1")):
+        el(browser, name).clear()
+        el(browser, name).send_keys(value)
+    el(browser, "#push").click()
+    browser.switch_to.alert.accept()
+    wait_for(lambda: "/jobs/" in browser.current_url and els(browser, "#cancel"), what="the new job's page")
+    assert el(browser, "#job-state").text == "running" and el(browser, "#cancel").is_enabled()
+    el(browser, "#cancel").click()
+    browser.switch_to.alert.accept()
+    wait_for(lambda: el(browser, "#job-state").text == "cancelled", timeout=60, what="the cancelled job")
+    assert int(el(browser, "#count-cancelled").text) > 0  # the phones of the waves not yet reached
+    assert el(browser, "#cancel").get_attribute("disabled") is not None
+
+
 def test_open_a_faulted_phone(stack: Stack, browser: Any, shots: Path) -> None:
     job_id = stack.job_id  # type: ignore[attr-defined]
     browser.get(f"{stack.url}/jobs/{job_id}")
