@@ -3,18 +3,23 @@
 One run (:func:`cluster_push`), on a fresh PostgreSQL schema each:
 
 1. ``nodes`` ``acs-security serve`` processes on the same database, each with its own CWMP
-   and API port and ``--node-id node-N``, role all (cluster on, the default for PostgreSQL);
-2. the load balancer (``bench/lb.py``, :class:`acs_security.sim.balancer.TcpBalancer` in its
-   own process) in front of their CWMP ports; the phones' ACS URL and every node's public
-   URL point at it. The one-node run goes through it too, so that the two runs differ only
-   in the number of nodes;
+   and API port and ``--node-id acsN``, role all (cluster on, the default for PostgreSQL);
+2. the load balancer in front of their CWMP ports; the phones' ACS URL and every node's
+   public URL point at it. The one-node run goes through it too, so that the two runs differ
+   only in the number of nodes. ``balancer="haproxy"`` (the figure): real HAProxy with the
+   configuration of deploy/haproxy.cfg (:mod:`acs_security.deploy_config`; TLS termination
+   with a dev-ca certificate, ACSNODE cookie, /readyz health checks, PROXY v2 to the nodes,
+   which trust it), the phones speaking HTTPS to it. ``balancer="tcp"``: the project's TCP
+   balancer (``bench/lb.py``) and plain HTTP, the figure as measured before HAProxy, kept to
+   compare the two side by side;
 3. ``acs-security simulate`` (its own process) boots the phones through the balancer;
    connection requests go from the nodes straight to the simulator's listener;
 4. the hardening policy is submitted on node 1's API, as in figures 3-5, and measured the
    same way: submit to the last outcome in the job report;
-5. afterwards, from the store: which node decided each of the job's tasks (``tasks.node``,
-   migration step 4; NULL while the job engine does not record it), and from the balancer:
-   how many connections (phone sessions) each node got during the push.
+5. afterwards, from the store: which node decided each of the job's tasks (``tasks.node``),
+   and from the balancer (HAProxy's ``show stat``, the TCP balancer's counters): how many
+   connections (phone sessions; one per request with HAProxy, which does not keep a node
+   connection past its client's) each node got during the push.
 
 A two-node job that does not end within ``timeout`` (nodes that do not share the job's work
 leave the phones that call the other node unserved) is reported as it stood, not raised.
@@ -24,12 +29,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.procs import PY, AcsProcess, Proc, free_port, start_acs, wait_for_line
+from acs_security.deploy_config import HaproxyNode
+from acs_security.sim.haproxy import HaproxyProcess, find_haproxy, loopback_layout
+from bench.procs import PY, REPO, AcsProcess, Proc, free_port, start_acs, wait_for_line
 from bench.push import CR_PASSWORD, CR_USER, SIM_MODELS, _time, _wait, postgres_schema
 from bench.sessions import HARDENING
 
@@ -64,45 +73,117 @@ def _task_nodes(db_url: str, job_id: int) -> dict[str | None, int]:
     return {node: int(n) for node, n in rows}
 
 
+class _Balancer:
+    """The figure's balancer: HAProxy or the TCP balancer; connections per node and CPU."""
+
+    def __init__(self, kind: str, workdir: Path, nodes: list[tuple[str, int, int]]) -> None:
+        self.kind = kind
+        self.names = {f"127.0.0.1:{cwmp}": name for name, cwmp, _ in nodes}
+        self.haproxy: HaproxyProcess | None = None
+        self.lb: Proc | None = None
+        self._stats_file = workdir / "lb-stats.json"
+        self._seq = 0
+        if kind == "haproxy":
+            pki = workdir / "pki"
+            done = subprocess.run([PY, "-m", "acs_security.cli", "certs", "dev-ca", "--out", str(pki),
+                                   "--server-cn", "acs.example.net", "--devices", "0", "--force"],
+                                  cwd=REPO, capture_output=True, timeout=120, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"acs-security certs dev-ca failed: {done.stderr.decode()[-500:]}")
+            crt = workdir / "acs.pem"
+            crt.write_bytes((pki / "server.pem").read_bytes() + (pki / "server.key").read_bytes())
+            self.ca: Path | None = pki / "ca.pem"
+            runtime = Path(tempfile.mkdtemp(prefix="acs-haproxy-"))
+            layout = loopback_layout([HaproxyNode(n, "127.0.0.1", c, a) for n, c, a in nodes], crt=crt,
+                                     stats_socket=runtime / "admin.sock")
+            self.haproxy = HaproxyProcess(find_haproxy(), layout, log=workdir / "haproxy.log")
+            self.port = self.haproxy.cwmp_port
+        elif kind == "tcp":
+            self.ca = None
+            self.port = free_port()
+        else:
+            raise ValueError(f"balancer {kind!r}: haproxy or tcp")
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.kind == "haproxy" else "http"
+        return f"{scheme}://acs.example.net:{self.port}/"
+
+    def node_args(self) -> list[str]:
+        """What the nodes need behind it: HAProxy's PROXY v2 header, believed from 127.0.0.1."""
+        return ["--trusted-proxies", "127.0.0.1", "--proxy-protocol", "cwmp"] if self.kind == "haproxy" else []
+
+    def start(self) -> None:
+        if self.haproxy is not None:
+            self.haproxy.start()
+            for name in self.names.values():
+                self.haproxy.wait_server("acs_cwmp", name, "UP", 30)
+            return
+        self.lb = Proc([PY, "-m", "bench.lb", "--listen", f"127.0.0.1:{self.port}",
+                        *[x for k in self.names for x in ("--backend", k)],
+                        "--stats", str(self._stats_file)], stdout_pipe=True)
+        wait_for_line(self.lb, "listening")
+
+    def connections(self) -> dict[str, int]:
+        """Connections each node got so far, by node name."""
+        if self.haproxy is not None:
+            return {r["svname"]: int(r["stot"]) for r in self.haproxy.stats()
+                    if r["pxname"] == "acs_cwmp" and r["svname"] in self.names.values()}
+        assert self.lb is not None
+        state = _lb_stats(self.lb, self._stats_file, self._seq)
+        self._seq = int(state["seq"])
+        return {self.names.get(k, k): int(v["connections"]) for k, v in state["backends"].items()}
+
+    def cpu_s(self) -> float:
+        if self.haproxy is not None:
+            return self.haproxy.cpu_s()
+        assert self.lb is not None
+        return self.lb.cpu_s()
+
+    def stop(self) -> None:
+        if self.haproxy is not None:
+            self.haproxy.stop()
+        if self.lb is not None:
+            self.lb.stop()
+
+
 def cluster_push(workdir: Path, db_url: str, *, nodes: int, phones: int, boot_ramp: float,
                  max_in_progress: int = 2000, max_cr_in_flight: int = 400,
                  sim_sessions: int = 400, timeout: float = 600.0,
-                 job_timeout: float = 600.0, node_args: Sequence[str] = ()) -> dict[str, Any]:
+                 job_timeout: float = 600.0, node_args: Sequence[str] = (),
+                 balancer: str = "haproxy") -> dict[str, Any]:
     """One push through the balancer to ``nodes`` nodes on ``db_url`` (a fresh database);
     ``node_args``: more ``serve`` flags for every node."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "cr.pw").write_text(CR_PASSWORD + "\n")
     os.chmod(workdir / "cr.pw", 0o600)
-    lb_port = free_port()
-    public = f"http://acs.example.net:{lb_port}/"
+    ports = [(f"acs{i}", free_port(), free_port()) for i in range(1, nodes + 1)]
+    lb = _Balancer(balancer, workdir, ports)
+    public = lb.url
     acs: list[AcsProcess] = []
-    lb = sim = None
-    stats_file = workdir / "lb-stats.json"
+    sim = None
     try:
-        for i in range(1, nodes + 1):
+        for name, cwmp, api in ports:
             # One at a time: the first applies the migrations, the others find them done.
-            acs.append(start_acs(workdir, db_url, args=[
-                "--public-url", public, "--node-id", f"node-{i}", "--role", "all",
+            acs.append(start_acs(workdir, db_url, cwmp=cwmp, api=api, args=[
+                "--public-url", public, "--node-id", name, "--role", "all",
                 "--cr-username", CR_USER, "--cr-password-file", str(workdir / "cr.pw"),
-                "--max-cr-in-flight", str(max_cr_in_flight), *node_args]))
-        names = {f"127.0.0.1:{a.cwmp_port}": f"node-{i}" for i, a in enumerate(acs, 1)}
-        lb = Proc([PY, "-m", "bench.lb", "--listen", f"127.0.0.1:{lb_port}",
-                   *[x for a in acs for x in ("--backend", f"127.0.0.1:{a.cwmp_port}")],
-                   "--stats", str(stats_file)], stdout_pipe=True)
-        wait_for_line(lb, "listening")
+                "--max-cr-in-flight", str(max_cr_in_flight), *lb.node_args(), *node_args]))
+        lb.start()
+        trust = ["--trust-ca", str(lb.ca)] if lb.ca is not None else []
         sim = Proc([PY, "-m", "acs_security.cli", "simulate", "--acs", public,
                     "--resolve", "acs.example.net:127.0.0.1", "--phones", str(phones),
                     "--inform-interval", "86400", "--seed", "7",
                     "--cr-password-mode", "shared", "--cr-username", CR_USER,
-                    "--cr-password-file", str(workdir / "cr.pw"),
+                    "--cr-password-file", str(workdir / "cr.pw"), *trust,
                     "--max-sessions", str(sim_sessions), "--boot-ramp", str(boot_ramp),
-                    "--status-interval", "5"], log=workdir / f"simulate-{lb_port}.log")
+                    "--status-interval", "5"], log=workdir / f"simulate-{lb.port}.log")
         first = acs[0]
         boot0 = time.monotonic()
 
         def registered_all() -> bool:
             if sim.popen.poll() is not None:
-                raise RuntimeError(f"the simulator exited; see {workdir}/simulate-{lb_port}.log")
+                raise RuntimeError(f"the simulator exited; see {workdir}/simulate-{lb.port}.log")
             for a in acs:
                 if a.proc.popen.poll() is not None:
                     raise RuntimeError(f"a node exited; see {workdir}/serve-{a.cwmp_port}.log")
@@ -111,9 +192,10 @@ def cluster_push(workdir: Path, db_url: str, *, nodes: int, phones: int, boot_ra
         _wait(f"{phones} simulated phones to register", registered_all, timeout)
         boot_s = time.monotonic() - boot0
         time.sleep(1.0)  # the boot sessions' last commits
-        before = _lb_stats(lb, stats_file, 0)
+        before = lb.connections()
         cpu0 = [a.proc.cpu_s() for a in acs]
         lb_cpu0 = lb.cpu_s()
+        sim_cpu0 = sim.cpu_s()
         submitted = time.time()
         job = first.call("POST", "/api/v1/jobs", {
             "policy": HARDENING.read_text(), "policy_name": "hardening",
@@ -134,24 +216,25 @@ def cluster_push(workdir: Path, db_url: str, *, nodes: int, phones: int, boot_ra
         waited = time.time() - submitted
         cpu = [a.proc.cpu_s() - c for a, c in zip(acs, cpu0, strict=True)]
         lb_cpu = lb.cpu_s() - lb_cpu0
-        after = _lb_stats(lb, stats_file, int(before["seq"]))
+        sim_cpu = sim.cpu_s() - sim_cpu0
+        after = lb.connections()
         report = first.call("GET", f"/api/v1/jobs/{job_id}/report", timeout=120)
         tasks_by_node = _task_nodes(db_url, job_id)
     finally:
-        for proc in (sim, lb):
-            if proc is not None:
-                proc.stop()
+        if sim is not None:
+            sim.stop()
+        lb.stop()
         for a in acs:
             a.proc.stop()
     applied = [d for d in report["devices"] if str(d["state"]).startswith("applied")]
-    sessions = {names.get(k, k): v["connections"] - before["backends"].get(k, {}).get("connections", 0)
-                for k, v in after["backends"].items()}
+    sessions = {k: v - before.get(k, 0) for k, v in after.items()}
     complete = ended and state.get("state") == "completed" and len(applied) == phones
     times = sorted(_time(d["finished_at"]) - submitted for d in applied)
     duration = times[-1] if times else None
     return {
         "nodes": nodes,
         "phones": phones,
+        "balancer": balancer,
         "state": state.get("state") if ended else f"still {state.get('state')} after {waited:.0f} s",
         "complete": complete,
         "applied": len(applied),
@@ -165,31 +248,31 @@ def cluster_push(workdir: Path, db_url: str, *, nodes: int, phones: int, boot_ra
         "server_cpu_s": [round(c, 2) for c in cpu],
         "server_cpu_ms_per_phone": round(sum(cpu) / phones * 1000, 3),
         "balancer_cpu_ms_per_phone": round(lb_cpu / phones * 1000, 3),
+        "simulator_cpu_ms_per_phone": round(sim_cpu / phones * 1000, 3),
         "boot_s": round(boot_s, 1),
         "tasks_by_node": {str(k) if k is not None else "unrecorded": v
                           for k, v in sorted(tasks_by_node.items(), key=lambda kv: str(kv[0]))},
         "sessions_by_node": dict(sorted(sessions.items())),
-        "balancer_refused": int(after.get("refused", 0)),
     }
 
 
 def measure_cluster(work: Path, base_url: str, *, phones: int, boot_ramp: float,
-                    timeout: float) -> dict[str, Any]:
+                    timeout: float, balancer: str = "haproxy") -> dict[str, Any]:
     """The push with one node, then with two, each on a fresh schema; the figure's keys."""
-    out: dict[str, Any] = {"cluster_phones": phones}
+    out: dict[str, Any] = {"cluster_phones": phones, "cluster_balancer": balancer}
     runs: dict[int, dict[str, Any]] = {}
     for nodes in (1, 2):
         db, drop = postgres_schema(base_url, f"acs_bench_cluster{nodes}_{os.getpid()}")
         try:
             runs[nodes] = cluster_push(work / f"cluster-{nodes}", db, nodes=nodes, phones=phones,
-                                       boot_ramp=boot_ramp, job_timeout=timeout)
+                                       boot_ramp=boot_ramp, job_timeout=timeout, balancer=balancer)
         finally:
             drop()
     notes: list[str] = []
     for nodes, r in runs.items():
         tag = "1node" if nodes == 1 else f"{nodes}nodes"
         for key in ("phones_per_s", "duration_s", "p50_s", "p99_s", "server_cpu_ms_per_phone",
-                    "balancer_cpu_ms_per_phone", "state", "applied", "tasks_by_node",
+                    "balancer_cpu_ms_per_phone", "simulator_cpu_ms_per_phone", "state", "applied", "tasks_by_node",
                     "sessions_by_node", "server_cpu_s", "boot_s"):
             out[f"cluster_{key}_{tag}"] = r[key]
         if not r["complete"]:
@@ -201,15 +284,15 @@ def measure_cluster(work: Path, base_url: str, *, phones: int, boot_ramp: float,
     total = sum(tasks.values())
     for i in (1, 2):
         out[f"cluster_share_node{i}_2nodes"] = (
-            round(tasks.get(f"node-{i}", 0) / total, 3) if total and tasks.get("unrecorded", 0) < total
+            round(tasks.get(f"acs{i}", 0) / total, 3) if total and tasks.get("unrecorded", 0) < total
             else None)
         sessions = runs[2]["sessions_by_node"]
         all_sessions = sum(sessions.values())
         out[f"cluster_session_share_node{i}_2nodes"] = (
-            round(sessions.get(f"node-{i}", 0) / all_sessions, 3) if all_sessions else None)
+            round(sessions.get(f"acs{i}", 0) / all_sessions, 3) if all_sessions else None)
     if total and tasks.get("unrecorded", 0) == total:
         notes.append("6 cluster: tasks.node is NULL for every task (the deciding node is not "
-                      "recorded by this version); the session split is the balancer's")
+                      "recorded by this version); the connection split is the balancer's")
     elif tasks.get("unrecorded"):
         notes.append(f"6 cluster: tasks.node NULL for {tasks['unrecorded']} of {total} tasks")
     out["cluster_notes"] = notes

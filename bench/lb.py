@@ -1,5 +1,6 @@
-"""The cluster figure's load balancer in its own process: :class:`TcpBalancer` in front of
-the ACS nodes, as HAProxy would be in production (this machine has none).
+"""The project's TCP balancer in its own process, for figure 6 with ``--balancer tcp``: the
+figure as measured before it ran through real HAProxy, kept to compare the two
+(acs_security/sim/balancer.py says why it is no part of the deploy story).
 
     python -m bench.lb --listen 127.0.0.1:PORT --backend 127.0.0.1:P1 [--backend ...] --stats FILE
 

@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="py-spy profiles of the server and the simulator during the push")
     p.add_argument("--results", type=Path, default=REPO / "bench" / "results", metavar="DIR")
     p.add_argument("--keep", action="store_true", help="keep the work folder (databases, logs)")
+    p.add_argument("--balancer", choices=("haproxy", "tcp"), default="haproxy",
+                   help="figure 6's load balancer: real HAProxy with TLS (default; deploy/haproxy.cfg) "
+                        "or the project's TCP balancer with plain HTTP (the figure before HAProxy)")
     args = p.parse_args(argv)
     only = {f.strip() for f in args.only.split(",") if f.strip()}
     unknown = only - set(FIGURES)
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "$ACS_BENCH_POSTGRES_URL or $ACS_TEST_POSTGRES_URL)")
             results["cluster_phones_per_s_2nodes"] = None
         else:
-            step("cluster", lambda: _cluster(work, size, args.postgres, results["notes"]))
+            step("cluster", lambda: _cluster(work, size, args.postgres, results["notes"], args.balancer))
     finally:
         if args.keep:
             _log(f"kept {work}")
@@ -200,13 +203,14 @@ def _postgres(work: Path, size: dict[str, Any], url: str, profile: Path | None =
     return {f"push_{k}_postgres": v for k, v in r.items() if k not in ("phones", "registered")}
 
 
-def _cluster(work: Path, size: dict[str, Any], url: str, notes: list[str]) -> dict[str, Any]:
-    """Figure 6: the push of figure 5 with one and with two nodes behind the balancer, each
-    on a fresh schema (bench/cluster.py)."""
+def _cluster(work: Path, size: dict[str, Any], url: str, notes: list[str],
+             balancer: str = "haproxy") -> dict[str, Any]:
+    """Figure 6: the push of figure 5 with one and with two nodes behind the balancer (real
+    HAProxy unless ``balancer`` is "tcp"), each on a fresh schema (bench/cluster.py)."""
     from bench.cluster import measure_cluster
 
     out = measure_cluster(work, url, phones=size["cluster"], boot_ramp=size["boot_ramp"],
-                          timeout=size["cluster_timeout"])
+                          timeout=size["cluster_timeout"], balancer=balancer)
     notes.extend(out.pop("cluster_notes"))
     return out
 

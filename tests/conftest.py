@@ -114,3 +114,37 @@ def _tolerate_zope_class_provides() -> None:
 
 
 _tolerate_zope_class_provides()
+
+
+@pytest.fixture(scope="session")
+def haproxy_bin() -> str:
+    """The haproxy binary, installed (Debian package) when missing and this run is root with
+    apt-get, as in CI (.ci/run installs it too). A test that needs it fails, with how to get
+    it, where it cannot be had: HAProxy is the production load balancer, never skipped."""
+    from acs_security.sim.haproxy import HaproxyUnavailable, find_haproxy
+
+    try:
+        return find_haproxy()
+    except HaproxyUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A development PKI made by ``acs-security certs dev-ca``: the CA the phones trust, the
+    server certificate of acs.example.net (and the loopback names) and HAProxy's PEM (chain
+    and key in one file), and client certificates for the simulated phones SIM00000000-SIM00000039."""
+    from acs_security.cli import main
+    from acs_security.sim.build import serial_for
+
+    root = tmp_path_factory.mktemp("pki")
+    serials = ",".join(serial_for("SIM", i) for i in range(40))
+    code = main(["certs", "dev-ca", "--out", str(root / "pki"), "--server-cn", "acs.example.net",
+                 "--serial", serials])
+    assert code == 0, "acs-security certs dev-ca failed"
+    pki = root / "pki"
+    crt = root / "acs.pem"
+    crt.write_bytes((pki / "server.pem").read_bytes() + (pki / "server.key").read_bytes())
+    crt.chmod(0o600)
+    return {"ca": pki / "ca.pem", "crt": crt, "server_cert": pki / "server.pem",
+            "server_key": pki / "server.key", "devices": pki / "devices"}

@@ -1,8 +1,10 @@
 """``acs-security config``: the example configuration, the settings reference, a check.
 
-``example`` prints a TOML file with every setting of ``serve`` commented out at its default
-(or, for a setting without one, at an example value); ``reference`` prints the Markdown table
-of docs/configuration.md; both are generated from
+``haproxy`` prints HAProxy's configuration for a set of nodes
+(:mod:`acs_security.deploy_config`; ``deploy/haproxy.cfg`` is its output with the defaults, the
+nodes of deploy/compose.yaml). ``example`` prints a TOML file with every setting of ``serve``
+commented out at its default (or, for a setting without one, at an example value);
+``reference`` prints the Markdown table of docs/configuration.md; both are generated from
 :data:`acs_security.server.config.FIELDS` and the ``ServerConfig`` defaults, so they cannot
 drift from the code (``deploy/acs-security.toml`` and ``docs/configuration.md`` are their
 committed output, compared by tests/test_deploy.py). ``check`` loads a file the way
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from acs_security.commands import UsageError
+from acs_security.deploy_config import COMPOSE_LAYOUT, HaproxyLayout, LayoutError, parse_node, render_haproxy
 from acs_security.server.config import FIELDS, ConfigError, Endpoint, ServerConfig, load_config, mask_db_url
 
 __all__ = ["register", "render_example", "render_reference", "render_effective", "defaults", "EXAMPLES"]
@@ -54,11 +57,41 @@ def register(sub: Any) -> None:
     e.set_defaults(func=lambda args: _print(render_example()))
     r = csub.add_parser("reference", help="print the settings reference (docs/configuration.md)")
     r.set_defaults(func=lambda args: _print(render_reference()))
+    h = csub.add_parser("haproxy", help="print HAProxy's configuration for the nodes (deploy/haproxy.cfg)",
+                        description="HAProxy in front of the nodes: TLS termination, ACSNODE cookie "
+                                    "stickiness, /readyz health checks, PROXY v2 to the CWMP ports. "
+                                    "Without options: deploy/haproxy.cfg (the nodes of compose.yaml).")
+    h.add_argument("--node", action="append", metavar="NAME=HOST[:CWMP[:API[:HTTPS]]]",
+                   help="a node (repeat); ports default to 7547, 7557, 7548; default: acs1 and acs2")
+    h.add_argument("--cwmp-bind", default=COMPOSE_LAYOUT.cwmp_bind, metavar="[HOST]:PORT",
+                   help=f"the phones' TLS listener (default {COMPOSE_LAYOUT.cwmp_bind})")
+    h.add_argument("--api-bind", default=COMPOSE_LAYOUT.api_bind, metavar="[HOST]:PORT",
+                   help=f"the management API's TLS listener (default {COMPOSE_LAYOUT.api_bind})")
+    h.add_argument("--mtls-bind", default=COMPOSE_LAYOUT.mtls_bind, metavar="[HOST]:PORT",
+                   help=f"the client-certificate passthrough listener (default {COMPOSE_LAYOUT.mtls_bind})")
+    h.add_argument("--mtls", action="store_true",
+                   help="enable the passthrough to the nodes' https_listen (else written commented out)")
+    h.add_argument("--crt", default=COMPOSE_LAYOUT.crt, metavar="PEM",
+                   help=f"certificate chain and key of the TLS listeners (default {COMPOSE_LAYOUT.crt})")
+    h.add_argument("--stats-socket", default=COMPOSE_LAYOUT.stats_socket, metavar="PATH",
+                   help=f"the runtime API's socket (default {COMPOSE_LAYOUT.stats_socket})")
+    h.set_defaults(func=_haproxy)
     c = csub.add_parser("check", help="load a configuration as serve would and print the effective settings")
     c.add_argument("--config", type=Path, metavar="FILE", required=True, help="TOML configuration file")
     c.add_argument("--no-env", action="store_true",
                    help="ignore the ACS_* environment variables (check the file alone)")
     c.set_defaults(func=_check)
+
+
+def _haproxy(args: argparse.Namespace) -> int:
+    try:
+        nodes = tuple(parse_node(n) for n in args.node) if args.node else COMPOSE_LAYOUT.nodes
+        layout = HaproxyLayout(nodes=nodes, cwmp_bind=args.cwmp_bind, api_bind=args.api_bind,
+                               mtls_bind=args.mtls_bind, mtls=args.mtls, crt=args.crt,
+                               stats_socket=args.stats_socket)
+    except LayoutError as exc:
+        raise UsageError(str(exc)) from None
+    return _print(render_haproxy(layout))
 
 
 def _print(text: str) -> int:

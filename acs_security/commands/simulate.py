@@ -81,6 +81,12 @@ def register(sub: Any) -> None:
                    help="spread the boots over S seconds (default phones/200, at least 1)")
     p.add_argument("--trust-ca", type=Path, metavar="PEM",
                    help="CA certificate the phones trust for an https ACS")
+    p.add_argument("--client-certs", type=Path, metavar="DIR",
+                   help="each phone presents DIR/SERIAL.pem with DIR/SERIAL.key over HTTPS (mutual TLS; "
+                        "the devices/ folder of `acs-security certs dev-ca --serial ...`)")
+    p.add_argument("--connection-per-request", action="store_true",
+                   help="every request of a session on a new TCP connection (a CPE without "
+                        "keep-alive: the session rests on its cookies)")
     p.add_argument("--status-interval", type=float, default=5.0, metavar="S",
                    help="seconds between status lines (default 5; 0 for none)")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
@@ -169,6 +175,9 @@ def fleet_options(args: argparse.Namespace, env: Mapping[str, str] | None = None
             trust = args.trust_ca.read_bytes()
         except OSError as exc:
             raise UsageError(f"--trust-ca {args.trust_ca}: {exc.strerror}") from None
+    client_certs = args.client_certs
+    if client_certs is not None and not client_certs.is_dir():
+        raise UsageError(f"--client-certs {client_certs}: not a directory")
     return dict(
         acs_url=args.acs, phones=args.phones, models=tuple(models), firmware=tuple(firmware),
         seed=args.seed, inform_interval=args.inform_interval, faults=faults,
@@ -180,7 +189,8 @@ def fleet_options(args: argparse.Namespace, env: Mapping[str, str] | None = None
                                   _DEFAULT_ACS_PASSWORD, "--acs-password-file"),
         cr_password_mode=args.cr_password_mode, cr_username=args.cr_username,
         cr_password=cr_password or "", max_concurrent_sessions=args.max_sessions,
-        boot_ramp_s=args.boot_ramp, trust_ca_pem=trust,
+        boot_ramp_s=args.boot_ramp, trust_ca_pem=trust, client_cert_dir=client_certs,
+        connection_per_request=args.connection_per_request,
     )
 
 

@@ -22,6 +22,7 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import ssl
@@ -41,6 +42,7 @@ from acs_security.httpauth.digest import DigestVerifier
 from acs_security.httpauth.result import AuthFailure, AuthResult
 from acs_security.mapping import Catalogue, load_catalogue
 from acs_security.sim.build import index_of, plan_phone
+from acs_security.sim.client_certs import DeviceCertificates
 from acs_security.sim.faults import FaultKind, FaultSpec
 from acs_security.sim.listeners import ConnectionRequestRoot, UdpConnectionRequestProtocol
 from acs_security.sim.lockout import AcsTlsFacts
@@ -91,6 +93,7 @@ class SimulatedFleet:
         cr_min_interval: float = 1.0, slow_delay: float = 2.0, reboot_delay: float = 1.0,
         jitter: float = 0.1, udp_window_s: float = 30.0, advertise_host: str | None = None,
         acs_tls: AcsTlsFacts | None = None, bootstrap: bool = True,
+        client_cert_dir: str | Path | None = None, connection_per_request: bool = False,
     ) -> None:
         if phones < 0:
             raise FleetConfigError("phones must not be negative")
@@ -110,6 +113,12 @@ class SimulatedFleet:
             # DeviceIdStruct SerialNumber is at most 64 characters (cwmp-1-2.xsd).
             raise FleetConfigError("serial_prefix must be 1 to 48 characters and serial_start "
                                    "not negative")
+        client_certs = None
+        if client_cert_dir is not None:
+            try:
+                client_certs = DeviceCertificates(client_cert_dir)
+            except NotADirectoryError as exc:
+                raise FleetConfigError(f"client_cert_dir: {exc}") from None
         self._reactor = reactor
         self._rng = random.Random(seed)
         self.seed = seed
@@ -124,7 +133,7 @@ class SimulatedFleet:
             resolve={k.lower(): v for k, v in (resolve or {}).items()},
             trust_root=ssl.Certificate.loadPEM(trust_ca_pem) if trust_ca_pem else None,
             timeout=request_timeout, retry_scale=retry_scale, slow_delay=slow_delay,
-            acs_tls=acs_tls)
+            acs_tls=acs_tls, client_certs=client_certs, connection_per_request=connection_per_request)
         self._cr_delay = cr_delay
         self._cr_min_interval = cr_min_interval
         self._slow_delay = slow_delay

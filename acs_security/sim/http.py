@@ -148,8 +148,9 @@ async def post(agent: IAgent, url: str, request: HttpPost, *, reactor: Any,
     )
 
 
-def client_tls(hostname: str, trust_root: Any, settings: TlsSettings) -> Any:
-    """A TLS client connection creator for one phone's TLS settings.
+def client_tls(hostname: str, trust_root: Any, settings: TlsSettings, client_cert: Any = None) -> Any:
+    """A TLS client connection creator for one phone's TLS settings; ``client_cert`` (a
+    ``PrivateCertificate``): the phone's own certificate, presented when the ACS asks.
 
     Raises:
         ValueError: the cipher list selects nothing this OpenSSL can use even after the
@@ -164,28 +165,32 @@ def client_tls(hostname: str, trust_root: Any, settings: TlsSettings) -> Any:
     extra["acceptableCiphers"] = ssl.AcceptableCiphers.fromOpenSSLCipherString(
         cipher_list.strip() or "DEFAULT")
     try:
-        return ssl.optionsForClientTLS(hostname, trustRoot=trust_root,
+        return ssl.optionsForClientTLS(hostname, trustRoot=trust_root, clientCertificate=client_cert,
                                        extraCertificateOptions=extra)
     except ValueError:
         # A list that selects nothing usable: the phone falls back to DEFAULT (seed 000,
         # "Configure the Cipher List": blank or invalid -> the application's defaults).
         extra["acceptableCiphers"] = ssl.AcceptableCiphers.fromOpenSSLCipherString("DEFAULT")
-        return ssl.optionsForClientTLS(hostname, trustRoot=trust_root,
+        return ssl.optionsForClientTLS(hostname, trustRoot=trust_root, clientCertificate=client_cert,
                                        extraCertificateOptions=extra)
 
 
 class PhoneEndpointFactory:
     """``IAgentEndpointFactory`` for one phone's session: resolve map, then TCP, then TLS
-    with that phone's settings for https URLs."""
+    with that phone's settings (and its client certificate, ``client_cert`` with its
+    ``client_id``) for https URLs."""
 
     def __init__(self, reactor: Any, resolve: Mapping[str, str], *, tls: TlsSettings | None,
-                 trust_root: Any, tls_cache: dict[Any, Any], connect_timeout: float = 10.0) -> None:
+                 trust_root: Any, tls_cache: dict[Any, Any], connect_timeout: float = 10.0,
+                 client_cert: Any = None, client_id: str = "") -> None:
         self._reactor = reactor
         self._resolve = resolve
         self._tls = tls
         self._trust_root = trust_root
         self._cache = tls_cache
         self._timeout = connect_timeout
+        self._client_cert = client_cert
+        self._client_id = client_id if client_cert is not None else ""
 
     def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:  # noqa: N802 - Twisted's interface name
         """Raises ValueError for a scheme other than http/https or unusable TLS settings."""
@@ -206,10 +211,10 @@ class PhoneEndpointFactory:
         if uri.scheme != b"https":
             raise ValueError(f"unsupported scheme {uri.scheme!r}")
         settings = self._tls or ("TLS 1.2", "TLS 1.3", "")
-        key = (host, settings)
+        key = (host, settings, self._client_id)
         creator = self._cache.get(key)
         if creator is None:
-            creator = client_tls(host, self._trust_root, settings)
+            creator = client_tls(host, self._trust_root, settings, self._client_cert)
             if len(self._cache) > 256:
                 self._cache.clear()
             self._cache[key] = creator

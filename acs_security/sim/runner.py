@@ -2,7 +2,10 @@
 
 Each session gets its own ``Agent`` and persistent ``HTTPConnectionPool`` (one TCP connection,
 as a phone uses), closed when the session ends: connections are never shared between phones,
-so the ACS can never take one phone's request for another's session. The pure session logic
+so the ACS can never take one phone's request for another's session. With
+``connection_per_request`` every request of a session goes on a new connection
+(``Connection: close``), as a CPE that does not keep connections alive does; the session then
+rests on its cookies alone (TR-069 section 3.4.1). The pure session logic
 is :class:`~acs_security.sim.cpe_session.CpeSession`; this module moves its bytes, applies
 the slow and drop faults, classifies network failures (a TLS handshake failure is a lockout),
 counts everything in :class:`~acs_security.sim.stats.FleetStats` and sets the retry time
@@ -12,7 +15,7 @@ counts everything in :class:`~acs_security.sim.stats.FleetStats` and sets the re
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,7 +69,8 @@ class SessionRunner:
     def __init__(self, reactor: Any, stats: FleetStats, rng: random.Random, catalogue: Catalogue,
                  *, agent: IAgent | None, resolve: Mapping[str, str], trust_root: Any,
                  timeout: float, retry_scale: float, slow_delay: float,
-                 acs_tls: AcsTlsFacts | None) -> None:
+                 acs_tls: AcsTlsFacts | None, client_certs: Callable[[str], Any] | None = None,
+                 connection_per_request: bool = False) -> None:
         self._reactor = reactor
         self._stats = stats
         self._rng = rng
@@ -78,6 +82,8 @@ class SessionRunner:
         self._retry_scale = retry_scale
         self._slow_delay = slow_delay
         self._acs_tls = acs_tls
+        self._client_certs = client_certs
+        self._persistent = not connection_per_request
         self._pools: set[HTTPConnectionPool] = set()
         self._closing: set[Deferred[Any]] = set()
         self._tls_cache: dict[Any, Any] = {}
@@ -89,14 +95,17 @@ class SessionRunner:
     def _agent_for(self, phone: Phone, url: str) -> tuple[IAgent, HTTPConnectionPool | None]:
         if self._agent is not None:
             return self._agent, None
-        pool = QuietConnectionPool(self._reactor, persistent=True)
+        pool = QuietConnectionPool(self._reactor, persistent=self._persistent)
         pool.maxPersistentPerHost = 1
         pool.retryAutomatically = False
         self._pools.add(pool)
-        tls = tls_settings(phone.lookup) if url.startswith("https:") else None
+        https = url.startswith("https:")
+        tls = tls_settings(phone.lookup) if https else None
+        cert = self._client_certs(phone.serial) if https and self._client_certs is not None else None
         factory = PhoneEndpointFactory(self._reactor, self._resolve, tls=tls,
                                        trust_root=self._trust_root, tls_cache=self._tls_cache,
-                                       connect_timeout=self._timeout)
+                                       connect_timeout=self._timeout, client_cert=cert,
+                                       client_id=phone.serial)
         return Agent.usingEndpointFactory(self._reactor, factory, pool=pool), pool
 
     def _close(self, pool: HTTPConnectionPool | None) -> None:
