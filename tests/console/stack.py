@@ -45,9 +45,10 @@ def _install_chromium() -> str | None:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver, as root)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium", "chromium-driver"]
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+    install = [*apt, "install", "-y", "-q", "--no-install-recommends", "chromium", "chromium-driver"]
     if subprocess.run(install, env=env, capture_output=True, check=False, timeout=900).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False, timeout=600)
+        subprocess.run([*apt, "update", "-q"], env=env, capture_output=True, check=False, timeout=600)
         done = subprocess.run(install, env=env, capture_output=True, text=True, check=False, timeout=900)
         if done.returncode != 0:
             return f"apt-get could not install chromium: {done.stderr.strip().splitlines()[-1:]}"
