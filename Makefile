@@ -24,6 +24,7 @@ var/token: $(STAMP)
 
 # No per-address connection cap: the simulated phones of 'make sim' all come from 127.0.0.1.
 run: $(STAMP) var/cr.pw var/token
+	@echo "web console: http://127.0.0.1:7557/ (sign in with the operator token in var/token)"
 	$(BIN)/acs-security serve --db sqlite:///$(CURDIR)/var/acs.db --no-cpe-auth \
 		--public-url http://acs.example.net:7547/ --cr-username acs --cr-password-file var/cr.pw \
 		--max-connections-per-ip 0

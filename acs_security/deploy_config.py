@@ -227,10 +227,13 @@ frontend api
 # The API is stateless (bearer tokens), so any node answers. Prometheus should scrape each
 # node's /metrics directly (per-node counters), not through this round robin; that is why the
 # API port takes no PROXY header and the client's address comes in X-Forwarded-For, which the
-# node believes from trusted_proxies only.
+# node believes from trusted_proxies only. The web console's sessions live in the store, so any
+# node answers its pages too; X-Forwarded-Proto tells the nodes the browser talks TLS, which
+# makes the console's cookies Secure (docs/console.md).
 backend acs_api
     balance roundrobin
     option forwardfor
+    http-request set-header X-Forwarded-Proto https
     option httpchk GET /readyz
     http-check expect status 200
 {api_servers}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ COMPLIANCE_STATES = ("compliant", "drifted", "faulted", "skipped", "overridden",
 AUDIT_COLUMNS = ("serial_number", "product_class", "software_version", "device_id", "assignment", "setting", "path",
                  "verdict", "value", "desired", "detail")
 _PAGE = 10_000
+_WORST_FIRST = ("drifted", "faulted", "unknown", "overridden", "skipped", "compliant")
 
 
 def jsonable(value: Any) -> Any:
@@ -174,6 +175,23 @@ class ReportsMixin:
         return out
 
     # -- a device -------------------------------------------------------------------------
+
+    async def device_states(self, device_ids: Sequence[str]) -> dict[str, str]:
+        """{device id: its compliance over the enabled assignments that select it}, the worst
+        first: drifted, faulted, unknown, overridden, skipped, compliant; ``none`` when no
+        assignment selects it (a page of devices: the web console's fleet list)."""
+        aset = await self._fresh_set()
+        out: dict[str, str] = {}
+        for d in await self._store.call("target_devices", list(device_ids)):
+            selection = aset.select(product_class=d.product_class, firmware=d.software_version,
+                                    serial=d.serial_number, tags=d.tags, device_id=d.device_id)
+            if not selection:
+                out[d.device_id] = "none"
+                continue
+            rows = {r.assignment_id: r for r in await self._store.call("device_rows", d.device_id)}
+            states = {state_of(rows.get(a.id), a.revision) for a in selection}
+            out[d.device_id] = next(s for s in _WORST_FIRST if s in states)
+        return out
 
     async def device_drift(self, device_id: str, *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         """The device's desired-state history, newest first: drift (when, setting, old, new,

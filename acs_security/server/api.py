@@ -30,7 +30,7 @@ from acs_security.server.refusals import RefusalLog, api_refusal_key
 from acs_security.service import FleetService, ServiceError
 from acs_security.store.errors import InvalidArgument, StoreUnavailable
 
-__all__ = ["ApiResource", "Route", "RawBody"]
+__all__ = ["ApiResource", "Route", "RawBody", "is_api_path"]
 
 log = Logger(namespace="acs_security.api")
 Handler = Callable[[IRequest, dict[str, str]], Awaitable[Any]]
@@ -148,7 +148,7 @@ class ApiResource(_FileRoutes, Resource):
                  openapi: Callable[[], dict[str, Any]] | None = None,
                  soap: IResource | None = None, ops_only: bool = False,
                  info: dict[str, Any] | None = None, refusal_log: RefusalLog | None = None,
-                 files: FileService | None = None) -> None:
+                 files: FileService | None = None, console: IResource | None = None) -> None:
         super().__init__()
         self.service = service
         self.files = files or FileService(service)
@@ -161,6 +161,8 @@ class ApiResource(_FileRoutes, Resource):
         self._soap = soap
         self._info = dict(info or {})
         self._refusals = refusal_log
+        # The web console (acs_security/console) answers every other path, "/" first.
+        self.console = console
         job = r"/api/v1/jobs/(?P<job_id>[0-9]{1,9})"
         device = r"/api/v1/devices/(?P<device_id>[^/]+)"
         backup = device + r"/backups/(?P<version>[0-9]{1,9}|latest)"
@@ -199,17 +201,29 @@ class ApiResource(_FileRoutes, Resource):
             # answers what orchestration needs: health, readiness and metrics.
             self.routes = self.routes[:3]
             self._soap = None
+            self.console = None
 
     def add_routes(self, routes: list[Route]) -> None:
         self.routes.extend(routes)
+
+    def role_for(self, method: str, path: str) -> str | None:
+        """The weakest role the route for ``method path`` needs (None: no authentication):
+        the web console asks this so that its roles are the API's. Raises KeyError when no
+        route matches."""
+        for route in self.routes:
+            if route.method == method and route.pattern.match(path):
+                return route.role
+        raise KeyError(f"no API route for {method} {path}")
 
     def render(self, iface_request: IRequest) -> Any:
         # twisted.web hands resources a server.Request; IRequest lacks code, finished and
         # notifyFinish, which the API reads.
         request = cast(server.Request, iface_request)
+        path = request.path.decode("latin-1")
+        if self.console is not None and not is_api_path(path):
+            return self.console.render(request)
         if self._metrics is not None:
             request.notifyFinish().addBoth(lambda _: self._count(request))
-        path = request.path.decode("latin-1")
         if path == "/soap" and self._soap is not None:
             # The SOAP face authenticates in its WSGI wrapper (soap.py) with the same tokens.
             return self._soap.render(request)
@@ -438,6 +452,11 @@ class ApiResource(_FileRoutes, Resource):
         if isinstance(report, bytes):
             return RawBody(report, "text/csv; charset=utf-8")
         return report
+
+
+def is_api_path(path: str) -> bool:
+    """Whether a path is the API's (REST, SOAP, metrics, health), not the web console's."""
+    return path.startswith("/api/") or path in ("/api", "/soap", "/metrics", "/healthz", "/readyz")
 
 
 def _object(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:

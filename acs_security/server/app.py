@@ -41,6 +41,7 @@ from zope.interface import implementer
 from acs_security.connreq.http_client import HttpConnectionRequester
 from acs_security.connreq.pool import QuietConnectionPool
 from acs_security.connreq.udp_client import UdpConnectionRequester
+from acs_security.console import make_console
 from acs_security.desired.audit_side import AuditSide
 from acs_security.desired.composite import CompositeProvisioner
 from acs_security.desired.live import LiveAssignments
@@ -451,6 +452,15 @@ class AcsServer:
             info={"node": cfg.node, "role": cfg.role} if cfg.clustered else None)
         if cfg.role not in ("cwmp", "jobs"):
             self.api.add_routes(desired_routes(self.api))
+        if cfg.console and cfg.role in ("all", "api"):
+            # The web console on the same listener, with the same roles (the API's route
+            # table) and the same service layer; its sessions live in the store.
+            self.api.console = make_console(
+                store=self.deferred_store, service=self.service, clock=self.reactor,
+                random_bytes=self.random_bytes, role_for=self.api.role_for,
+                max_age=cfg.console_session_max_age, idle_timeout=cfg.console_idle_timeout,
+                trusted=TrustedProxies(cfg.trusted_proxies), refusal_log=self.refusal_log, metrics=self.metrics,
+                desired=self.desired_service)
         # Connection limits and time limits (server/edge.py, server/http.py): the CWMP listeners
         # share one count, the API has its own, so phones cannot crowd operators out.
         limits = EdgeLimits(
@@ -510,6 +520,14 @@ class AcsServer:
                 if self.address(name).host in ("0.0.0.0", "::"):
                     log.warn("file URLs name {url}: set file_url (or public_url) to where phones reach this "
                              "ACS", url=self.files.base_url)
+        if "api" in self.ports and self.api is not None and self.api.console is not None:
+            log.info("web console at {url} (sign in with an API token)", url=self.console_url())
+
+    def console_url(self) -> str:
+        """The web console's address as a browser on this machine reaches it."""
+        ep = self.address("api")
+        host = "127.0.0.1" if ep.host in ("0.0.0.0", "") else "::1" if ep.host == "::" else ep.host
+        return f"http://[{host}]:{ep.port}/" if ":" in host else f"http://{host}:{ep.port}/"
 
     def address(self, name: str) -> Endpoint:
         addr = _tcp_address(self.ports[name])

@@ -139,6 +139,9 @@ class ServerConfig:
     desired_metrics_interval: float = 60.0
     refusal_log_burst: int = 10
     refusal_log_window: float = 60.0
+    console: bool = True
+    console_session_max_age: float = 8 * 3600.0
+    console_idle_timeout: float = 1800.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -224,6 +227,10 @@ class ServerConfig:
             raise ConfigError("refusal_log_burst must be 0-10000 (0: only the summary lines)")
         if not 1 <= self.refusal_log_window <= 3600:
             raise ConfigError("refusal_log_window must be 1-3600 seconds")
+        if not 60 <= self.console_session_max_age <= 7 * 86400:
+            raise ConfigError("console_session_max_age must be 60 s to 7 days")
+        if not 60 <= self.console_idle_timeout <= self.console_session_max_age:
+            raise ConfigError("console_idle_timeout must be at least 60 s and at most console_session_max_age")
 
     def _check_edge(self) -> None:
         """The connection limits and the proxy settings (server/edge.py)."""
@@ -381,6 +388,11 @@ FIELDS: dict[str, tuple[str, str]] = {
                                  "address and refusal_log_window; the rest make one summary line per source "
                                  "and window (default 10; 0: summaries only)"),
     "refusal_log_window": ("float", "seconds of the refusal log's window per source address (default 60)"),
+    "console": ("bool", "serve the web console at / on the management API listener (docs/console.md; "
+                        "default on)"),
+    "console_session_max_age": ("float", "seconds a console sign-in lasts, however busy (default 28800: 8 h)"),
+    "console_idle_timeout": ("float", "seconds a console session may go without a request before it ends "
+                                      "(default 1800)"),
 }
 
 

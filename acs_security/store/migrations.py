@@ -377,6 +377,21 @@ def _v8(conn: Connection) -> None:
     )
     for table in (files, blobs, backups):
         table.create(conn, checkfirst=False)
+def _v9(conn: Connection) -> None:
+    """Web console sessions (docs/console.md): a signed-in browser's session, kept in the
+    store so that every node honours a sign-out or a token revocation at once."""
+    md = sa.MetaData()
+    sa.Table(
+        "console_sessions", md,
+        sa.Column("id_sha256", sa.Text, primary_key=True),
+        sa.Column("token_id", sa.Integer, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Column("last_seen", UTCDateTime, nullable=False),
+        sa.Index("ix_console_sessions_token_id", "token_id"),
+        sa.Index("ix_console_sessions_expires_at", "expires_at"),
+    )
+    md.create_all(conn, checkfirst=False)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -387,6 +402,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "digest_nonces (nonce counts shared by the nodes)", _v5),
     Migration(6, "assignments, device_assignments, drift_events, audit_results, jobs.kind (desired state)", _v6),
     Migration(8, "device_files, config_blobs, config_backups; transferring tasks are active", _v8),
+    Migration(9, "console_sessions (web console sign-ins)", _v9),
 )
 HEAD: int = MIGRATIONS[-1].version
 

@@ -19,6 +19,7 @@ __all__ = [
     "EventList",
     "UTCDateTime",
     "connection_request_credentials",
+    "console_sessions",
     "cpe_credentials",
     "device_parameters",
     "device_tags",
@@ -407,4 +408,20 @@ audit_results = sa.Table(
     sa.Column("device_id", sa.Text, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("result", sa.Text, nullable=False),
     sa.Column("read_at", UTCDateTime, nullable=False),
+)
+
+# Web console sessions (migration step 9): the SHA-256 of the cookie's secret (the secret
+# itself is only in the browser), the API token it was exchanged for, an absolute expiry and
+# the last request (idle expiry). A row whose token is revoked is dead at once: every console
+# request reads its row joined with api_tokens, on whichever node it lands.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_sha256", sa.Text, primary_key=True),
+    sa.Column("token_id", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Index("ix_console_sessions_token_id", "token_id"),
+    sa.Index("ix_console_sessions_expires_at", "expires_at"),
 )

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from acs_security.store import schema as t
 from acs_security.store.batch import device_row, merge_informs
 from acs_security.store.codec import IdentityCodec, SecretCodec
+from acs_security.store.console import ConsoleSessionsMixin
 from acs_security.store.desired import DesiredMixin
 from acs_security.store.driver import cursor_of
 from acs_security.store.engine import WRITE_OPTION, is_sqlite_memory, make_engine, parse_store_url, safe_url
@@ -39,6 +40,7 @@ from acs_security.store.jobs import JobsMixin
 from acs_security.store.leases import LeasesMixin
 from acs_security.store.migrations import check_version, migrate
 from acs_security.store.nonces import NoncesMixin
+from acs_security.store.reads import ReadsMixin
 from acs_security.store.records import (
     Credential,
     CredentialInfo,
@@ -66,7 +68,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, DesiredMixin, FilesMixin):
+class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, DesiredMixin, FilesMixin, ConsoleSessionsMixin,
+            ReadsMixin):
     """Storage behind a narrow interface. Build one with open_store()."""
 
     def __init__(
