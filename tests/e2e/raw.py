@@ -18,7 +18,8 @@ class RawClient(Protocol):
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self.data = b""
-        self.opened: float | None = None
+        self.requested: float | None = None  # when the connection was asked for
+        self.opened: float | None = None  # when this side saw it made (later on a busy reactor)
         self.ended: float | None = None
         self.connected_d: Deferred[RawClient] = Deferred()
         self.closed: Deferred[float] = Deferred()
@@ -67,6 +68,7 @@ def connect(reactor: Any, port: int, *, source: str = "127.0.0.1", protocol: Any
     client = protocol if protocol is not None else RawClient(reactor)
     factory = ClientFactory.forProtocol(lambda: client)  # type: ignore[arg-type]
     factory.noisy = False
+    client.requested = reactor.seconds()
     reactor.connectTCP("127.0.0.1", port, factory, bindAddress=(source, 0))
     return client.connected_d
 
