@@ -323,9 +323,9 @@ def encode_message(
     if len(pad) != 1:
         raise ValueError("pad must be one byte")
     data = _encode_plain(message, pad)
-    if integrity_key is not None or fingerprint:
-        if message.get(ATTR_MESSAGE_INTEGRITY) is not None or message.get(ATTR_FINGERPRINT) is not None:
-            raise ValueError("the message already carries MESSAGE-INTEGRITY or FINGERPRINT")
+    already = message.get(ATTR_MESSAGE_INTEGRITY) is not None or message.get(ATTR_FINGERPRINT) is not None
+    if (integrity_key is not None or fingerprint) and already:
+        raise ValueError("the message already carries MESSAGE-INTEGRITY or FINGERPRINT")
     if integrity_key is not None:
         mac = _integrity(data, integrity_key)
         data = _with_attribute(data, ATTR_MESSAGE_INTEGRITY, mac)
