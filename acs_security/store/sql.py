@@ -22,8 +22,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from acs_security.store import schema as t
 from acs_security.store.batch import device_row, merge_informs
-from acs_security.store.codec import IdentityCodec, SecretCodec
 from acs_security.store.bindings import BindingsMixin
+from acs_security.store.codec import IdentityCodec, SecretCodec
 from acs_security.store.console import ConsoleSessionsMixin
 from acs_security.store.desired import DesiredMixin
 from acs_security.store.driver import cursor_of
