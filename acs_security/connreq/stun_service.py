@@ -123,10 +123,15 @@ class StunService:
                                    nonce_source=self._random_bytes, repeat=self._udp_repeat,
                                    interval=self._udp_interval),
             self._clock, min_interval=self._min_request_interval)
-        self._loop = LoopingCall(self.flush)
-        self._loop.clock = self._clock
-        self._loop.start(self._flush_interval, now=False)
+        self.start_writing()
         return self._port
+
+    def start_writing(self) -> None:
+        """Write the pending bindings every ``flush_interval`` seconds (listen() calls it)."""
+        if self._loop is None:
+            self._loop = LoopingCall(self.flush)
+            self._loop.clock = self._clock
+            self._loop.start(self._flush_interval, now=False)
 
     @property
     def address(self) -> tuple[str, int] | None:
