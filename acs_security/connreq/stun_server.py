@@ -77,13 +77,17 @@ class StunBinding:
 class LoginCache:
     """username -> (device id, connection-request password), from ``lookup`` (a batch
     look-up, e.g. the store's ``connection_request_logins``), kept ``ttl`` seconds so that a
-    password the ACS changed is picked up. ``None`` is remembered too (no such device)."""
+    password the ACS changed is picked up. ``None`` (no such device) is remembered for
+    ``negative_ttl`` seconds only: a phone's credential is often put in the store after the
+    phone's first Binding Request."""
 
     def __init__(self, lookup: Callable[[list[str]], Deferred[dict[str, tuple[str, str]]]],
-                 clock: Any, *, ttl: float = 300.0, max_entries: int = 500_000, batch: int = 1000) -> None:
+                 clock: Any, *, ttl: float = 300.0, negative_ttl: float = 5.0, max_entries: int = 500_000,
+                 batch: int = 1000) -> None:
         self._lookup = lookup
         self._clock = clock
         self._ttl = ttl
+        self._negative_ttl = negative_ttl
         self._max = max_entries
         self._batch = batch
         self._known: dict[str, tuple[float, tuple[str, str] | None]] = {}
@@ -94,7 +98,7 @@ class LoginCache:
     def get(self, username: str) -> tuple[str, str] | None:
         """The login, None when no device has it, MISSING when not looked up (or too old)."""
         entry = self._known.get(username)
-        if entry is None or self._clock.seconds() - entry[0] > self._ttl:
+        if entry is None or self._clock.seconds() - entry[0] > (self._ttl if entry[1] else self._negative_ttl):
             return MISSING  # type: ignore[no-any-return]
         return entry[1]
 

@@ -12,8 +12,9 @@ keep-alive period, so one transaction per datagram would be one write per phone 
 minute. A batch goes every ``flush_interval`` seconds, or at once when ``max_batch``
 bindings wait; within a batch the latest sight of an address wins.
 
-Bindings of known devices also go at once to ``on_device_binding`` (the job engine), so a
-push follows a NAT that remapped a phone without waiting for the batch or an Inform.
+Every binding also goes at once to ``on_device_binding`` (the job engine: device id when
+known, address, time), so a push follows a NAT that remapped a phone, and sees a phone's
+keep-alives, without waiting for the batch or an Inform.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class StunService:
         random_bytes: Callable[[int], bytes],
         node: str | None = None,
         public_address: tuple[str, int] | None = None,
-        on_device_binding: Callable[[str, str, float], None] | None = None,
+        on_device_binding: Callable[[str | None, str, float], None] | None = None,
         flush_interval: float = 1.0,
         max_batch: int = 2000,
         login_ttl: float = 300.0,
@@ -163,7 +164,7 @@ class StunService:
         self._pending[address] = (binding, now)
         if binding.binding_change:
             self._changed.add(address)
-        if binding.device_id is not None and self.on_device_binding is not None:
+        if self.on_device_binding is not None:
             self.on_device_binding(binding.device_id, address, now)
         if len(self._pending) >= self._max_batch:
             self.flush()

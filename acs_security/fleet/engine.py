@@ -99,6 +99,8 @@ class FleetEngine(SessionSide, RequestSide):
         self._http = http_requester
         self._udp = udp_requester
         self._xmpp = xmpp_requester
+        # Public UDP address -> when the STUN server last saw it (RequestSide.note_udp_binding).
+        self._udp_seen: dict[str, float] = {}
         self._cr_credentials = cr_credentials
         self._default_cr = default_cr_credential
         self._catalogue = catalogue or load_catalogue()

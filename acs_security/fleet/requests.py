@@ -54,6 +54,7 @@ class RequestSide:
     _random: Callable[[], float]
     devices: dict[str, TargetDevice]
     limits: EngineLimits
+    _udp_seen: dict[str, float]
 
     def send_requests(self, job: LiveJob, now: float) -> None:
         if self._store_down:
@@ -87,16 +88,24 @@ class RequestSide:
             d.addErrback(lambda f: log.failure("connection request crashed", f))
 
     def _choose(self, device: TargetDevice, now: float, *, has_credential: bool = True) -> ReachChoice:
+        address = device.udp_connection_request_address
+        seen = self._udp_seen.get(address) if address else None
+        if seen is not None and (device.udp_seen is None or seen > device.udp_seen):
+            device = self.devices[device.device_id] = replace(device, udp_seen=seen)
         return choose_method(device, now=now, http=self._http is not None, udp=self._udp is not None,
                              xmpp=self._xmpp is not None, has_credential=has_credential,
                              default_keepalive=self.limits.stun_keepalive)
 
-    def note_udp_binding(self, device_id: str, address: str, seen: float) -> None:
-        """The STUN server saw the device at ``address`` (connreq/stun_service.py): UDP
-        requests go there from now on, without waiting for the store or an Inform."""
-        device = self.devices.get(device_id)
-        if device is not None and (device.udp_connection_request_address != address or device.udp_seen != seen):
-            self.devices[device_id] = replace(device, udp_connection_request_address=address, udp_seen=seen)
+    def note_udp_binding(self, device_id: str | None, address: str, seen: float) -> None:
+        """The STUN server saw a phone at ``address`` (connreq/stun_service.py), the device
+        ``device_id`` when its USERNAME named one: UDP requests go there from now on, and
+        its keep-alives keep it fresh, without waiting for the store or an Inform."""
+        if len(self._udp_seen) >= 1_000_000:
+            self._udp_seen.clear()
+        self._udp_seen[address] = seen
+        device = self.devices.get(device_id) if device_id is not None else None
+        if device is not None and device.udp_connection_request_address != address:
+            self.devices[device.device_id] = replace(device, udp_connection_request_address=address, udp_seen=seen)
 
     async def _connection_request(self, task: LiveTask, device: TargetDevice, choice: ReachChoice) -> None:
         try:
