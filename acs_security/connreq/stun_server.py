@@ -79,24 +79,28 @@ class LoginCache:
     look-up, e.g. the store's ``connection_request_logins``), kept ``ttl`` seconds so that a
     password the ACS changed is picked up. ``None`` (no such device) is remembered for
     ``negative_ttl`` seconds only: a phone's credential is often put in the store after the
-    phone's first Binding Request."""
+    phone's first Binding Request. ``default``: the server-wide connection-request
+    credential (cr_username), for a username no device has its own credential for; it
+    names no device."""
 
     def __init__(self, lookup: Callable[[list[str]], Deferred[dict[str, tuple[str, str]]]],
                  clock: Any, *, ttl: float = 300.0, negative_ttl: float = 5.0, max_entries: int = 500_000,
-                 batch: int = 1000) -> None:
+                 batch: int = 1000, default: tuple[str, str] | None = None) -> None:
         self._lookup = lookup
         self._clock = clock
         self._ttl = ttl
         self._negative_ttl = negative_ttl
+        self._default = default
         self._max = max_entries
         self._batch = batch
-        self._known: dict[str, tuple[float, tuple[str, str] | None]] = {}
+        self._known: dict[str, tuple[float, tuple[str | None, str] | None]] = {}
         self._wanted: set[str] = set()
         self._running = False
         self._waiters: list[Deferred[None]] = []
 
-    def get(self, username: str) -> tuple[str, str] | None:
-        """The login, None when no device has it, MISSING when not looked up (or too old)."""
+    def get(self, username: str) -> tuple[str | None, str] | None:
+        """(device id or None, password); None when no device has it, MISSING when not
+        looked up (or too old)."""
         entry = self._known.get(username)
         if entry is None or self._clock.seconds() - entry[0] > (self._ttl if entry[1] else self._negative_ttl):
             return MISSING  # type: ignore[no-any-return]
@@ -123,7 +127,10 @@ class LoginCache:
                 if len(self._known) + len(names) > self._max:
                     self._known.clear()  # a crude bound: the next requests look up again
                 for name in names:
-                    self._known[name] = (now, result.get(name))
+                    login: tuple[str | None, str] | None = result.get(name)
+                    if login is None and self._default is not None and name == self._default[0]:
+                        login = (None, self._default[1])
+                    self._known[name] = (now, login)
             else:  # the store failed: log once per batch, the phones' next requests retry
                 log.warn("cannot look up STUN usernames: {error}", error=result.getErrorMessage())
             self._running = False

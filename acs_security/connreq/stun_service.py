@@ -86,6 +86,7 @@ class StunService:
         udp_interval: float = 1.0,
         min_request_interval: float = 2.0,
         keep_bindings: timedelta = timedelta(days=1),
+        default_login: tuple[str, str] | None = None,
     ) -> None:
         self._clock = clock
         self._store = store
@@ -95,7 +96,8 @@ class StunService:
         self._max_batch = max_batch
         self._keep = keep_bindings
         self.on_device_binding = on_device_binding
-        self.logins = LoginCache(lambda names: store.call("connection_request_logins", names), clock, ttl=login_ttl)
+        self.logins = LoginCache(lambda names: store.call("connection_request_logins", names), clock, ttl=login_ttl,
+                                 default=default_login)
         self.protocol = StunServerProtocol(self._observe, server_address=public_address, logins=self.logins)
         self._udp_repeat = udp_repeat
         self._udp_interval = udp_interval
@@ -180,7 +182,7 @@ class StunService:
             device_id = binding.device_id
             if device_id is None and binding.username:
                 login = self.logins.get(binding.username)  # looked up since the request came
-                if login is not MISSING and login is not None:
+                if login is not MISSING and login is not None and login[0] is not None:
                     device_id = login[0]
                     if self.on_device_binding is not None:
                         self.on_device_binding(device_id, address, seen)

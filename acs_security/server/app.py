@@ -271,13 +271,6 @@ class AcsServer:
                                                          timeout=cfg.cr_timeout), self.metrics, "http")
         # UDP connection requests leave from the STUN server's socket (server/stun.py), where
         # the phones' NATs have their mappings; without it, from an ephemeral port.
-        self.stun = start_stun(cfg, self.reactor, ds, self.random_bytes)
-        udp_sender: Any = self.stun.requester if self.stun is not None else None
-        if udp_sender is None:
-            self._udp_port = self.reactor.listenUDP(0, DatagramProtocol(), interface="0.0.0.0")
-            udp_sender = UdpConnectionRequester(self._udp_port, self.reactor, nonce_source=self.random_bytes,
-                                                first_id=int.from_bytes(self.random_bytes(4), "big"))
-        udp = CountingRequester(udp_sender, self.metrics, "udp")
         default = None
         if cfg.cr_username is not None and cfg.cr_password_file is not None:
             try:
@@ -285,6 +278,13 @@ class AcsServer:
             except OSError as exc:
                 raise ConfigError(f"cr_password_file {cfg.cr_password_file}: {exc.strerror}") from None
             default = (cfg.cr_username, password)
+        self.stun = start_stun(cfg, self.reactor, ds, self.random_bytes, default_login=default)
+        udp_sender: Any = self.stun.requester if self.stun is not None else None
+        if udp_sender is None:
+            self._udp_port = self.reactor.listenUDP(0, DatagramProtocol(), interface="0.0.0.0")
+            udp_sender = UdpConnectionRequester(self._udp_port, self.reactor, nonce_source=self.random_bytes,
+                                                first_id=int.from_bytes(self.random_bytes(4), "big"))
+        udp = CountingRequester(udp_sender, self.metrics, "udp")
         engine = FleetEngine(
             store=ds, clock=self.reactor, http_requester=http, udp_requester=udp, cluster=cluster,
             node=cfg.node, files=self.files, store_available=self._store_available,

@@ -25,16 +25,18 @@ __all__ = ["start_stun"]
 log = Logger(namespace="acs_security.server")
 
 
-def start_stun(config: ServerConfig, reactor: Any, store: Any,
-               random_bytes: Callable[[int], bytes]) -> StunService | None:
-    """A listening StunService, or None (off, or the port cannot be bound: logged)."""
+def start_stun(config: ServerConfig, reactor: Any, store: Any, random_bytes: Callable[[int], bytes], *,
+               default_login: tuple[str, str] | None = None) -> StunService | None:
+    """A listening StunService, or None (off, or the port cannot be bound: logged).
+    ``default_login``: the server-wide connection-request credential (cr_username and its
+    password), which Binding Requests of phones without their own may be signed with."""
     endpoint = config.stun_listen
     if endpoint is None:
         log.info("STUN server off (stun_listen = off): phones behind NAT are reached by XMPP or "
                  "at their periodic Inform only")
         return None
     service = StunService(reactor, store, random_bytes=random_bytes, node=config.node,
-                          public_address=_literal(config.stun_address))
+                          public_address=_literal(config.stun_address), default_login=default_login)
     try:
         service.listen(reactor, endpoint.host, endpoint.port)
     except CannotListenError as exc:
