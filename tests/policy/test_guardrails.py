@@ -204,6 +204,21 @@ def test_stun_settings_plan_as_tr181_parameters():
     assert sent["Device.ManagementServer.STUNMinimumKeepAlivePeriod"] == ("30", "unsignedInt")
 
 
+def test_stun_server_outside_the_devices_known_domains_is_skipped_for_that_device():
+    from acs_security.policy.plan import plan_device
+
+    policy = parse_policy(b'[settings]\nSTUNEnable = "Yes"\nSTUNServerAddress = "stun.other.org"\n')
+    rad = "Device.X_CISCO_SystemConfiguration.RestrictedAccessDomains"
+    args = {"product_class": "CP-8851-3PCC", "software_version": "sip88xx.12-0-1MPP0001-276", "force_all": True}
+    plan = plan_device(policy, known={rad: "example.net"}, **args)
+    assert [k for k, _ in plan.skipped] == [STUN_ADDR]
+    assert "leave out the STUN server 'stun.other.org'" in plan.skipped[0][1]
+    assert [p.path for p in plan.params] == ["Device.ManagementServer.STUNEnable"]
+    # A device whose list covers it, or has none, gets it.
+    for known in ({rad: "other.org, example.net"}, {rad: ""}, {}):
+        assert STUN_ADDR in [p.path for p in plan_device(policy, known=known, **args).params]
+
+
 def test_lint_document_reports_parse_errors_and_exit_codes():
     policy, out = lint_document(b'[settings]\nTLS_Min_Version = "TLS 1.5"\n', source="p.toml", context=ACS)
     assert policy is None and rules(out) == ["datamodel"] and "TLS 1.5" in out[0].reason
