@@ -162,6 +162,7 @@ class SimulatedFleet:
         #: The phones, in serial order; those behind NAT (sim/nat.py) by their index in it.
         self.phones: list[Phone] = []
         self._nat_local: list[int] = []
+        self._stun_keepalive = stun_keepalive
         self.nat = SimulatedNat(reactor, stun_server=_endpoint(stun_server, "stun_server"), keepalive=stun_keepalive,
                                 deliver=lambda phone, data: self.udp_datagram(data, phone),
                                 changed=lambda phone: self._soon(phone, 0.0), random_bytes=self._rng.randbytes)
@@ -486,6 +487,9 @@ class SimulatedFleet:
             elif kind == "factory_reset":
                 phone.factory_reset(now + self._reboot_delay)
                 phone.udp_verifier = None
+                if phone in self.nat:  # still behind its NAT: private URL, STUN client on
+                    local = self._local(phone)
+                    phone.store(NAT_VALUES(self._start_index + local, phone.serial, self._stun_keepalive))
                 rebooting = True
             elif kind in ("download", "upload"):
                 self._transfer(phone, argument)
