@@ -124,7 +124,7 @@ class StunService:
         self.requester = RateLimitedUdpRequester(
             UdpConnectionRequester(self._port, self._clock, first_id=int.from_bytes(self._random_bytes(4), "big"),
                                    nonce_source=self._random_bytes, repeat=self._udp_repeat,
-                                   interval=self._udp_interval),
+                                   interval=self._udp_interval, answer_at_first_copy=True),
             self._clock, min_interval=self._min_request_interval)
         self.start_writing()
         return self._port

@@ -156,6 +156,21 @@ def test_login_cache_expires_and_looks_up_again() -> None:
     assert cache.get("a") is MISSING
 
 
+def test_early_answer_keeps_sending_the_copies() -> None:
+    from acs_security.connreq.udp_client import UdpConnectionRequester
+
+    clock = Clock()
+    clock.advance(1_800_000_000)
+    transport = FakeDatagramTransport()
+    requester = UdpConnectionRequester(transport, clock, first_id=9, nonce_source=lambda n: b"\x02" * n,
+                                       repeat=3, interval=1.0, answer_at_first_copy=True)
+    results: list[UdpSendResult] = []
+    requester.send("198.51.100.7:40001", "cr", "pw").addCallback(results.append)
+    assert len(results) == 1 and results[0].ok and results[0].copies_sent == 1 and len(transport.written) == 1
+    clock.advance(2.0)
+    assert len(transport.written) == 3 and len({raw for raw, _ in transport.written}) == 1
+
+
 def test_udp_request_leaves_from_the_stun_socket_and_is_rate_limited() -> None:
     clock = Clock()
     clock.advance(1_800_000_000)
