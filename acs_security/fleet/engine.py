@@ -101,6 +101,8 @@ class FleetEngine(SessionSide, RequestSide):
         self._xmpp = xmpp_requester
         # Public UDP address -> when the STUN server last saw it (RequestSide.note_udp_binding).
         self._udp_seen: dict[str, float] = {}
+        # Public UDP address -> the task that waits for the phone's next STUN keep-alive.
+        self._waiting_binding: dict[str, LiveTask] = {}
         self._cr_credentials = cr_credentials
         self._default_cr = default_cr_credential
         self._catalogue = catalogue or load_catalogue()

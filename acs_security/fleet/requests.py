@@ -55,6 +55,7 @@ class RequestSide:
     devices: dict[str, TargetDevice]
     limits: EngineLimits
     _udp_seen: dict[str, float]
+    _waiting_binding: dict[str, LiveTask]
 
     def send_requests(self, job: LiveJob, now: float) -> None:
         if self._store_down:
@@ -78,6 +79,11 @@ class RequestSide:
                 why = choice.why if choice is not None else "device not known"
                 task.detail = f"waiting for a periodic Inform ({why})"
                 self._writer.mark(task.update(now))
+                if device is not None and device.udp_connection_request_address and self._udp is not None:
+                    # Its next STUN keep-alive makes it reachable again (note_udp_binding).
+                    if len(self._waiting_binding) >= 1_000_000:
+                        self._waiting_binding.clear()
+                    self._waiting_binding[device.udp_connection_request_address] = task
                 continue
             budget -= 1
             job.apply(task, TaskEvent.CR_SENT, now)
@@ -104,8 +110,18 @@ class RequestSide:
             self._udp_seen.clear()
         self._udp_seen[address] = seen
         device = self.devices.get(device_id) if device_id is not None else None
+        waiting = self._waiting_binding.pop(address, None)
         if device is not None and device.udp_connection_request_address != address:
+            old = device.udp_connection_request_address
+            waiting = waiting or (self._waiting_binding.pop(old, None) if old else None)
             self.devices[device.device_id] = replace(device, udp_connection_request_address=address, udp_seen=seen)
+        if waiting is not None and waiting.state is TaskState.PENDING and waiting.cr_exhausted and not waiting.gone:
+            # It waited for its periodic Inform for want of a fresh binding: it has one now.
+            waiting.cr_exhausted = False
+            waiting.next_attempt = seen
+            waiting.detail = None
+            waiting.job.queue.append(waiting)
+            self._writer.mark(waiting.update(seen))
 
     async def _connection_request(self, task: LiveTask, device: TargetDevice, choice: ReachChoice) -> None:
         try:

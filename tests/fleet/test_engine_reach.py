@@ -147,3 +147,50 @@ def test_a_phone_that_challenges_needs_a_credential_and_waits() -> None:
         assert len(phones.calls) == 2  # one request each: retrying cannot help
     finally:
         h.close()
+
+
+class FakeUdp:
+    """A UDP requester whose phones open their session when the datagram comes (Annex G)."""
+
+    def __init__(self, phones: ScriptedPhones, serial_of: dict[str, str]) -> None:
+        self.phones = phones
+        self.serial_of = serial_of
+        self.calls: list[tuple[str, str, str]] = []
+
+    def send(self, address: str, username: str, password: str) -> Any:
+        from acs_security.connreq.udp_client import UdpSendResult
+
+        self.calls.append((address, username, password))
+        serial = self.serial_of[address]
+        self.phones.h.clock.callLater(0.1, lambda: ensureDeferred(self.phones.session(serial, "6 CONNECTION REQUEST")))
+        return succeed(UdpSendResult(address, 1, 1))
+
+
+def test_a_phone_whose_binding_went_stale_is_woken_by_udp_at_its_next_keepalive() -> None:
+    h = make_harness()
+    phones = CountingHttp(h)
+    udp = FakeUdp(phones, {"198.51.100.7:40001": "P001"})
+    engine = FleetEngine(store=h.dstore, clock=h.clock, http_requester=phones, udp_requester=udp,
+                         default_cr_credential=("cr", "pw"), limits=EngineLimits(tick=0.5, stun_keepalive=30),
+                         random=lambda: 0.5)
+    h.resource._provisioner = engine
+    service = FleetService(h.dstore, engine=engine, clock=h.clock)
+    try:
+        _boot(h, phones, 2, natted={1})
+        phones.extra["P001"] += (m.ParameterValue(MS + "UDPConnectionRequestAddress", "198.51.100.7:40001",
+                                                  "string"),)
+        ensureDeferred(phones.session("P001", "4 VALUE CHANGE"))
+        h.client.flush()
+        job = submit(engine, h)
+        advance(h, 2)
+        task = job.tasks[[d for d in job.tasks if d.endswith("P001")][0]]
+        assert task.cr_exhausted and task.detail == "waiting for a periodic Inform (behind NAT, no fresh STUN binding)"
+        assert udp.calls == []
+        # The phone's keep-alive reaches the STUN server (device unknown by username).
+        engine.note_udp_binding(None, "198.51.100.7:40001", h.clock.seconds())
+        advance(h, 3)
+        assert job.state == "completed" and udp.calls == [("198.51.100.7:40001", "cr", "pw")]
+        by = {d["serial_number"]: d["reached_by"] for d in _report(h, service, job.id)["devices"]}
+        assert by == {"P000": "http", "P001": "udp"}
+    finally:
+        h.close()
