@@ -84,7 +84,19 @@ def parse_duration(text: str | float | int) -> timedelta:
 
 # The phone as a person finds it (serial, model, OUI) first; the device id for programs.
 REPORT_COLUMNS = ("serial_number", "product_class", "oui", "device_id", "state", "wave", "attempts", "sent",
-                  "fault_code", "fault_string", "faults", "detail", "conflicts", "finished_at", "node")
+                  "reached_by", "fault_code", "fault_string", "faults", "detail", "conflicts", "finished_at", "node")
+# Task states in which the device has had its session (fleet/tasks.py).
+_HAD_SESSION = frozenset({"in_session", "transferring", "applied", "applied_pending_reboot", "faulted"})
+
+
+def reached_by(state: str, method: str | None) -> str | None:
+    """How the device was reached (connreq/methods.py ReachMethod values): the method of the
+    last connection request sent before its session; ``periodic`` when it called in with no
+    request sent; None while it has had no session."""
+    if state not in _HAD_SESSION:
+        return method
+    return method or "periodic"
+
 
 
 class FleetService:
@@ -364,7 +376,9 @@ class FleetService:
             row.update(_identity(t.device_id))
             lt = live.tasks.get(t.device_id) if live is not None else None
             if lt is not None:  # the engine's copy is newer than the last batch written
-                row.update(state=lt.state.value, attempts=lt.attempts, sent=lt.sent, detail=lt.detail)
+                row.update(state=lt.state.value, attempts=lt.attempts, sent=lt.sent, detail=lt.detail,
+                           reached_by=lt.reached_by or t.reached_by)
+            row["reached_by"] = reached_by(row["state"], row.get("reached_by"))
             rows.append(row)
         return {"total": total, "limit": limit, "offset": offset, "devices": rows}
 

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.nat import bindings_known, nat_args
 from bench.procs import PY, Proc, Profiler, free_port, start_acs
 from bench.sessions import HARDENING
 
@@ -117,12 +118,14 @@ def _time(text: str) -> float:
 def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
                boot_ramp: float = 10.0, max_in_progress: int = 2000,
                max_cr_in_flight: int = 400, sim_sessions: int = 400,
-               timeout: float = 600.0, profile: Path | None = None, method: str = "auto") -> dict[str, Any]:
+               timeout: float = 600.0, profile: Path | None = None, method: str = "auto",
+               nat: float = 0.0, stun_port: int | None = None) -> dict[str, Any]:
     """One end-to-end push (see the module doc). With ``profile``, py-spy samples the server
     and the simulator during the push (``profile``-server.txt, -sim.txt). ``method``: the
     job's (auto: SetParameterValues for these phones; download: one cfg.xml per phone, fetched
-    from the ACS, then a TransferComplete session). Raises RuntimeError when a step fails or
-    the job does not end with every phone applied."""
+    from the ACS, then a TransferComplete session). ``nat``: share of the phones behind NAT
+    (figure 9, bench/nat.py), reached through the STUN server on UDP ``stun_port``. Raises
+    RuntimeError when a step fails or the job does not end with every phone applied."""
     workdir.mkdir(parents=True, exist_ok=True)
     register_s = register_devices(db_url, registered) if registered else 0.0
     (workdir / "cr.pw").write_text(CR_PASSWORD + "\n")
@@ -131,7 +134,8 @@ def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
     acs = start_acs(workdir, db_url, cwmp=cwmp, api=api, args=[
         "--public-url", f"http://acs.example.net:{cwmp}/",
         "--cr-username", CR_USER, "--cr-password-file", str(workdir / "cr.pw"),
-        "--max-cr-in-flight", str(max_cr_in_flight)])
+        "--max-cr-in-flight", str(max_cr_in_flight),
+        "--stun-listen", f"127.0.0.1:{stun_port}" if stun_port else "off"])
     sim = None
     try:
         sim = Proc([PY, "-m", "acs_security.cli", "simulate",
@@ -141,7 +145,7 @@ def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
                     "--cr-password-mode", "shared", "--cr-username", CR_USER,
                     "--cr-password-file", str(workdir / "cr.pw"),
                     "--max-sessions", str(sim_sessions), "--boot-ramp", str(boot_ramp),
-                    "--status-interval", "5"], log=workdir / f"simulate-{cwmp}.log")
+                    "--status-interval", "5", *nat_args(nat, stun_port)], log=workdir / f"simulate-{cwmp}.log")
         boot0 = time.monotonic()
         total = registered + phones
 
@@ -151,6 +155,9 @@ def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
             return int(acs.call("GET", "/api/v1/devices?limit=1")["total"]) >= total
 
         _wait(f"{phones} simulated phones to register", registered_all, timeout)
+        if nat:
+            _wait("the phones behind NAT to have fresh STUN bindings", lambda: bindings_known(db_url, nat, phones),
+                  timeout, interval=1.0)
         boot_s = time.monotonic() - boot0
         time.sleep(1.0)  # the boot sessions' last commits
         spies = [Profiler(acs.proc.pid, profile and profile.with_name(profile.name + "-server.txt")),
@@ -199,6 +206,7 @@ def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
         "server_peak_rss_mb": round(peak_rss, 1),
         "boot_s": round(boot_s, 1),
         "register_bulk_s": round(register_s, 1),
+        "reached_by": {m: sum(1 for d in devices if d.get("reached_by") == m) for m in ("http", "udp", "periodic")},
     }
 
 

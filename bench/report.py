@@ -122,6 +122,13 @@ ROWS: list[tuple[str, str, str | None, str, Any, str]] = [
     ("  server CPU per phone, Download (SPV beside)", "files_download_server_cpu_ms_per_phone",
      "files_spv_server_cpu_ms_per_phone", "", None, "ms"),
     ("  server CPU ratio Download / SPV", "files_cpu_ratio_download_vs_spv", None, "", None, "x"),
+    ("9 push, 60 % behind NAT: phones/s (no NAT beside)", "nat_nat_phones_per_s", "nat_plain_phones_per_s", "",
+     None, "/s"),
+    ("  ratio NAT / no NAT", "nat_ratio_vs_plain", None, "", None, "x"),
+    ("  phones reached by UDP (of all)", "nat_udp_reached", "nat_phones", "", None, ""),
+    ("  time per phone p99, NAT (no NAT beside)", "nat_nat_p99_s", "nat_plain_p99_s", "", None, "s"),
+    ("  server CPU per phone, NAT (no NAT beside)", "nat_nat_server_cpu_ms_per_phone",
+     "nat_plain_server_cpu_ms_per_phone", "", None, "ms"),
 ]
 
 

@@ -30,12 +30,12 @@ __all__ = ["SIZES", "main"]
 SIZES: dict[str, dict[str, Any]] = {
     "full": {"codec_s": 4.0, "periodic": 10_000, "pushes": 5_000, "push": 10_000, "files": 5_000,
              "growth": (1_000, 10_000, 50_000), "growth_push": 10_000, "boot_ramp": 15.0,
-             "rounds": 5, "cluster": 10_000, "cluster_timeout": 900.0},
+             "rounds": 5, "cluster": 10_000, "cluster_timeout": 900.0, "nat": 5_000},
     "quick": {"codec_s": 1.5, "periodic": 2_000, "pushes": 1_000, "push": 2_000, "files": 1_000,
               "growth": (200, 2_000, 10_000), "growth_push": 1_000, "boot_ramp": 4.0,
-              "rounds": 3, "cluster": 2_000, "cluster_timeout": 300.0},
+              "rounds": 3, "cluster": 2_000, "cluster_timeout": 300.0, "nat": 1_000},
 }
-FIGURES = ("codec", "sessions", "push", "growth", "postgres", "cluster", "desired", "files")
+FIGURES = ("codec", "sessions", "push", "growth", "postgres", "cluster", "desired", "files", "nat")
 #: HTTP exchanges of one pushed phone: the connection request (a digest challenge, then the
 #: authenticated request) and the session (Inform, empty POST, SetParameterValues response).
 EXCHANGES_PER_PUSH = 5
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             step("cluster", lambda: _cluster(work, size, args.postgres, results["notes"], args.balancer))
         step("files", lambda: _files(work, size))
+        step("nat", lambda: _nat(work, size))
     finally:
         if args.keep:
             _log(f"kept {work}")
@@ -209,6 +210,14 @@ def _files(work: Path, size: dict[str, Any]) -> dict[str, Any]:
     from bench.push import push_with_download
 
     return push_with_download(work / "files", phones=size["files"], boot_ramp=size["boot_ramp"])
+
+
+def _nat(work: Path, size: dict[str, Any]) -> dict[str, Any]:
+    """Figure 9: the push with 60 % of the phones behind NAT beside the same push without
+    (bench/nat.py)."""
+    from bench.nat import push_behind_nat
+
+    return push_behind_nat(work / "nat", phones=size["nat"], boot_ramp=size["boot_ramp"])
 
 
 def _cluster(work: Path, size: dict[str, Any], url: str, notes: list[str],

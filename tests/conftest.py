@@ -148,3 +148,22 @@ def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     crt.chmod(0o600)
     return {"ca": pki / "ca.pem", "crt": crt, "server_cert": pki / "server.pem",
             "server_key": pki / "server.key", "devices": pki / "devices"}
+
+
+@pytest.fixture(autouse=True)
+def _stun_on_an_os_chosen_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers that tests start keep the STUN server (server/stun.py) but on loopback and a
+    port the OS picks, not the well-known 0.0.0.0:3478 (tests run side by side)."""
+    import dataclasses
+
+    import acs_security.server.app as app
+    from acs_security.server.config import Endpoint
+
+    real = app.start_stun
+
+    def start(config: Any, *args: Any, **kwargs: Any) -> Any:
+        if config.stun_listen == Endpoint("0.0.0.0", 3478):
+            config = dataclasses.replace(config, stun_listen=Endpoint("127.0.0.1", 0))
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(app, "start_stun", start)

@@ -69,12 +69,17 @@ def outcome_table(rows: Sequence[Mapping[str, Any]], *, title: str | None = None
                   attempts: bool = False) -> Table:
     """Per-device outcomes (job reports, the demo): the phone by serial and model."""
     details = any(d.get("detail") for d in rows)
-    columns = ["device", "state"] + (["attempts"] if attempts else []) + ["fault"] + (["detail"] if details else [])
+    # How each phone was reached (HTTP, UDP, XMPP, periodic), when the rows say (job reports).
+    reach = any(d.get("reached_by") for d in rows)
+    columns = (["device", "state"] + (["attempts"] if attempts else []) + (["reached by"] if reach else [])
+               + ["fault"] + (["detail"] if details else []))
     table = new_table(columns, title=title, keep_whole=("device", "state"))
     for label, d in zip(device_labels(rows), rows, strict=True):
         values = [label, d.get("state", "")]
         if attempts:
             values.append(str(d.get("attempts", "")))
+        if reach:
+            values.append(d.get("reached_by") or "")
         values.append(fault_text(d))
         if details:
             values.append(d.get("detail") or "")

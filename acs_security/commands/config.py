@@ -37,6 +37,7 @@ EXAMPLES: dict[str, Any] = {
     "tls_key": "/etc/acs-security/tls/server.key",
     "client_ca": "/etc/acs-security/tls/phones-ca.pem",
     "public_url": "https://acs.example.net/",
+    "stun_public": "203.0.113.10:3478",
     "cr_username": "acs",
     "cr_password_file": "/etc/acs-security/cr.pw",
     "secret_key_file": "/var/lib/acs-security/acs.key",

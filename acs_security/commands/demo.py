@@ -1,7 +1,9 @@
 """``acs-security demo``: a whole fleet push on this machine, start to report.
 
 Starts the ACS on SQLite in a temporary folder, boots simulated phones with a few faults
-injected (busy, rejecting, slow, offline), pushes the example hardening policy shipped in
+injected (busy, rejecting, slow, offline) and 30 % of them behind NAT (reached by UDP
+connection requests through the ACS's STUN server, docs/nat.md), pushes the example
+hardening policy shipped in
 ``datamodel/examples/`` through the management API (the same path as ``acs-security push``),
 follows it with a progress bar, prints the report and exits 0 when the push ran to its end.
 """
@@ -30,6 +32,8 @@ def register(sub: Any) -> None:
     p.add_argument("--deadline", default="40s", help="how long offline phones are waited for")
     p.add_argument("--inform-interval", type=float, default=15.0, help="periodic Inform interval of the phones")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--nat", type=float, default=0.3, metavar="RATE",
+                   help="share of the phones behind NAT, reached through the ACS's STUN server (default 0.3)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (database, logs)")
     p.set_defaults(func=run)
 
@@ -43,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no policy file {policy}")
     if not 1 <= args.phones <= 20_000:
         raise UsageError("--phones must be 1-20000")
+    if not 0 <= args.nat <= 1:
+        raise UsageError(f"--nat must be a share of the phones from 0 to 1, got {args.nat}")
     try:
         faults = parse_faults(args.faults) if args.faults else None
     except FaultSpecError as exc:
@@ -90,6 +96,8 @@ async def _demo(reactor: Any, args: Any, policy: Path, faults: Any, workdir: Pat
         "db": f"sqlite:///{workdir}/acs.db", "cwmp_listen": "127.0.0.1:0", "api_listen": "127.0.0.1:0",
         "cpe_auth": False, "cr_username": "acs", "cr_password_file": str(workdir / "cr.pw"),
         "cr_session_wait": 10,
+        # The STUN server for the phones behind NAT, on a port the OS picks.
+        "stun_listen": "127.0.0.1:0",
         # The host phones use for the ACS: the guardrails check the policy's restricted
         # domains against it (the port is chosen by the OS below; only the host matters).
         "public_url": "http://acs.example.net/",
@@ -108,7 +116,9 @@ async def _demo(reactor: Any, args: Any, policy: Path, faults: Any, workdir: Pat
         inform_interval=args.inform_interval, resolve={"acs.example.net": "127.0.0.1"},
         boot_ramp_s=2.0, cr_password_mode="shared", cr_username="acs",
         cr_password="demo-connection-request-secret", cr_delay=(0.02, 0.2), cr_min_interval=0.5,
-        slow_delay=1.0,
+        slow_delay=1.0, nat=args.nat,
+        stun_server=f"127.0.0.1:{server.stun.address[1]}" if server.stun and server.stun.address else None,
+        stun_keepalive=10,
     )
     try:
         await fleet.start()
@@ -118,6 +128,10 @@ async def _demo(reactor: Any, args: Any, policy: Path, faults: Any, workdir: Pat
                 await _sleep(reactor, 0.25)
         console.print(f"[bold]{server.store.count_devices()}[/bold] phones registered "
                       f"({args.phones - online} offline from the start); pushing {policy.name}")
+        if fleet.nat_phones:
+            console.print(f"[bold]{len(fleet.nat_phones)}[/bold] of them behind NAT: their connection-request "
+                          "URL is unreachable, they keep a STUN binding with the ACS, which wakes them by UDP "
+                          "from its STUN port")
         # The demo's own API calls use an operator token made for it (auth is always on).
         client = ApiClient(server.url("api").rstrip("/"), token=server.issue_token("demo", "operator"))
         pool = reactor.getThreadPool()
@@ -127,6 +141,7 @@ async def _demo(reactor: Any, args: Any, policy: Path, faults: Any, workdir: Pat
         final = await deferToThreadPool(reactor, pool, lambda: follow(client, job["id"]))
         render_summary(final, console)
         report = await deferToThreadPool(reactor, pool, client.get, f"/api/v1/jobs/{job['id']}/report")
+        _print_reach(report, console)
         _print_outliers(report, console)
         locked = [p.serial for p in fleet.phones if p.locked_out]
         console.print(f"phones locked out of the ACS: {len(locked)}")
@@ -134,6 +149,15 @@ async def _demo(reactor: Any, args: Any, policy: Path, faults: Any, workdir: Pat
     finally:
         await fleet.stop()
         await server.stop()
+
+
+def _print_reach(report: dict[str, Any], console: Any) -> None:
+    """How the phones were reached (the report's reached_by), one line."""
+    from collections import Counter
+
+    counts = Counter(d.get("reached_by") or "not reached" for d in report["devices"])
+    order = ("http", "udp", "xmpp", "periodic", "not reached")
+    console.print("reached by: " + ", ".join(f"{name} {counts[name]}" for name in order if counts[name]))
 
 
 def _print_outliers(report: dict[str, Any], console: Any) -> None:

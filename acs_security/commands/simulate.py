@@ -14,12 +14,14 @@ $ACS_SIM_CR_PASSWORD (shared connection-request password).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from acs_security.commands import UsageError
 
@@ -96,6 +98,14 @@ def register(sub: Any) -> None:
     p.add_argument("--factory-reset", type=float, default=0.0, metavar="RATE",
                    help="share of the phones (0-1) reset to factory values every --drift-interval "
                         "(0 BOOTSTRAP with defaults)")
+    p.add_argument("--nat", type=float, default=0.0, metavar="RATE",
+                   help="share of the phones (0-1) behind an address-and-port restricted NAT: their HTTP "
+                        "connection-request URL is unreachable, they run the TR-111 STUN client and take UDP "
+                        "connection requests from the ACS's STUN server only (docs/nat.md)")
+    p.add_argument("--stun-server", metavar="IP:PORT",
+                   help="the ACS's STUN server the phones behind NAT use (default: the --acs host, port 3478)")
+    p.add_argument("--stun-keepalive", type=int, default=30, metavar="S",
+                   help="seconds between a phone's STUN Binding Requests (STUNMinimumKeepAlivePeriod, default 30)")
     p.add_argument("--drift-interval", type=float, metavar="S",
                    help="seconds between rounds of --drift and --factory-reset (default: --inform-interval)")
     p.set_defaults(func=run)
@@ -191,7 +201,31 @@ def fleet_options(args: argparse.Namespace, env: Mapping[str, str] | None = None
         cr_password=cr_password or "", max_concurrent_sessions=args.max_sessions,
         boot_ramp_s=args.boot_ramp, trust_ca_pem=trust, client_cert_dir=client_certs,
         connection_per_request=args.connection_per_request,
+        **_nat_options(args, resolve),
     )
+
+
+def _nat_options(args: argparse.Namespace, resolve: Mapping[str, str]) -> dict[str, Any]:
+    """The fleet's NAT arguments. Raises UsageError for a rate outside 0-1, a keep-alive
+    below 1 s, or a STUN server that is not IP:PORT."""
+    if not 0 <= args.nat <= 1:
+        raise UsageError(f"--nat must be a share of the phones from 0 to 1, got {args.nat}")
+    if args.stun_keepalive < 1:
+        raise UsageError("--stun-keepalive must be at least 1 second")
+    if not args.nat:
+        return {}
+    server = args.stun_server
+    if server is None:
+        host = urlsplit(args.acs).hostname or ""
+        server = f"{resolve.get(host.lower(), host)}:3478"
+    host, sep, port = server.rpartition(":")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        if not sep or not 1 <= int(port) <= 65535:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--stun-server: {server!r} is not IP:PORT (give it, or --resolve the --acs host)") from None
+    return {"nat": args.nat, "stun_server": server, "stun_keepalive": args.stun_keepalive}
 
 
 class _CredentialWriter:
@@ -293,6 +327,9 @@ async def run_simulation(reactor: Any, options: Mapping[str, Any], *, out: IO[st
         raise UsageError(f"cannot listen: {exc}") from None
     print(f"{len(fleet.phones)} phones -> {acs_url}; connection requests at "
           f"{fleet.env.cr_url_base or '-'}SERIAL, UDP {fleet.udp_address or '-'}", file=out)
+    if fleet.nat_phones:
+        print(f"{len(fleet.nat_phones)} phones behind NAT (STUN server {options.get('stun_server')}, "
+              f"keep-alive {options.get('stun_keepalive')} s)", file=out)
     writer = None
     try:
         writer = _CredentialWriter(reactor, fleet, cr_credentials_db) if cr_credentials_db else None

@@ -1,11 +1,13 @@
 """Connection requests (TR-069 section 3.2.2, Annex G / TR-111): message logic.
 
 Pure modules are exported here: :mod:`.udp` (Annex G datagram, phone-side verifier,
-``host:port`` parsing), :mod:`.stun` (RFC 3489 codec with TR-111 attributes) and
-:mod:`.policy` (backoff). The Twisted edges are imported from their modules:
-:mod:`.http_client` (``HttpConnectionRequester``, ``RetryingConnectionRequester``),
-:mod:`.udp_client` (``UdpConnectionRequester``) and :mod:`.stun_server`
-(``StunServerProtocol``), so the pure parts import without Twisted.
+``host:port`` parsing), :mod:`.stun` (RFC 5389 / RFC 3489 codec with TR-111 attributes),
+:mod:`.methods` (the reach methods and the XMPP sender's contract) and :mod:`.policy`
+(backoff). The Twisted edges are imported from their modules: :mod:`.http_client`
+(``HttpConnectionRequester``, ``RetryingConnectionRequester``), :mod:`.udp_client`
+(``UdpConnectionRequester``), :mod:`.stun_server` (``StunServerProtocol``, ``LoginCache``)
+and :mod:`.stun_service` (the STUN server of ``serve`` and UDP requests from its socket),
+so the pure parts import without Twisted.
 """
 
 from acs_security.connreq.policy import BackoffPolicy, parse_retry_after

@@ -4,6 +4,10 @@
 401 with a digest challenge (TR-069 section 3.2.2: the CPE must authenticate the ACS with
 digest, MD5 or SHA-256), the ACS answers once with the ConnectionRequestUsername/Password,
 and 200/204 means the phone will open a session with event ``6 CONNECTION REQUEST``.
+With no credential configured for the phone (username None), the request goes without
+one: a phone whose listener asks for none (TR-069 allows the CPE to skip authentication of
+the request) accepts it, and one that challenges gets no answer and the result says it
+needs a connection-request credential.
 503 means busy or rate-limited. Outcomes are values (:class:`ConnectionRequestResult`),
 not exceptions, so the fleet engine can count and schedule them.
 
@@ -54,6 +58,7 @@ class ResultKind(enum.StrEnum):
     ACCEPTED = "accepted"  # 200 or 204: the phone will call in
     BUSY = "busy"  # 503 (retry_after set when the phone sent Retry-After)
     AUTH_FAILED = "auth_failed"  # 401 after the ACS answered the challenge
+    NEEDS_CREDENTIAL = "needs_credential"  # 401 to a request sent without a credential (none configured)
     REFUSED = "refused"  # TCP connection refused
     TIMEOUT = "timeout"  # no complete answer within the timeout
     ERROR = "error"  # other status, DNS failure, bad URL, unusable challenge, ...
@@ -82,7 +87,8 @@ class ConnectionRequestResult:
 class ConnectionRequester(Protocol):
     """Anything that sends one connection request and reports the outcome."""
 
-    def request(self, url: str, username: str, password: str) -> Deferred[ConnectionRequestResult]: ...
+    def request(self, url: str, username: str | None, password: str | None
+                ) -> Deferred[ConnectionRequestResult]: ...
 
 
 class _Timeout(Exception):
@@ -162,9 +168,10 @@ class HttpConnectionRequester:
         self._allow_basic = allow_basic
         self._log = log if log is not None else Logger(namespace="acs_security.connreq.http")
 
-    def request(self, url: str, username: str, password: str) -> Deferred[ConnectionRequestResult]:
-        """Send the request. The Deferred always fires with a result (or CancelledError
-        when the caller cancels it)."""
+    def request(self, url: str, username: str | None, password: str | None
+                ) -> Deferred[ConnectionRequestResult]:
+        """Send the request (without a credential when ``username`` is None). The Deferred
+        always fires with a result (or CancelledError when the caller cancels it)."""
         return Deferred.fromCoroutine(self._request(url, username, password))
 
     async def _within(self, d: Deferred[_T], deadline: float) -> _T:
@@ -261,7 +268,8 @@ class HttpConnectionRequester:
             ResultKind.ERROR, code, detail=f"unexpected HTTP status {code}", auth=auth
         )
 
-    async def _exchange(self, target: _Target, username: str, password: str) -> ConnectionRequestResult:
+    async def _exchange(self, target: _Target, username: str | None, password: str | None
+                        ) -> ConnectionRequestResult:
         deadline = self._clock.seconds() + self._timeout
         response = await self._get(target, None, deadline)
         auth: str | None = None
@@ -272,6 +280,9 @@ class HttpConnectionRequester:
                 break
             challenges = response.headers.getRawHeaders(b"www-authenticate") or []
             await self._drain(response, deadline)
+            if username is None or password is None:
+                return ConnectionRequestResult(ResultKind.NEEDS_CREDENTIAL, 401,
+                                               detail="needs a connection-request credential")
             if leg == 1 and not _says_stale(challenges):
                 return self._classify(response, True, auth)
             answer = self._answer(challenges, target, username, password)
@@ -283,7 +294,7 @@ class HttpConnectionRequester:
         await self._drain(response, deadline)
         return result
 
-    async def _request(self, url: str, username: str, password: str) -> ConnectionRequestResult:
+    async def _request(self, url: str, username: str | None, password: str | None) -> ConnectionRequestResult:
         target = _parse_target(url)
         if isinstance(target, str):
             result = ConnectionRequestResult(ResultKind.ERROR, detail=target)
@@ -305,7 +316,7 @@ class HttpConnectionRequester:
         emit(
             "connection request to {url} as {username}: {kind} (status {status}, {auth}) {detail}",
             url=target.safe,
-            username=username,
+            username=username if username is not None else "(no credential)",
             kind=str(result.kind),
             status=result.status,
             auth=result.auth or "no auth",
@@ -377,13 +388,14 @@ class RetryingConnectionRequester:
         self._attempts = attempts
         self._policy = policy if policy is not None else BackoffPolicy()
 
-    def request(self, url: str, username: str, password: str) -> Deferred[ConnectionRequestResult]:
+    def request(self, url: str, username: str | None, password: str | None
+                ) -> Deferred[ConnectionRequestResult]:
         """Like :meth:`HttpConnectionRequester.request`, with retries; ``attempts`` in
         the result says how many requests were sent."""
         coro: Coroutine[Any, Any, ConnectionRequestResult] = self._request(url, username, password)
         return Deferred.fromCoroutine(coro)
 
-    async def _request(self, url: str, username: str, password: str) -> ConnectionRequestResult:
+    async def _request(self, url: str, username: str | None, password: str | None) -> ConnectionRequestResult:
         attempt = 1
         while True:
             result = await self._inner.request(url, username, password)

@@ -1,4 +1,5 @@
-"""Classic STUN (RFC 3489) message codec with the TR-111 part 2 attributes, without I/O.
+"""STUN message codec (RFC 5389, and classic RFC 3489) with the TR-111 part 2 attributes,
+without I/O.
 
 TR-111 part 2 (TR-069 Annex G) has a phone behind NAT send STUN Binding Requests to the
 ACS's STUN server; the server learns the phone's public ``ip:port`` (where UDP connection
@@ -10,19 +11,35 @@ Message (RFC 3489 section 11.1): type (2 bytes), length of the attributes (2), 1
 transaction id (16), then attributes as type (2), length (2), value. RFC 3489 attribute
 values are multiples of 4 bytes; this codec pads others with zeros to 4 and reads
 both forms (RFC 5389 section 15), so a USERNAME of any length round-trips.
+
+RFC 5389 keeps the header and puts the magic cookie 0x2112A442 in the first 4 bytes of
+what RFC 3489 called the transaction id (section 6), so one codec reads both: a message
+whose transaction id starts with the cookie is RFC 5389. It adds XOR-MAPPED-ADDRESS
+(section 15.2: the address XOR the cookie, so that NATs rewriting addresses in payloads
+leave it alone), MESSAGE-INTEGRITY (15.4: HMAC-SHA1 over the message up to the attribute,
+with the header length covering it; the key is the short-term password, here the phone's
+connection-request password) and FINGERPRINT (15.5: CRC-32 of the message up to it XOR
+0x5354554e). The test vectors of RFC 5769 check all three.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import struct
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 
 __all__ = [
     "ATTR_BINDING_CHANGE",
     "ATTR_CHANGED_ADDRESS",
     "ATTR_CONNECTION_REQUEST_BINDING",
     "ATTR_ERROR_CODE",
+    "ATTR_FINGERPRINT",
+    "ATTR_MESSAGE_INTEGRITY",
+    "ATTR_SOFTWARE",
+    "ATTR_XOR_MAPPED_ADDRESS",
     "ATTR_MAPPED_ADDRESS",
     "ATTR_SOURCE_ADDRESS",
     "ATTR_USERNAME",
@@ -31,6 +48,7 @@ __all__ = [
     "BINDING_RESPONSE",
     "CONNECTION_REQUEST_BINDING_VALUE",
     "HEADER_LENGTH",
+    "MAGIC_COOKIE",
     "MAX_MESSAGE",
     "StunAttribute",
     "StunError",
@@ -39,8 +57,12 @@ __all__ = [
     "binding_response",
     "decode_address",
     "decode_message",
+    "decode_xor_address",
     "encode_address",
     "encode_message",
+    "encode_xor_address",
+    "new_transaction_id",
+    "verify_integrity",
 ]
 
 # RFC 3489 section 11.1 message types.
@@ -57,6 +79,15 @@ ATTR_ERROR_CODE = 0x0009
 ATTR_CONNECTION_REQUEST_BINDING = 0xC001
 ATTR_BINDING_CHANGE = 0xC002
 CONNECTION_REQUEST_BINDING_VALUE = b"dslforum.org/TR-111 "
+# RFC 5389 section 6 and 18.2.
+MAGIC_COOKIE = 0x2112A442
+_COOKIE_BYTES = MAGIC_COOKIE.to_bytes(4, "big")
+ATTR_MESSAGE_INTEGRITY = 0x0008
+ATTR_XOR_MAPPED_ADDRESS = 0x0020
+ATTR_SOFTWARE = 0x8022
+ATTR_FINGERPRINT = 0x8028
+_FINGERPRINT_XOR = 0x5354554E
+_INTEGRITY_LENGTH = 20  # HMAC-SHA1
 
 HEADER_LENGTH = 20
 TRANSACTION_ID_LENGTH = 16
@@ -85,6 +116,15 @@ class StunMessage:
     message_type: int
     transaction_id: bytes
     attributes: tuple[StunAttribute, ...] = ()
+    #: The bytes it was decoded from (empty for a message built here): MESSAGE-INTEGRITY
+    #: is checked over them (verify_integrity).
+    raw: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def rfc5389(self) -> bool:
+        """The transaction id starts with the magic cookie (RFC 5389 section 6); an RFC 3489
+        client's random id does so with probability 2**-32."""
+        return self.transaction_id[:4] == _COOKIE_BYTES
 
     def get(self, attribute_type: int) -> bytes | None:
         """Value of the first attribute of that type, or None."""
@@ -124,6 +164,29 @@ class StunMessage:
         value = self.get(ATTR_MAPPED_ADDRESS)
         return None if value is None else decode_address(value)
 
+    @property
+    def xor_mapped_address(self) -> tuple[str, int] | None:
+        """XOR-MAPPED-ADDRESS as (ip, port) (RFC 5389 section 15.2).
+
+        Raises:
+            StunError: the attribute is present but malformed.
+        """
+        value = self.get(ATTR_XOR_MAPPED_ADDRESS)
+        return None if value is None else decode_xor_address(value, self.transaction_id)
+
+    @property
+    def reflexive_address(self) -> tuple[str, int] | None:
+        """XOR-MAPPED-ADDRESS, else MAPPED-ADDRESS: what a client reads from a response.
+
+        Raises:
+            StunError: the attribute is present but malformed.
+        """
+        return self.xor_mapped_address or self.mapped_address
+
+    @property
+    def has_integrity(self) -> bool:
+        return self.get(ATTR_MESSAGE_INTEGRITY) is not None
+
 
 def encode_address(host: str, port: int) -> bytes:
     """A MAPPED-ADDRESS-style value (RFC 3489 section 11.2.1).
@@ -158,13 +221,128 @@ def decode_address(value: bytes) -> tuple[str, int]:
     raise StunError(f"unknown address family {family}")
 
 
-def encode_message(message: StunMessage) -> bytes:
-    """Wire bytes of ``message``.
+def _xor_pad(transaction_id: bytes, length: int) -> bytes:
+    # IPv4: the cookie; IPv6: the cookie and the 96-bit transaction id (section 15.2).
+    return (_COOKIE_BYTES + transaction_id[4:])[:length]
+
+
+def encode_xor_address(host: str, port: int, transaction_id: bytes) -> bytes:
+    """An XOR-MAPPED-ADDRESS value (RFC 5389 section 15.2).
 
     Raises:
-        ValueError: transaction id not 16 bytes, a type outside 16 bits, or a value
-            too long for its 16-bit length field.
+        ValueError: host is not an IP literal, port outside 0-65535, or a transaction
+            id that is not 16 bytes.
     """
+    if len(transaction_id) != TRANSACTION_ID_LENGTH:
+        raise ValueError("transaction id must be 16 bytes")
+    plain = encode_address(host, port)
+    xport = port ^ (MAGIC_COOKIE >> 16)
+    addr = bytes(a ^ b for a, b in zip(plain[4:], _xor_pad(transaction_id, len(plain) - 4), strict=True))
+    return plain[:2] + struct.pack("!H", xport) + addr
+
+
+def decode_xor_address(value: bytes, transaction_id: bytes) -> tuple[str, int]:
+    """(ip, port) from an XOR-MAPPED-ADDRESS value.
+
+    Raises:
+        StunError: wrong length for the family, or an unknown family.
+    """
+    host, xport = decode_address(value)  # checks family and length
+    raw = ipaddress.ip_address(host).packed
+    plain = bytes(a ^ b for a, b in zip(raw, _xor_pad(transaction_id, len(raw)), strict=True))
+    return str(ipaddress.ip_address(plain)), xport ^ (MAGIC_COOKIE >> 16)
+
+
+def new_transaction_id(random_bytes: bytes) -> bytes:
+    """An RFC 5389 transaction id: the magic cookie and 12 random bytes.
+
+    Raises:
+        ValueError: not 12 random bytes.
+    """
+    if len(random_bytes) != 12:
+        raise ValueError("an RFC 5389 transaction id takes 12 random bytes")
+    return _COOKIE_BYTES + random_bytes
+
+
+def _integrity(data: bytes, key: bytes) -> bytes:
+    """HMAC-SHA1 of ``data`` (everything before MESSAGE-INTEGRITY) with the header's
+    length field counting the MESSAGE-INTEGRITY attribute (RFC 5389 section 15.4)."""
+    length = len(data) - HEADER_LENGTH + 4 + _INTEGRITY_LENGTH
+    adjusted = data[:2] + struct.pack("!H", length) + data[4:]
+    return hmac.new(key, adjusted, hashlib.sha1).digest()
+
+
+def _fingerprint(data: bytes) -> int:
+    """CRC-32 of ``data`` (everything before FINGERPRINT) with the length field counting the
+    8-byte FINGERPRINT attribute, XOR 0x5354554e (RFC 5389 section 15.5)."""
+    length = len(data) - HEADER_LENGTH + 8
+    adjusted = data[:2] + struct.pack("!H", length) + data[4:]
+    return (zlib.crc32(adjusted) & 0xFFFFFFFF) ^ _FINGERPRINT_XOR
+
+
+def _attribute_offsets(data: bytes) -> list[tuple[int, int, int]]:
+    """(type, offset of the attribute header, value length) of each attribute of a
+    message already decoded (so well formed)."""
+    out = []
+    pos = HEADER_LENGTH
+    while pos + 4 <= len(data):
+        attr_type, attr_len = struct.unpack("!HH", data[pos:pos + 4])
+        out.append((attr_type, pos, attr_len))
+        pos += 4 + attr_len + (-attr_len % 4)
+    return out
+
+
+def verify_integrity(message: StunMessage, key: bytes) -> bool:
+    """Whether the MESSAGE-INTEGRITY of a decoded message is right for ``key``; False when
+    it has none or was not decoded from bytes. Constant-time comparison."""
+    if not message.raw:
+        return False
+    for attr_type, offset, attr_len in _attribute_offsets(message.raw):
+        if attr_type == ATTR_MESSAGE_INTEGRITY:
+            if attr_len != _INTEGRITY_LENGTH:
+                return False
+            given = message.raw[offset + 4:offset + 4 + _INTEGRITY_LENGTH]
+            return hmac.compare_digest(_integrity(message.raw[:offset], key), given)
+    return False
+
+
+def encode_message(
+    message: StunMessage, *, integrity_key: bytes | None = None, fingerprint: bool = False,
+    pad: bytes = b"\x00",
+) -> bytes:
+    """Wire bytes of ``message``, followed by MESSAGE-INTEGRITY computed with
+    ``integrity_key`` and/or FINGERPRINT when asked (RFC 5389 sections 15.4 and 15.5;
+    they come last, in that order). ``pad`` is the padding byte (any value is allowed,
+    RFC 5389 section 15; the RFC 5769 samples use spaces).
+
+    Raises:
+        ValueError: transaction id not 16 bytes, a type outside 16 bits, a value
+            too long for its 16-bit length field, or MESSAGE-INTEGRITY/FINGERPRINT
+            asked of a message that already has them among its attributes.
+    """
+    if len(pad) != 1:
+        raise ValueError("pad must be one byte")
+    data = _encode_plain(message, pad)
+    already = message.get(ATTR_MESSAGE_INTEGRITY) is not None or message.get(ATTR_FINGERPRINT) is not None
+    if (integrity_key is not None or fingerprint) and already:
+        raise ValueError("the message already carries MESSAGE-INTEGRITY or FINGERPRINT")
+    if integrity_key is not None:
+        mac = _integrity(data, integrity_key)
+        data = _with_attribute(data, ATTR_MESSAGE_INTEGRITY, mac)
+    if fingerprint:
+        crc = _fingerprint(data)
+        data = _with_attribute(data, ATTR_FINGERPRINT, struct.pack("!I", crc))
+    return data
+
+
+def _with_attribute(data: bytes, attr_type: int, value: bytes) -> bytes:
+    body_length = len(data) - HEADER_LENGTH + 4 + len(value)
+    if body_length > 0xFFFF:
+        raise ValueError("message too long")
+    return data[:2] + struct.pack("!H", body_length) + data[4:] + struct.pack("!HH", attr_type, len(value)) + value
+
+
+def _encode_plain(message: StunMessage, pad: bytes) -> bytes:
     if len(message.transaction_id) != TRANSACTION_ID_LENGTH:
         raise ValueError("transaction id must be 16 bytes")
     if not 0 <= message.message_type <= 0x3FFF:
@@ -176,7 +354,7 @@ def encode_message(message: StunMessage) -> bytes:
         if len(attribute.value) > 0xFFFF - 4:
             raise ValueError("attribute value too long")
         body += struct.pack("!HH", attribute.type, len(attribute.value)) + attribute.value
-        body += b"\x00" * (-len(attribute.value) % 4)
+        body += pad * (-len(attribute.value) % 4)
     if len(body) > 0xFFFF:
         raise ValueError("message too long")
     return struct.pack("!HH", message.message_type, len(body)) + message.transaction_id + bytes(body)
@@ -218,7 +396,24 @@ def decode_message(data: bytes) -> StunMessage:
         pad = -attr_len % 4
         if pad and len(data) - pos >= pad:
             pos += pad
-    return StunMessage(message_type, transaction_id, tuple(attributes))
+    message = StunMessage(message_type, transaction_id, tuple(attributes), raw=bytes(data))
+    if message.rfc5389:
+        _check_fingerprint(message)
+    return message
+
+
+def _check_fingerprint(message: StunMessage) -> None:
+    """RFC 5389 section 7.3: a FINGERPRINT that does not match means the datagram is not
+    STUN (or was damaged), and it must be dropped. Only the last attribute may be it."""
+    offsets = _attribute_offsets(message.raw)
+    for index, (attr_type, offset, attr_len) in enumerate(offsets):
+        if attr_type != ATTR_FINGERPRINT:
+            continue
+        if index != len(offsets) - 1 or attr_len != 4:
+            raise StunError("FINGERPRINT is not the last attribute or not 4 bytes")
+        (given,) = struct.unpack("!I", message.raw[offset + 4:offset + 8])
+        if given != _fingerprint(message.raw[:offset]):
+            raise StunError("FINGERPRINT does not match")
 
 
 def binding_request(
@@ -247,11 +442,19 @@ def binding_response(
     changed: tuple[str, int] | None = None,
 ) -> StunMessage:
     """Binding Response with MAPPED-ADDRESS (RFC 3489 section 11.2.1) and, when known,
-    SOURCE-ADDRESS and CHANGED-ADDRESS.
+    SOURCE-ADDRESS and CHANGED-ADDRESS. To an RFC 5389 request (the cookie in
+    ``transaction_id``): XOR-MAPPED-ADDRESS first, then MAPPED-ADDRESS, which RFC 5389
+    section 12.2 lets a server add for clients that read only that one; no
+    SOURCE-/CHANGED-ADDRESS (RFC 5389 dropped them).
 
     Raises:
         ValueError: an address is not an IP literal with a valid port.
     """
+    if transaction_id[:4] == _COOKIE_BYTES:
+        return StunMessage(BINDING_RESPONSE, transaction_id, (
+            StunAttribute(ATTR_XOR_MAPPED_ADDRESS, encode_xor_address(*mapped, transaction_id)),
+            StunAttribute(ATTR_MAPPED_ADDRESS, encode_address(*mapped)),
+        ))
     attributes = [StunAttribute(ATTR_MAPPED_ADDRESS, encode_address(*mapped))]
     if source is not None:
         attributes.append(StunAttribute(ATTR_SOURCE_ADDRESS, encode_address(*source)))

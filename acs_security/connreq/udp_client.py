@@ -64,8 +64,14 @@ class UdpConnectionRequester:
         repeat: int = 3,
         interval: float = 1.0,
         log: Logger | None = None,
+        answer_at_first_copy: bool = False,
     ) -> None:
-        """Raises:
+        """``answer_at_first_copy``: the Deferred of :meth:`send` fires once the first copy
+        is written (``copies_sent`` 1) and the others follow on the clock, so a caller that
+        limits requests in flight (the job engine) does not hold a slot for the seconds of
+        the copies; cancelling the Deferred then no longer stops them.
+
+        Raises:
         ValueError: repeat below 1, interval negative, first_id outside uint32.
         """
         if repeat < 1:
@@ -81,6 +87,7 @@ class UdpConnectionRequester:
         self._repeat = repeat
         self._interval = float(interval)
         self._log = log if log is not None else Logger(namespace="acs_security.connreq.udp")
+        self._answer_early = answer_at_first_copy
 
     def _take_id(self) -> int:
         request_id = self._next_id
@@ -119,7 +126,7 @@ class UdpConnectionRequester:
                     call.cancel()
 
         done: Deferred[UdpSendResult] = Deferred(cancel)
-        state = {"sent": 0}
+        state = {"sent": 0, "over": 0}
 
         def finish(error: str | None) -> None:
             result = UdpSendResult(str(target), request_id, state["sent"], error)
@@ -133,11 +140,12 @@ class UdpConnectionRequester:
                 copies=result.copies_sent,
                 error="" if error is None else f", failed: {error}",
             )
+            state["over"] = 1
             if not done.called:
                 done.callback(result)
 
         def send_copy() -> None:
-            if done.called:
+            if state["over"] or (done.called and not self._answer_early):
                 return
             try:
                 self._transport.write(datagram, (target.host, target.port))
@@ -148,10 +156,12 @@ class UdpConnectionRequester:
             state["sent"] += 1
             if state["sent"] >= self._repeat:
                 finish(None)
+            elif state["sent"] == 1 and self._answer_early and not done.called:
+                done.callback(UdpSendResult(str(target), request_id, 1))
 
         send_copy()
         for copy in range(1, self._repeat):
-            if done.called:
+            if state["over"]:
                 break
             pending.append(self._clock.callLater(self._interval * copy, send_copy))
         return done

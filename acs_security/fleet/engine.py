@@ -29,13 +29,14 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from acs_security.connreq.methods import XmppRequester
 from acs_security.connreq.policy import BackoffPolicy
-from acs_security.display import label_of
 from acs_security.files.offers import FileOffers
 from acs_security.fleet.cluster import ClusterMode, ClusterOptions
 from acs_security.fleet.joblog import job_event, maybe_progress
 from acs_security.fleet.live import PARAMETER_KEY_PREFIX, JobOptions, LiveJob, LiveTask
 from acs_security.fleet.plancache import PlanCache
+from acs_security.fleet.requests import RequestSide
 from acs_security.fleet.selector import Selector
 from acs_security.fleet.session_side import SessionSide
 from acs_security.fleet.tasks import ACTIVE, TaskEvent, TaskState
@@ -44,7 +45,7 @@ from acs_security.fleet.writes import TaskWriter
 from acs_security.mapping import Catalogue, load_catalogue
 from acs_security.policy.document import Policy
 from acs_security.policy.plan import DevicePlan, plan_device
-from acs_security.store.errors import StoreError, StoreUnavailable
+from acs_security.store.errors import StoreUnavailable
 from acs_security.store.jobs import TargetDevice
 
 __all__ = ["FleetEngine", "EngineLimits", "PARAMETER_KEY_PREFIX"]
@@ -57,16 +58,19 @@ class EngineLimits:
 
     def __init__(self, *, max_cr_in_flight: int = 200, cr_session_wait: float = 45.0,
                  max_cr_attempts: int = 3, tick: float = 0.2, keep_finished_jobs: int = 20,
-                 backoff: BackoffPolicy | None = None) -> None:
+                 backoff: BackoffPolicy | None = None, stun_keepalive: float = 120.0) -> None:
         self.max_cr_in_flight = max_cr_in_flight
         self.cr_session_wait = cr_session_wait
         self.max_cr_attempts = max_cr_attempts
         self.keep_finished_jobs = keep_finished_jobs
         self.tick = tick
         self.backoff = backoff or BackoffPolicy(base=5.0, cap=120.0)
+        # How long a STUN binding stays usable when the phone's keep-alive period is not
+        # known (fleet/reach.py).
+        self.stun_keepalive = stun_keepalive
 
 
-class FleetEngine(SessionSide):
+class FleetEngine(SessionSide, RequestSide):
     def __init__(
         self,
         *,
@@ -74,6 +78,7 @@ class FleetEngine(SessionSide):
         clock: IReactorTime,
         http_requester: Any = None,
         udp_requester: Any = None,
+        xmpp_requester: XmppRequester | None = None,
         cr_credentials: Callable[[str], Deferred[Any]] | None = None,
         default_cr_credential: tuple[str, str] | None = None,
         catalogue: Catalogue | None = None,
@@ -93,6 +98,11 @@ class FleetEngine(SessionSide):
         self._clock = clock
         self._http = http_requester
         self._udp = udp_requester
+        self._xmpp = xmpp_requester
+        # Public UDP address -> when the STUN server last saw it (RequestSide.note_udp_binding).
+        self._udp_seen: dict[str, float] = {}
+        # Public UDP address -> the task that waits for the phone's next STUN keep-alive.
+        self._waiting_binding: dict[str, LiveTask] = {}
         self._cr_credentials = cr_credentials
         self._default_cr = default_cr_credential
         self._catalogue = catalogue or load_catalogue()
@@ -535,92 +545,6 @@ class FleetEngine(SessionSide):
         for job_id in finished[: max(0, len(finished) - self.limits.keep_finished_jobs)]:
             del self.jobs[job_id]
             self._plans.pop(job_id, None)
-
-    def send_requests(self, job: LiveJob, now: float) -> None:
-        if self._store_down:
-            return  # the phones would be answered 503 (store_unavailable)
-        in_progress = self._cluster.in_progress(job) if self._cluster is not None else job.in_progress
-        budget = min(self.limits.max_cr_in_flight - self._cr_in_flight,
-                     job.options.max_in_progress - in_progress)
-        scanned, size = 0, len(job.queue)
-        while budget > 0 and scanned < size and job.queue:
-            task = job.queue.popleft()
-            scanned += 1
-            if task.state is not TaskState.PENDING or task.cr_exhausted or task.gone or not task.claimed:
-                continue  # stale entry; exhausted ones wait for a periodic Inform
-            if not job.open_wave(task.wave) or task.next_attempt > now:
-                job.queue.append(task)
-                continue
-            device = self.devices.get(task.device_id)
-            if device is None or not (device.connection_request_url or device.udp_connection_request_address):
-                task.cr_exhausted = True
-                task.detail = "no ConnectionRequestURL known: waiting for a periodic Inform"
-                self._writer.mark(task.update(now))
-                continue
-            budget -= 1
-            job.apply(task, TaskEvent.CR_SENT, now)
-            task.requested_at = now
-            self._cr_in_flight += 1
-            d = Deferred.fromCoroutine(self._connection_request(task, device))
-            d.addErrback(lambda f: log.failure("connection request crashed", f))
-
-    async def _connection_request(self, task: LiveTask, device: TargetDevice) -> None:
-        try:
-            try:
-                creds = await self._credential(device.device_id)
-            except StoreError as exc:
-                self._store_failed_request(task, exc)
-                return
-            if creds is None:
-                ok, why = False, "no connection-request credential for this device"
-            elif device.udp_connection_request_address and self._udp is not None:
-                result = await self._udp.send(device.udp_connection_request_address, *creds)
-                ok, why = bool(getattr(result, "sent", True)), getattr(result, "detail", "")
-            elif device.connection_request_url and self._http is not None:
-                result = await self._http.request(device.connection_request_url, *creds)
-                ok, why = result.ok, f"{result.kind.value}: {result.detail}".strip(": ")
-            else:
-                ok, why = False, "no way to send a connection request"
-        finally:
-            self._cr_in_flight -= 1
-        now = self._clock.seconds()
-        if task.state is not TaskState.REQUESTED or task.gone:
-            return  # the device called in (or the job moved on, or another node has it) meanwhile
-        if not ok:
-            task.job.apply(task, TaskEvent.CR_LOST, now)
-            self._failed_attempt(task, now, f"connection request failed ({why})")
-
-    def _store_failed_request(self, task: LiveTask, exc: StoreError) -> None:
-        """The device's connection-request credential could not be read: nothing was sent,
-        so the attempt does not count (an outage must not use up a device's attempts and
-        leave it to its next periodic Inform); the task waits and is requested again."""
-        now = self._clock.seconds()
-        if task.state is not TaskState.REQUESTED or task.gone:
-            return
-        task.job.apply(task, TaskEvent.CR_LOST, now)
-        task.detail = "connection request postponed: the store is unavailable"
-        task.next_attempt = now + self.limits.backoff.delay(1, self._random())
-        self._writer.mark(task.update(now))
-        if not isinstance(exc, StoreUnavailable):
-            log.warn("cannot read the connection-request credential of {label}: {error}",
-                     device=task.device_id, label=label_of(task.device_id), error=str(exc))
-
-    async def _credential(self, device_id: str) -> tuple[str, str] | None:
-        if self._cr_credentials is not None:
-            cred = await self._cr_credentials(device_id)
-            if cred is not None:
-                return cred.username, cred.password
-        return self._default_cr
-
-    def _failed_attempt(self, task: LiveTask, now: float, why: str) -> None:
-        task.attempts += 1
-        task.detail = why
-        if task.attempts >= self.limits.max_cr_attempts:
-            task.cr_exhausted = True
-            task.detail = f"{why}; waiting for the next periodic Inform"
-        else:
-            task.next_attempt = now + self.limits.backoff.delay(task.attempts, self._random())
-        self._writer.mark(task.update(now))
 
 
 async def _nothing() -> None:

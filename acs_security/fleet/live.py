@@ -67,6 +67,8 @@ class LiveTask:
     # let go of it (another node finished or took it).
     claimed: bool = True
     gone: bool = False
+    # The method of the last connection request sent (connreq/methods.py ReachMethod value).
+    reached_by: str | None = None
 
     def update(self, now: float) -> TaskUpdate:
         return TaskUpdate(
@@ -76,6 +78,7 @@ class LiveTask:
             faults=self.faults, detail=self.detail,
             finished_at=_dt(self.finished_at) if self.finished_at is not None else None,
             node=self.job.node, next_attempt=_dt(self.next_attempt) if self.next_attempt else None,
+            reached_by=self.reached_by,
         )
 
 
@@ -237,4 +240,5 @@ class LiveJob:
 
 
 def _reachable(device: TargetDevice | None) -> bool:
-    return device is not None and bool(device.connection_request_url or device.udp_connection_request_address)
+    return device is not None and bool(device.connection_request_url or device.udp_connection_request_address
+                                       or device.xmpp_jid)

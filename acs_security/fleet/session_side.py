@@ -24,6 +24,7 @@ from acs_security.fleet.tasks import TaskEvent, TaskState
 from acs_security.fleet.transfers import TransferSide
 from acs_security.policy.plan import DevicePlan
 from acs_security.server.sessions import SessionContext
+from acs_security.store.jobrecords import REACH_PARAMETERS, reach_facts
 from acs_security.store.jobs import TargetDevice
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class SessionSide(TransferSide):
         if inform is not None and ctx.device_id:
             # What the Inform says is newer than what the engine knew (firmware, URLs).
             self.devices[ctx.device_id] = device_from_inform(ctx.device_id, inform,
-                                                             self.devices.get(ctx.device_id))
+                                                             self.devices.get(ctx.device_id), remote=ctx.remote)
         now = self._clock.seconds()
         for task in list(tasks):
             job = task.job
@@ -312,23 +313,35 @@ def _same(got: m.ParameterValue, sent: Any) -> bool:
         return False
 
 
-def device_from_inform(device_id: str, inform: Any, known: TargetDevice | None = None) -> TargetDevice:
+def device_from_inform(device_id: str, inform: Any, known: TargetDevice | None = None, *,
+                       remote: str | None = None) -> TargetDevice:
     """The device as its Inform describes it; values the Inform leaves out (and the tags,
-    which the Inform never carries) are taken from ``known``."""
+    which the Inform never carries, and when the STUN server last saw it) are taken from
+    ``known``. ``remote``: the address the Inform came from (fleet/reach.py compares it with
+    the ConnectionRequestURL's host)."""
     values = inform.parameter_map
 
     def text(name: str, fallback: str | None) -> str | None:
         v = values.get(name)
         return str(v) if v not in (None, "") else fallback
 
+    ms = "Device.ManagementServer."
+    reach = reach_facts({k: str(v) for k, v in values.items() if k in REACH_PARAMETERS})
     ident = inform.device_id
+    udp = text(ms + "UDPConnectionRequestAddress", known.udp_connection_request_address if known else None)
     return TargetDevice(
         device_id, ident.product_class,
         text("Device.DeviceInfo.SoftwareVersion", known.software_version if known else None),
         ident.serial_number,
-        text("Device.ManagementServer.ConnectionRequestURL", known.connection_request_url if known else None),
-        text("Device.ManagementServer.UDPConnectionRequestAddress",
-             known.udp_connection_request_address if known else None),
-        text("Device.ManagementServer.ParameterKey", known.parameter_key if known else None),
+        text(ms + "ConnectionRequestURL", known.connection_request_url if known else None),
+        udp,
+        text(ms + "ParameterKey", known.parameter_key if known else None),
         known.tags if known else (),
+        remote_address=remote or (known.remote_address if known else None),
+        nat_detected=reach["nat_detected"] if reach["nat_detected"] is not None else (
+            known.nat_detected if known else None),
+        # When the STUN server saw that address (a new one: the engine's note of it).
+        udp_seen=known.udp_seen if known and known.udp_connection_request_address == udp else None,
+        keepalive_s=reach["keepalive_s"] or (known.keepalive_s if known else None),
+        xmpp_jid=text(ms + "ConnReqJabberID", known.xmpp_jid if known else None),
     )

@@ -56,6 +56,8 @@ TLS_VERSIONS: tuple[str, ...] = ("TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
 
 FIPS_KEY = "Device.X_CISCO_SecuritySettings.FIPSMode"  # web-only: keyed by its TR-069 path
 RAD = "Restricted_Access_Domains"
+STUN_ADDRESS = "Device.ManagementServer.STUNServerAddress"  # TR-181, keyed by path (no cfg.xml tag)
+STUN_PORT = "Device.ManagementServer.STUNServerPort"
 MIN_VERSION_KEYS = ("TLS_Min_Version", "TLS_Client_Min_Version")  # the phone as a TLS client
 S000 = "seed 000"
 
@@ -93,6 +95,13 @@ RULES: Mapping[str, GuardrailRule] = _rules(
     GuardrailRule("acs-url-outside-restricted-domains", ERROR,
                   "ACS URL changed to a host outside the Restricted Access Domains",
                   f"{S000} 'Configure Restricted Access Domains'"),
+    GuardrailRule("stun-server-outside-restricted-domains", ERROR,
+                  "STUN server outside the Restricted Access Domains",
+                  f"{S000} 'Configure Restricted Access Domains'; TR-111 part 2 (the phone's STUN client "
+                  "keeps its NAT binding with STUNServerAddress)"),
+    GuardrailRule("stun-server-not-this-acs", ERROR, "STUN server that is not this ACS's",
+                  "TR-111 part 2 / TR-069 Annex G (UDP connection requests come from the STUN server the "
+                  "phone keeps its binding with; another server's bindings are unknown to this ACS)"),
     GuardrailRule("tls-min-above-acs-max", ERROR,
                   "TLS minimum version above the ACS's highest version",
                   f"{S000} 'Control the TLS Minimum Value' (client TLS min version above the server's "
@@ -155,6 +164,10 @@ class AcsContext:
     https: bool = False
     tls_max_version: str = "TLS 1.3"
     tls_suites: frozenset[str] = frozenset()
+    #: Where phones reach this ACS's STUN server (config stun_public, else public_url's host
+    #: and stun_listen's port); None: no STUN server, or its public address is unknown.
+    stun_host: str | None = None
+    stun_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.tls_max_version not in TLS_VERSIONS:
@@ -233,8 +246,10 @@ def context_from_config(config: Any, *, certificate_auth: str | None = None) -> 
     suites: frozenset[str] = frozenset()
     if https:
         suites = acs_tls_suites(config.tls_ciphers, certificate_auth)
+    stun = getattr(config, "stun_address", None)
     return AcsContext(acs_host=host, provisioning_hosts=tuple(h.lower() for h in config.provisioning_hosts),
-                      https=https, tls_max_version=config.tls_max_version, tls_suites=suites)
+                      https=https, tls_max_version=config.tls_max_version, tls_suites=suites,
+                      stun_host=stun[0].lower() if stun else None, stun_port=stun[1] if stun else None)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -363,7 +378,40 @@ def _check_lockouts(policy: Policy, ctx: AcsContext, cat: Catalogue) -> list[Fin
                 "list: profile, upgrade and report rules using them stop working",
                 "add " + ", ".join(missing) + " (or parent domains) to Restricted_Access_Domains",
                 hosts=missing))
+    found.extend(_check_stun(policy, ctx))
     found.extend(_check_tls(policy, ctx, cat))
+    return found
+
+
+def _check_stun(policy: Policy, ctx: AcsContext) -> list[Finding]:
+    """The STUN server the policy points the phones at (TR-111 part 2): inside the policy's
+    Restricted Access Domains, and this ACS's own (docs/nat.md)."""
+    s = policy.settings
+    address = s.get(STUN_ADDRESS, "").strip().lower().rstrip(".")
+    port_text = s.get(STUN_PORT, "").strip()
+    found: list[Finding] = []
+    rad = s.get(RAD, "")
+    if address and _domains(rad) and (_is_ip(address) or not _covers(rad, address)):
+        why = ("an IP address, which Restricted Access Domains (fully qualified domain names only) cannot list"
+               if _is_ip(address) else f"not in Restricted Access Domains {rad!r}")
+        found.append(_finding(
+            "stun-server-outside-restricted-domains", [STUN_ADDRESS, RAD], address,
+            f"the STUN server {address!r} is {why}: the phones would not keep a binding with it, and phones "
+            "behind NAT could be woken only at their periodic Inform",
+            f"add {address} (or a parent domain) to Restricted_Access_Domains" if not _is_ip(address)
+            else "give the STUN server a DNS name and list it, or leave Restricted_Access_Domains out"))
+    if ctx.stun_host is not None and (address or port_text):
+        wrong_host = bool(address) and address != ctx.stun_host
+        wrong_port = bool(port_text) and port_text != str(ctx.stun_port)
+        if wrong_host or wrong_port:
+            given = f"{address or '(the ACS URL host)'}:{port_text or '3478'}"
+            found.append(_finding(
+                "stun-server-not-this-acs", [k for k, bad in ((STUN_ADDRESS, wrong_host), (STUN_PORT, wrong_port))
+                                             if bad], given,
+                f"{given} is not this ACS's STUN server ({ctx.stun_host}:{ctx.stun_port}): the phones' bindings "
+                "would be unknown here, and UDP connection requests would not pass their NATs",
+                f"set STUNServerAddress = {ctx.stun_host!r} and STUNServerPort = {ctx.stun_port}, or configure "
+                "stun_public if that server is this ACS's"))
     return found
 
 

@@ -123,6 +123,10 @@ def plan_device(
                     skipped.append((concrete, f"{model.product_class} has {model.extension_count} extension(s)"))
                 else:
                     desired[concrete] = value
+    stun_refused = _stun_outside_known_domains(desired, known or {})
+    if stun_refused is not None:
+        del desired[_STUN_ADDRESS]
+        skipped.append((_STUN_ADDRESS, stun_refused))
     try:
         params = cfgxml_to_tr069(desired, model=model.product_class,
                                  software_version=software_version, catalogue=cat)
@@ -147,3 +151,26 @@ def plan_device(
             send.append(p)
     return DevicePlan(params=tuple(send), skipped=tuple(skipped), unchanged=tuple(unchanged),
                       changes=tuple(changes), download=tuple(in_file))
+
+
+_STUN_ADDRESS = "Device.ManagementServer.STUNServerAddress"
+_RAD_PATH = "Device.X_CISCO_SystemConfiguration.RestrictedAccessDomains"
+
+
+def _stun_outside_known_domains(desired: Mapping[str, str], known: Mapping[str, str]) -> str | None:
+    """Why this device must not get the policy's STUN server, or None: the policy leaves the
+    Restricted Access Domains as they are, and the device's known list (seed 000: a host
+    outside it cannot be used) leaves the STUN server out, or is non-empty and the server is
+    an IP address. The policy-wide checks are in policy/guardrails.py."""
+    address = desired.get(_STUN_ADDRESS, "").strip().lower().rstrip(".")
+    if not address or "Restricted_Access_Domains" in desired:
+        return None
+    domains = [d.strip().lower().rstrip(".") for d in known.get(_RAD_PATH, "").split(",") if d.strip()]
+    if not domains:
+        return None
+    if address.replace(".", "").isdigit() or ":" in address or not any(
+            address == d or address.endswith("." + d) for d in domains):
+        return (f"the device's Restricted Access Domains {known[_RAD_PATH]!r} leave out the STUN server "
+                f"{address!r}: add it to Restricted_Access_Domains in this policy (guardrail "
+                "stun-server-outside-restricted-domains)")
+    return None

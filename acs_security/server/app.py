@@ -40,6 +40,7 @@ from zope.interface import implementer
 
 from acs_security.connreq.http_client import HttpConnectionRequester
 from acs_security.connreq.pool import QuietConnectionPool
+from acs_security.connreq.stun_service import StunService
 from acs_security.connreq.udp_client import UdpConnectionRequester
 from acs_security.console import make_console
 from acs_security.desired.audit_side import AuditSide
@@ -79,6 +80,7 @@ from acs_security.server.outages import OutageLog
 from acs_security.server.provisioning import Provisioner
 from acs_security.server.refusals import RefusalLog
 from acs_security.server.soap import make_soap_resource
+from acs_security.server.stun import start_stun
 from acs_security.service import FleetService
 from acs_security.store import open_store
 from acs_security.store.deferred import DeferredStore, make_threadpool
@@ -206,6 +208,7 @@ class AcsServer:
     _threadpool: Any = None
     _wsgi_pool: Any = None
     _udp_port: Any = None
+    stun: StunService | None = None
     leases: DeviceLeases | None = None
     files: FileOffers | None = None
     file_resource: FileResource | None = None
@@ -266,12 +269,8 @@ class AcsServer:
             pool=QuietConnectionPool(self.reactor, persistent=False))
         http = CountingRequester(HttpConnectionRequester(agent, self.reactor, nonce_source=self.random_bytes,
                                                          timeout=cfg.cr_timeout), self.metrics, "http")
-        self._udp_port = self.reactor.listenUDP(0, DatagramProtocol(), interface="0.0.0.0")
-        udp = CountingRequester(UdpConnectionRequester(
-            self._udp_port, self.reactor,
-            first_id=int.from_bytes(self.random_bytes(4), "big"),
-            nonce_source=self.random_bytes,
-        ), self.metrics, "udp")
+        # UDP connection requests leave from the STUN server's socket (server/stun.py), where
+        # the phones' NATs have their mappings; without it, from an ephemeral port.
         default = None
         if cfg.cr_username is not None and cfg.cr_password_file is not None:
             try:
@@ -279,14 +278,24 @@ class AcsServer:
             except OSError as exc:
                 raise ConfigError(f"cr_password_file {cfg.cr_password_file}: {exc.strerror}") from None
             default = (cfg.cr_username, password)
-        return FleetEngine(
+        self.stun = start_stun(cfg, self.reactor, ds, self.random_bytes, default_login=default)
+        udp_sender: Any = self.stun.requester if self.stun is not None else None
+        if udp_sender is None:
+            self._udp_port = self.reactor.listenUDP(0, DatagramProtocol(), interface="0.0.0.0")
+            udp_sender = UdpConnectionRequester(self._udp_port, self.reactor, nonce_source=self.random_bytes,
+                                                first_id=int.from_bytes(self.random_bytes(4), "big"))
+        udp = CountingRequester(udp_sender, self.metrics, "udp")
+        engine = FleetEngine(
             store=ds, clock=self.reactor, http_requester=http, udp_requester=udp, cluster=cluster,
             node=cfg.node, files=self.files, store_available=self._store_available,
             cr_credentials=lambda device_id: ds.call("get_connection_request_credential", device_id),
             default_cr_credential=default,
             limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
-                                cr_session_wait=cfg.cr_session_wait),
+                                cr_session_wait=cfg.cr_session_wait, stun_keepalive=cfg.stun_keepalive),
         )
+        if self.stun is not None:
+            self.stun.on_device_binding = engine.note_udp_binding
+        return engine
 
     def _make_provisioner(self, engine: FleetEngine) -> Provisioner:
         """The sessions' provisioner: the job engine first (a push wins the session), then
@@ -553,6 +562,9 @@ class AcsServer:
         if self.leases is not None:
             ds.append(self.leases.release_all().addErrback(
                 lambda f: log.warn("cannot release session leases: {error}", error=f.getErrorMessage())))
+        if self.stun is not None:
+            ds.append(self.stun.stop())
+            self.stun = None
         if self._udp_port is not None:
             d = self._udp_port.stopListening()
             if d is not None:

@@ -116,6 +116,10 @@ class ServerConfig:
     cr_timeout: float = 10.0
     max_cr_in_flight: int = 200
     cr_session_wait: float = 45.0
+    # TR-111 part 2 STUN server (docs/nat.md); None ('off'): not run.
+    stun_listen: Endpoint | None = Endpoint("0.0.0.0", 3478)
+    stun_public: Endpoint | None = None
+    stun_keepalive: float = 120.0
     provisioning_hosts: tuple[str, ...] = ()
     tls_max_version: str = "TLS 1.3"
     tls_ciphers: str = DEFAULT_TLS_CIPHERS
@@ -169,6 +173,8 @@ class ServerConfig:
                 raise ConfigError(f"public_url: {self.public_url!r} is not an http(s) URL")
         if (self.cr_username is None) != (self.cr_password_file is None):
             raise ConfigError("cr_username and cr_password_file go together")
+        if self.stun_keepalive <= 0:
+            raise ConfigError("stun_keepalive must be positive")
         if self.cr_timeout <= 0 or self.cr_session_wait <= 0 or self.max_cr_in_flight < 1:
             raise ConfigError("cr_timeout and cr_session_wait must be positive, max_cr_in_flight >= 1")
         if self.tls_max_version not in TLS_MAX_VERSIONS:
@@ -286,6 +292,17 @@ class ServerConfig:
         return urlsplit(self.public_url).hostname if self.public_url else None
 
     @property
+    def stun_address(self) -> tuple[str, int] | None:
+        """(host, port) phones are to reach the STUN server at: stun_public, else public_url's
+        host and stun_listen's port; None when unknown or the server is off."""
+        if self.stun_listen is None:
+            return None
+        if self.stun_public is not None:
+            return self.stun_public.host, self.stun_public.port
+        host = self.public_host
+        return (host, self.stun_listen.port) if host else None
+
+    @property
     def file_base_url(self) -> str | None:
         """Scheme and authority of the file URLs in Downloads and Uploads: file_url, else
         public_url's (None: the listener's address, known once it listens)."""
@@ -341,6 +358,13 @@ FIELDS: dict[str, tuple[str, str]] = {
     "cr_timeout": ("float", "seconds a connection request may take"),
     "max_cr_in_flight": ("int", "connection requests in flight at once, over all jobs"),
     "cr_session_wait": ("float", "seconds a device that accepted a connection request has to call in"),
+    "stun_listen": ("endpoint", "HOST:PORT of the STUN server for phones behind NAT (TR-111; default "
+                                "0.0.0.0:3478, skipped with a log line when the port cannot be bound; 'off' "
+                                "to disable); UDP connection requests leave from this socket"),
+    "stun_public": ("endpoint", "HOST:PORT phones reach the STUN server at (their STUNServerAddress/Port; "
+                                "default: public_url's host and stun_listen's port); guardrails check it"),
+    "stun_keepalive": ("float", "seconds a phone's STUN binding stays usable when its STUN keep-alive period "
+                                "is not known (default 120)"),
     "provisioning_hosts": ("list", "hosts the phones must keep reaching besides the ACS (profile, upgrade, "
                                    "report servers); guardrails check Restricted Access Domains against them"),
     "tls_max_version": ("str", "highest TLS version of the HTTPS endpoint: TLS 1.2 or TLS 1.3 (default)"),

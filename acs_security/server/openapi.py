@@ -82,6 +82,8 @@ SCHEMAS: dict[str, Any] = {
     "Task": _obj({"device_id": _S, "wave": _I, "state": _S, "attempts": _I, "sent": _I,
                   "fault_code": _NI, "fault_string": _NS, "faults": {"type": "array"},
                   "detail": _NS, "finished_at": _NS, "next_attempt": _NS,
+                  # How the device was reached (docs/nat.md): http, udp, xmpp or periodic.
+                  "reached_by": {"enum": ["http", "udp", "xmpp", "periodic", None]},
                   # The ACS node that last changed the task (several nodes: who handled it).
                   "node": _NS}, ["device_id", "state"]),
     "TaskPage": _page("Task", "devices"),

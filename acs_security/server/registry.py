@@ -45,6 +45,8 @@ def inform_record(inform: m.Inform, *, now: float, remote: str | None) -> Inform
             values, "ManagementServer.UDPConnectionRequestAddress"
         ),
         parameter_key=_param(values, "ManagementServer.ParameterKey"),
+        # TR-069 Annex K: where XMPP connection requests go; empty means none.
+        xmpp_jid=_param(values, "ManagementServer.ConnReqJabberID") or None,
         events=codes,
         inform_time=datetime.fromtimestamp(now, UTC),
         remote_address=remote,

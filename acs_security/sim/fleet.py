@@ -46,6 +46,7 @@ from acs_security.sim.client_certs import DeviceCertificates
 from acs_security.sim.faults import FaultKind, FaultSpec
 from acs_security.sim.listeners import ConnectionRequestRoot, UdpConnectionRequestProtocol
 from acs_security.sim.lockout import AcsTlsFacts
+from acs_security.sim.nat import NAT_VALUES, SimulatedNat, behind_nat
 from acs_security.sim.phone import MS, Phone, PhoneEnvironment
 from acs_security.sim.runner import SessionRunner
 from acs_security.sim.stats import FleetStats
@@ -94,6 +95,7 @@ class SimulatedFleet:
         jitter: float = 0.1, udp_window_s: float = 30.0, advertise_host: str | None = None,
         acs_tls: AcsTlsFacts | None = None, bootstrap: bool = True,
         client_cert_dir: str | Path | None = None, connection_per_request: bool = False,
+        nat: float = 0.0, stun_server: str | None = None, stun_keepalive: int = 30,
     ) -> None:
         if phones < 0:
             raise FleetConfigError("phones must not be negative")
@@ -109,6 +111,8 @@ class SimulatedFleet:
             raise FleetConfigError("cr_password_mode must be 'per-phone' or 'shared'")
         if cr_password_mode == "shared" and not cr_password:
             raise FleetConfigError("cr_password_mode 'shared' needs cr_password")
+        if not 0 <= nat <= 1 or stun_keepalive < 1:
+            raise FleetConfigError("nat must be a rate in [0, 1] and stun_keepalive at least 1 second")
         if not serial_prefix or len(serial_prefix) > 48 or serial_start < 0:
             # DeviceIdStruct SerialNumber is at most 64 characters (cwmp-1-2.xsd).
             raise FleetConfigError("serial_prefix must be 1 to 48 characters and serial_start "
@@ -155,13 +159,21 @@ class SimulatedFleet:
             cr_secret=random.Random(f"cr:{seed}").randbytes(32),
         )
         self.env.listener = self
-        #: The phones, in serial order.
+        #: The phones, in serial order; those behind NAT (sim/nat.py) by their index in it.
         self.phones: list[Phone] = []
+        self._nat_local: list[int] = []
+        self._stun_keepalive = stun_keepalive
+        self.nat = SimulatedNat(reactor, stun_server=_endpoint(stun_server, "stun_server"), keepalive=stun_keepalive,
+                                deliver=lambda phone, data: self.udp_datagram(data, phone),
+                                changed=lambda phone: self._soon(phone, 0.0), random_bytes=self._rng.randbytes)
         for offset in range(phones):
             plan = plan_phone(seed, serial_start + offset, serial_prefix=serial_prefix,
                               models=self._models, firmware=self._firmware, faults=self._faults)
             table = self._tables.get(plan.product_class, plan.firmware)
             self.phones.append(Phone(plan.serial, table, self.env, faults=plan.faults))
+            if behind_nat(seed, serial_start + offset, nat):
+                self.phones[-1].store(NAT_VALUES(serial_start + offset, plan.serial, stun_keepalive))
+                self._nat_local.append(offset)
         self._heap: list[tuple[float, int, int]] = []
         self._seq = 0
         self._timer: IDelayedCall | None = None
@@ -211,6 +223,9 @@ class SimulatedFleet:
             shown = self._advertise or (host if host not in ("0.0.0.0", "::") else "127.0.0.1")
             self.env.udp_address = f"{shown}:{listening.getHost().port}"
         count = len(self.phones)
+        for i in self._nat_local:
+            self.nat.add(self.phones[i], now + (self._ramp * i / count))
+        self.nat.start()
         for i, phone in enumerate(self.phones):
             boot = now + (self._ramp * i / count if count else 0.0)
             phone.boot_time = boot
@@ -243,6 +258,7 @@ class SimulatedFleet:
             if isinstance(result, Deferred):
                 waits.append(result)
         self._ports = []
+        waits.append(self.nat.stop())
         waits.extend(self._runner.stop())
         return DeferredList(waits, consumeErrors=True)
 
@@ -471,6 +487,9 @@ class SimulatedFleet:
             elif kind == "factory_reset":
                 phone.factory_reset(now + self._reboot_delay)
                 phone.udp_verifier = None
+                if phone in self.nat:  # still behind its NAT: private URL, STUN client on
+                    local = self._local(phone)
+                    phone.store(NAT_VALUES(self._start_index + local, phone.serial, self._stun_keepalive))
                 rebooting = True
             elif kind in ("download", "upload"):
                 self._transfer(phone, argument)
@@ -582,14 +601,21 @@ class SimulatedFleet:
         self._soon(phone, self._rng.uniform(*self._cr_delay))
         return 200, None
 
-    def udp_datagram(self, data: bytes) -> None:
+    @property
+    def nat_phones(self) -> list[Phone]:
+        """The phones behind NAT (sim/nat.py), in serial order."""
+        return [self.phones[i] for i in self._nat_local]
+
+    def udp_datagram(self, data: bytes, to: Phone | None = None) -> None:
+        """A UDP connection request on the fleet's shared port, or one that passed the NAT
+        of phone ``to``."""
         ignored = self.stats.udp_ignored
         try:
             request = parse_udp_connection_request(data)
         except UdpRequestError:
             ignored["malformed"] += 1
             return
-        phone = self._udp_route(request.username)
+        phone = self._udp_route(request.username) if to is None else to
         if phone is None:
             ignored["unknown_username"] += 1
             return

@@ -71,6 +71,15 @@ _STANDARD: dict[str, tuple[str, bool, str]] = {
     "Device.DeviceInfo.UpTime": ("unsignedInt", False, "0"),
     "Device.ManagementServer.UDPConnectionRequestAddress": ("string", False, ""),
     "Device.ManagementServer.STUNEnable": ("boolean", True, "false"),
+    # TR-111 part 2 (TR-181 Device.ManagementServer.): the STUN client of a phone behind NAT.
+    "Device.ManagementServer.STUNServerAddress": ("string", True, ""),
+    "Device.ManagementServer.STUNServerPort": ("unsignedInt", True, "3478"),
+    "Device.ManagementServer.STUNMinimumKeepAlivePeriod": ("unsignedInt", True, "30"),
+    "Device.ManagementServer.STUNMaximumKeepAlivePeriod": ("int", True, "-1"),
+    "Device.ManagementServer.NATDetected": ("boolean", False, "false"),
+    # TR-111's (TR-098's) hold-back of VALUE CHANGE for the UDP address; TR-181 2.17 has no
+    # such parameter, the simulator keeps it to test that the ACS follows BINDING-CHANGE.
+    "Device.ManagementServer.UDPConnectionRequestAddressNotificationLimit": ("unsignedInt", True, "0"),
     # TR-069 3.2.1.1 session retry: m = 5 s, k = 2000 (TR-181 defaults and ranges).
     "Device.ManagementServer.CWMPRetryMinimumWaitInterval": ("unsignedInt", True, "5"),
     "Device.ManagementServer.CWMPRetryIntervalMultiplier": ("unsignedInt", True, "2000"),

@@ -70,4 +70,5 @@ def device_row(m: MergedInform) -> dict[str, Any]:
         "first_seen": m.first_seen,
         "last_inform": last.inform_time,
         "remote_address": last.remote_address,
+        "xmpp_jid": last.xmpp_jid,
     }

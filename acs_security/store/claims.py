@@ -149,12 +149,13 @@ class ClaimsMixin:
 
     def contactable_tasks(self, job_id: int, wave: int) -> int:
         """Pending tasks of ``wave`` that still get connection requests (their device
-        reported a ConnectionRequestURL or a UDP address)."""
+        reported a ConnectionRequestURL, a UDP address or a Jabber ID)."""
         c, d = t.tasks.c, t.devices.c
         query = (
             sa.select(sa.func.count()).select_from(t.tasks.join(t.devices, d.id == c.device_id))
             .where(c.job_id == job_id, c.wave == wave, c.state == "pending", sa.not_(c.cr_exhausted),
-                   sa.or_(d.connection_request_url.is_not(None), d.udp_connection_request_address.is_not(None)))
+                   sa.or_(d.connection_request_url.is_not(None), d.udp_connection_request_address.is_not(None),
+                          d.xmpp_jid.is_not(None)))
         )
         with self._read("count contactable tasks") as conn:
             return int(conn.execute(query).scalar_one())

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["JobRecord", "TargetDevice", "TaskRecord", "TaskUpdate", "job_from_row", "task_from_row"]
+__all__ = ["REACH_PARAMETERS", "JobRecord", "TargetDevice", "TaskRecord", "TaskUpdate", "job_from_row",
+           "reach_facts", "task_from_row"]
+
+_MS = "Device.ManagementServer."
+#: The device parameters the choice of a connection-request method reads (TR-181
+#: Device.ManagementServer., TR-111 part 2): whether the phone found itself behind NAT,
+#: and how often it refreshes its STUN binding.
+REACH_PARAMETERS = (_MS + "NATDetected", _MS + "STUNMinimumKeepAlivePeriod", _MS + "STUNMaximumKeepAlivePeriod")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,9 @@ class TaskRecord:
     finished_at: datetime | None
     node: str | None = None
     next_attempt: datetime | None = None
+    # How the last connection request before the device's session went (http, udp, xmpp);
+    # None: none was sent (store migration step 10).
+    reached_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +86,16 @@ class TaskUpdate:
     # connection request may go (None: now).
     node: str | None = None
     next_attempt: datetime | None = None
+    # The method of the last connection request sent (None keeps the stored one).
+    reached_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TargetDevice:
-    """What the engine needs of a targeted device."""
+    """What the engine needs of a targeted device, the choice of a connection-request
+    method included (fleet/reach.py): the address its last Inform came from, its
+    NATDetected, when the STUN server last saw its UDP address (Unix seconds), its STUN
+    keep-alive period and its Jabber ID."""
 
     device_id: str
     product_class: str
@@ -90,6 +105,27 @@ class TargetDevice:
     udp_connection_request_address: str | None
     parameter_key: str | None
     tags: tuple[str, ...] = ()
+    remote_address: str | None = None
+    nat_detected: bool | None = None
+    udp_seen: float | None = None
+    keepalive_s: int | None = None
+    xmpp_jid: str | None = None
+
+
+def reach_facts(values: dict[str, str]) -> dict[str, Any]:
+    """``nat_detected`` and ``keepalive_s`` of a TargetDevice from the device's known values
+    of REACH_PARAMETERS. The keep-alive period is the longest the phone may wait between
+    two Binding Requests: STUNMaximumKeepAlivePeriod, else the minimum (TR-181: -1 means no
+    maximum); values that are not numbers are ignored."""
+    nat = values.get(_MS + "NATDetected")
+    nat_detected = None if nat is None else nat.strip().lower() in ("true", "1")
+    keepalive = None
+    for name in (_MS + "STUNMaximumKeepAlivePeriod", _MS + "STUNMinimumKeepAlivePeriod"):
+        text = values.get(name, "").strip()
+        if text.lstrip("-").isdigit() and int(text) > 0:
+            keepalive = int(text)
+            break
+    return {"nat_detected": nat_detected, "keepalive_s": keepalive}
 
 
 def job_from_row(row: Any) -> JobRecord:
@@ -110,5 +146,5 @@ def task_from_row(row: Any) -> TaskRecord:
         fault_code=row.fault_code, fault_string=row.fault_string,
         faults=tuple(json.loads(row.faults)) if row.faults else (), detail=row.detail,
         updated_at=row.updated_at, finished_at=row.finished_at, node=row.node,
-        next_attempt=row.next_attempt,
+        next_attempt=row.next_attempt, reached_by=row.reached_by,
     )

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from acs_security.store import schema as t
 from acs_security.store.claims import ACTIVE_TASK_STATES, ClaimsMixin
 from acs_security.store.errors import InvalidArgument, StoreError
-from acs_security.store.jobrecords import JobRecord, TargetDevice, TaskRecord, TaskUpdate
+from acs_security.store.jobrecords import REACH_PARAMETERS, JobRecord, TargetDevice, TaskRecord, TaskUpdate, reach_facts
 from acs_security.store.jobrecords import job_from_row as _job
 from acs_security.store.jobrecords import task_from_row as _task
 from acs_security.store.records import check_aware, check_text
@@ -56,21 +56,35 @@ class JobsMixin(ClaimsMixin):
         by the caller (globs and firmware ranges are not SQL). Raises StoreError."""
         d = t.devices.c
         tag_query = sa.select(t.device_tags.c.device_id, t.device_tags.c.tag)
-        query = sa.select(d.id, d.product_class, d.software_version, d.serial_number,
-                          d.connection_request_url, d.udp_connection_request_address,
-                          d.parameter_key).order_by(d.id)
+        b = t.udp_bindings.c
+        # The STUN server's last sight of the device's UDP address (TR-111 part 2).
+        query = (sa.select(d.id, d.product_class, d.software_version, d.serial_number,
+                           d.connection_request_url, d.udp_connection_request_address,
+                           d.parameter_key, d.remote_address, d.xmpp_jid, b.last_seen)
+                 .select_from(t.devices.outerjoin(t.udp_bindings, b.address == d.udp_connection_request_address))
+                 .order_by(d.id))
         if ids is not None:
             tag_query = tag_query.where(t.device_tags.c.device_id.in_(list(ids)))
             query = query.where(d.id.in_(list(ids)))
+        p = t.device_parameters.c
+        param_query = sa.select(p.device_id, p.name, p.value).where(p.name.in_(list(REACH_PARAMETERS)))
+        if ids is not None:
+            param_query = param_query.where(p.device_id.in_(list(ids)))
         with self._read("list target devices") as conn:
             tags: dict[str, list[str]] = {}
             for device_id, tag in conn.execute(tag_query):
                 tags.setdefault(device_id, []).append(tag)
+            reach: dict[str, dict[str, str]] = {}
+            for device_id, name, value in conn.execute(param_query):
+                reach.setdefault(device_id, {})[name] = value
             rows = conn.execute(query).all()
         return [
             TargetDevice(r.id, r.product_class, r.software_version, r.serial_number,
                          r.connection_request_url, r.udp_connection_request_address,
-                         r.parameter_key, tuple(sorted(tags.get(r.id, ()))))
+                         r.parameter_key, tuple(sorted(tags.get(r.id, ()))),
+                         remote_address=r.remote_address,
+                         udp_seen=r.last_seen.timestamp() if r.last_seen is not None else None,
+                         xmpp_jid=r.xmpp_jid, **reach_facts(reach.get(r.id, {})))
             for r in rows
         ]
 
@@ -215,6 +229,7 @@ class JobsMixin(ClaimsMixin):
                 faults=sa.bindparam("b_faults"), detail=sa.bindparam("b_detail"),
                 updated_at=sa.bindparam("b_updated", type_=t.UTCDateTime),
                 finished_at=sa.bindparam("b_finished", type_=t.UTCDateTime),
+                reached_by=sa.func.coalesce(sa.bindparam("b_reached", type_=sa.Text), c.reached_by),
             )
         )
         rows = [
@@ -222,7 +237,7 @@ class JobsMixin(ClaimsMixin):
              "b_sent": u.sent, "b_exhausted": u.cr_exhausted, "b_fault_code": u.fault_code,
              "b_fault_string": u.fault_string, "b_faults": json.dumps(list(u.faults)) if u.faults else None,
              "b_detail": u.detail, "b_updated": u.updated_at, "b_finished": u.finished_at,
-             "b_node": u.node, "b_next": u.next_attempt}
+             "b_node": u.node, "b_next": u.next_attempt, "b_reached": u.reached_by}
             for u in latest.values()
         ]
         with self._write("update tasks") as conn:

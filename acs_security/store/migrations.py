@@ -394,6 +394,29 @@ def _v9(conn: Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+def _v10(conn: Connection) -> None:
+    """Phones behind NAT (issue 15, docs/nat.md): the bindings the STUN server learns, the
+    device's XMPP Jabber ID, and the method that reached each task's device."""
+    _add_column(conn, "devices", sa.Column("xmpp_jid", sa.Text))
+    _add_column(conn, "tasks", sa.Column("reached_by", sa.Text))
+    md = sa.MetaData()
+    sa.Table(
+        "udp_bindings", md,
+        sa.Column("address", sa.Text, primary_key=True),
+        sa.Column("device_id", sa.Text),
+        sa.Column("username", sa.Text),
+        sa.Column("last_seen", UTCDateTime, nullable=False),
+        sa.Column("changed_at", UTCDateTime),
+        sa.Column("server", sa.Text),
+        sa.Index("ix_udp_bindings_device_id", "device_id"),
+        sa.Index("ix_udp_bindings_last_seen", "last_seen"),
+    )
+    md.create_all(conn, checkfirst=False)
+    # The STUN server looks Binding Requests' USERNAMEs up in batches (store/bindings.py).
+    creds = sa.Table("connection_request_credentials", md, sa.Column("username", sa.Text))
+    sa.Index("ix_connection_request_credentials_username", creds.c.username).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, device_parameters, device_tags, credentials, transfer_completes", _v1),
     Migration(2, "jobs, tasks", _v2),
@@ -403,6 +426,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "assignments, device_assignments, drift_events, audit_results, jobs.kind (desired state)", _v6),
     Migration(8, "device_files, config_blobs, config_backups; transferring tasks are active", _v8),
     Migration(9, "console_sessions (web console sign-ins)", _v9),
+    Migration(10, "udp_bindings, devices.xmpp_jid, tasks.reached_by (phones behind NAT)", _v10),
 )
 HEAD: int = MIGRATIONS[-1].version
 

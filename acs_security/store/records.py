@@ -146,6 +146,8 @@ class InformRecord:
     remote_address: str | None
     parameters: tuple[tuple[str, str, str], ...] = ()
     bootstrap: bool = False
+    # Device.ManagementServer.ConnReqJabberID when the Inform carries it (TR-069 Annex K).
+    xmpp_jid: str | None = None
 
     def __post_init__(self) -> None:
         check_text("device_id", self.device_id, empty=False)
@@ -156,7 +158,7 @@ class InformRecord:
         for name in ("oui", "product_class", "serial_number", "manufacturer"):
             check_text(name, getattr(self, name))
         for name in ("software_version", "connection_request_url", "udp_connection_request_address",
-                     "parameter_key", "remote_address"):
+                     "parameter_key", "remote_address", "xmpp_jid"):
             _check_optional_text(name, getattr(self, name))
         if not isinstance(self.events, tuple):
             raise InvalidArgument("events must be a tuple of event codes")

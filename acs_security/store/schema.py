@@ -38,6 +38,7 @@ __all__ = [
     "drift_events",
     "tasks",
     "transfer_completes",
+    "udp_bindings",
 ]
 
 
@@ -108,9 +109,28 @@ devices = sa.Table(
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("last_inform", UTCDateTime, nullable=False),
     sa.Column("remote_address", sa.Text),
+    # Migration step 10: the phone's Device.ManagementServer.ConnReqJabberID (XMPP
+    # connection requests, TR-069 Annex K), kept when an Inform does not carry it.
+    sa.Column("xmpp_jid", sa.Text),
     sa.Index("ix_devices_product_class", "product_class"),
     sa.Index("ix_devices_software_version", "software_version"),
     sa.Index("ix_devices_serial_number", "serial_number"),
+)
+
+# Migration step 10: the public UDP addresses the STUN server learnt from phones' Binding
+# Requests (TR-111 part 2), one row per address, with when it was last seen; the device is
+# known when the request's USERNAME is a device's connection-request username.
+udp_bindings = sa.Table(
+    "udp_bindings",
+    metadata,
+    sa.Column("address", sa.Text, primary_key=True),
+    sa.Column("device_id", sa.Text),
+    sa.Column("username", sa.Text),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("changed_at", UTCDateTime),
+    sa.Column("server", sa.Text),
+    sa.Index("ix_udp_bindings_device_id", "device_id"),
+    sa.Index("ix_udp_bindings_last_seen", "last_seen"),
 )
 
 device_tags = sa.Table(
@@ -147,6 +167,8 @@ connection_request_credentials = sa.Table(
     sa.Column("username", sa.Text, nullable=False),
     sa.Column("password", sa.Text, nullable=False),  # SecretCodec-encoded
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Migration step 10: the STUN server finds devices by username (store/bindings.py).
+    sa.Index("ix_connection_request_credentials_username", "username"),
 )
 
 transfer_completes = sa.Table(
@@ -219,6 +241,9 @@ tasks = sa.Table(
     sa.Column("claim_until", UTCDateTime),
     sa.Column("next_attempt", UTCDateTime),
     sa.Column("node", sa.Text),
+    # Migration step 10: how the last connection request before the device's session was
+    # sent (connreq/methods.py ReachMethod: http, udp, xmpp); None: none was sent.
+    sa.Column("reached_by", sa.Text),
     sa.Index("ix_tasks_device_id", "device_id"),
     sa.Index("ix_tasks_job_state", "job_id", "state"),
     # Partial indexes over the active tasks only: the claims (next due tasks of a job, in

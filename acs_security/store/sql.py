@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from acs_security.store import schema as t
 from acs_security.store.batch import device_row, merge_informs
+from acs_security.store.bindings import BindingsMixin
 from acs_security.store.codec import IdentityCodec, SecretCodec
 from acs_security.store.console import ConsoleSessionsMixin
 from acs_security.store.desired import DesiredMixin
@@ -69,7 +70,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, DesiredMixin, FilesMixin, ConsoleSessionsMixin,
-            ReadsMixin):
+            ReadsMixin, BindingsMixin):
     """Storage behind a narrow interface. Build one with open_store()."""
 
     def __init__(

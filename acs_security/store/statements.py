@@ -65,7 +65,7 @@ def device_upsert(dialect: Dialect) -> Any:
     d = t.devices.c
     ins = _insert(dialect, t.devices)
     keep_known = ("software_version", "connection_request_url", "udp_connection_request_address",
-                  "parameter_key", "remote_address")
+                  "parameter_key", "remote_address", "xmpp_jid")
     set_: dict[str, Any] = {
         name: ins.excluded[name]
         for name in ("oui", "product_class", "serial_number", "manufacturer", "last_events", "last_inform")

@@ -148,6 +148,25 @@ def test_phone_without_authentication_is_accepted_directly() -> None:
     assert (result.kind, result.auth, inner.hits) == (ResultKind.ACCEPTED, None, 1)
 
 
+def test_no_credential_reaches_a_listener_without_authentication() -> None:
+    """Issue 19 item 4: with no credential configured, the request goes without one."""
+    clock = make_clock()
+    inner = Accept(200)
+    result = result_of(requester(RequestTraversalAgent(inner), clock).request(URL, None, None))
+    assert (result.kind, result.auth, inner.hits) == (ResultKind.ACCEPTED, None, 1)
+
+
+def test_no_credential_against_a_challenge_says_one_is_needed() -> None:
+    clock = make_clock()
+    phone = Phone(clock)
+    result = result_of(requester(RequestTraversalAgent(phone.resource), clock).request(URL, None, None))
+    assert result.kind is ResultKind.NEEDS_CREDENTIAL and result.status == 401
+    assert result.detail == "needs a connection-request credential"
+    # One request, no answer to the challenge, nothing reached the phone's handler.
+    assert [r.reason for r in phone.results] == [AuthFailure.MISSING]
+    assert phone.inner.hits == 0  # type: ignore[attr-defined]
+
+
 def test_stale_nonce_gets_one_more_answer() -> None:
     clock = make_clock()
     ch1 = b'Digest realm="phone", qop="auth", nonce="n1", algorithm=MD5'

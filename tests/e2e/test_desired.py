@@ -96,6 +96,10 @@ def test_an_assignment_converges_new_phones_comply_drift_and_resets_are_correcte
             await wait_until(reactor, lambda: all(compliant(server, p) for p in drifted), timeout=60,
                              interval=0.2, what="drift corrected")
             figures["drift_corrected_s"] = reactor.seconds() - t2
+            # Compliant as soon as the SetParameterValues lands, which is before the correcting
+            # session ends (and counts in sessions_completed): wait for those ends, then count.
+            await wait_until(reactor, lambda: all(p.sessions_completed > before[p.serial] for p in drifted),
+                             timeout=30, interval=0.1, what="the correcting sessions' end")
             sessions_after = {p.serial: p.sessions_completed - before[p.serial] for p in drifted}
             # Factory resets: back to defaults, BOOTSTRAP, brought back.
             reset = [p for p in rng.sample(fleet.phones, 10) if p not in drifted]

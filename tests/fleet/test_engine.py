@@ -36,6 +36,9 @@ class ScriptedPhones:
         self.keys: dict[str, str] = {}
         self.spv: dict[str, list[str]] = {}
         self.values: dict[str, dict[str, Any]] = {}
+        # Extra Inform parameters per serial, and the URL each phone reports.
+        self.extra: dict[str, tuple[m.ParameterValue, ...]] = {}
+        self.url: dict[str, str] = {}
 
     def request(self, url, username, password):
         serial = url.rsplit("/", 1)[-1]
@@ -48,9 +51,11 @@ class ScriptedPhones:
 
     async def session(self, serial, event):
         client = type(self.h.client)(self.h.resource)
-        params = (m.ParameterValue("Device.ManagementServer.ConnectionRequestURL", f"http://cpe/{serial}", "string"),
+        url = self.url.get(serial, f"http://cpe/{serial}")
+        params = (m.ParameterValue("Device.ManagementServer.ConnectionRequestURL", url, "string"),
                   m.ParameterValue("Device.ManagementServer.ParameterKey", self.keys.get(serial, ""), "string"),
-                  m.ParameterValue("Device.DeviceInfo.SoftwareVersion", "sip88xx.12-0-1MPP-1", "string"))
+                  m.ParameterValue("Device.DeviceInfo.SoftwareVersion", "sip88xx.12-0-1MPP-1", "string"),
+                  *self.extra.get(serial, ()))
         resp = await client.post("http://acs/", data=inform(serial, (event,), params=params))
         body = await resp.content()
         cookies = {"acs_session": resp.cookies()["acs_session"]}

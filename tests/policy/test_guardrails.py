@@ -151,6 +151,74 @@ def test_what_the_data_model_refuses_cannot_be_forced():
     assert check_force(["fips-mode-over-tr069"]) == {"fips-mode-over-tr069"}
 
 
+STUN_ADDR = "Device.ManagementServer.STUNServerAddress"
+STUN_PORT = "Device.ManagementServer.STUNServerPort"
+STUN_ACS = AcsContext(acs_host="acs.example.net", stun_host="stun.example.net", stun_port=3478)
+
+
+def test_stun_server_must_be_inside_the_restricted_domains():
+    doc = '[settings]\nRestricted_Access_Domains = "example.net"\nSTUNServerAddress = "stun.other.org"\n'
+    (finding,) = [f for f in lint(doc) if f.rule.startswith("stun")]
+    assert finding.rule == "stun-server-outside-restricted-domains" and finding.severity == "error"
+    assert finding.settings == (STUN_ADDR, "Restricted_Access_Domains") and finding.value == "stun.other.org"
+    assert "not in Restricted Access Domains 'example.net'" in finding.reason
+    assert finding.fix == "add stun.other.org (or a parent domain) to Restricted_Access_Domains"
+    ip = '[settings]\nRestricted_Access_Domains = "example.net"\nSTUNServerAddress = "192.0.2.7"\n'
+    (by_ip,) = [f for f in lint(ip) if f.rule.startswith("stun")]
+    assert "IP address" in by_ip.reason and "DNS name" in by_ip.fix
+    assert [f for f in lint('[settings]\nRestricted_Access_Domains = "example.net"\n'
+                            'STUNServerAddress = "acs.example.net"\n') if f.rule.startswith("stun")] == []
+
+
+def test_stun_server_must_be_this_acs():
+    ok = '[settings]\nSTUNEnable = "Yes"\nSTUNServerAddress = "STUN.example.net"\nSTUNServerPort = 3478\n'
+    assert rules(lint(ok, STUN_ACS)) == []
+    other = lint('[settings]\nSTUNServerAddress = "stun.isp.example"\n', STUN_ACS)
+    assert rules(other) == ["stun-server-not-this-acs"]
+    assert other[0].settings == (STUN_ADDR,)
+    assert "this ACS's STUN server (stun.example.net:3478)" in other[0].reason
+    assert other[0].fix.startswith("set STUNServerAddress = 'stun.example.net' and STUNServerPort = 3478")
+    port = lint('[settings]\nSTUNServerPort = 19302\n', STUN_ACS)
+    assert rules(port) == ["stun-server-not-this-acs"] and port[0].settings == (STUN_PORT,)
+    # Unknown STUN address (no public_url, no stun_public): not checked.
+    assert rules(lint('[settings]\nSTUNServerAddress = "stun.isp.example"\n')) == []
+    ctx = context_from_config(load_config(environ={}, overrides={"public_url": "http://ACS.example.net/"}))
+    assert (ctx.stun_host, ctx.stun_port) == ("acs.example.net", 3478)
+    ctx = context_from_config(load_config(environ={}, overrides={"stun_public": "198.51.100.9:3479"}))
+    assert (ctx.stun_host, ctx.stun_port) == ("198.51.100.9", 3479)
+    assert context_from_config(load_config(environ={}, overrides={"stun_listen": "off"})).stun_host is None
+
+
+def test_stun_settings_plan_as_tr181_parameters():
+    from acs_security.policy.plan import plan_device
+
+    policy = parse_policy(b'[settings]\nSTUNEnable = "Yes"\nSTUNServerAddress = "acs.example.net"\n'
+                          b'STUNServerPort = 3478\nSTUNMinimumKeepAlivePeriod = 30\n')
+    plan = plan_device(policy, product_class="CP-8851-3PCC", software_version="sip88xx.12-0-1MPP0001-276",
+                       known=None, force_all=True)
+    assert plan.error is None and plan.skipped == ()
+    sent = {p.path: (p.value, p.xsi_type) for p in plan.params}
+    assert sent["Device.ManagementServer.STUNEnable"] == ("true", "boolean")
+    assert sent["Device.ManagementServer.STUNServerAddress"] == ("acs.example.net", "string")
+    assert sent["Device.ManagementServer.STUNServerPort"] == ("3478", "unsignedInt")
+    assert sent["Device.ManagementServer.STUNMinimumKeepAlivePeriod"] == ("30", "unsignedInt")
+
+
+def test_stun_server_outside_the_devices_known_domains_is_skipped_for_that_device():
+    from acs_security.policy.plan import plan_device
+
+    policy = parse_policy(b'[settings]\nSTUNEnable = "Yes"\nSTUNServerAddress = "stun.other.org"\n')
+    rad = "Device.X_CISCO_SystemConfiguration.RestrictedAccessDomains"
+    args = {"product_class": "CP-8851-3PCC", "software_version": "sip88xx.12-0-1MPP0001-276", "force_all": True}
+    plan = plan_device(policy, known={rad: "example.net"}, **args)
+    assert [k for k, _ in plan.skipped] == [STUN_ADDR]
+    assert "leave out the STUN server 'stun.other.org'" in plan.skipped[0][1]
+    assert [p.path for p in plan.params] == ["Device.ManagementServer.STUNEnable"]
+    # A device whose list covers it, or has none, gets it.
+    for known in ({rad: "other.org, example.net"}, {rad: ""}, {}):
+        assert STUN_ADDR in [p.path for p in plan_device(policy, known=known, **args).params]
+
+
 def test_lint_document_reports_parse_errors_and_exit_codes():
     policy, out = lint_document(b'[settings]\nTLS_Min_Version = "TLS 1.5"\n', source="p.toml", context=ACS)
     assert policy is None and rules(out) == ["datamodel"] and "TLS 1.5" in out[0].reason
