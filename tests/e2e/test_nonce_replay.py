@@ -4,14 +4,11 @@ Real HTTP on loopback; the nonce-count record every node sees is in the store.""
 
 from __future__ import annotations
 
-import os
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from twisted.internet.threads import deferToThreadPool
 
@@ -23,18 +20,6 @@ from tests.support import run_in_reactor
 
 pytestmark = pytest.mark.e2e
 SERIAL, USER, PASSWORD = "FCH2231N0N1", "phone1", "n0nce-pass"
-
-
-@pytest.fixture
-def pg_db(postgres_url: str):
-    schema = f"nonce_{os.getpid()}_{time.monotonic_ns() % 10**8}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{postgres_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def node(reactor: Any, tmp_path: Path, db: str, name: str) -> AcsServer:
