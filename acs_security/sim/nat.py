@@ -18,9 +18,10 @@ CONNECTION-REQUEST-BINDING, MESSAGE-INTEGRITY keyed with its connection-request 
 FINGERPRINT (RFC 5389). A response is taken only for a transaction the phone has pending,
 and only with a valid MESSAGE-INTEGRITY. When the mapped address in a response differs from
 what the phone knew, the phone stores it as UDPConnectionRequestAddress, reports it in an
-Inform with "4 VALUE CHANGE" (no sooner than UDPConnectionRequestAddressNotificationLimit
-seconds after its previous such Inform, TR-181), and sends its next Binding Request with
-BINDING-CHANGE at once.
+Inform with "4 VALUE CHANGE" (no sooner than ``SimulatedNat.notify_hold`` seconds after its
+previous such Inform), and sends its next Binding Request with BINDING-CHANGE at once. TR-098
+has a parameter for that hold (UDPConnectionRequestAddressNotificationLimit); TR-181 2.17 has
+none, so the simulated phones keep it outside their data model.
 
 :meth:`SimulatedNat.rebind` makes the NAT allocate a new mapping (a new port), as a NAT
 does when its mapping timed out or it restarted: the phone learns it from its next
@@ -133,6 +134,8 @@ class SimulatedNat:
         self._host = host
         self._mappings: dict[str, _Mapping] = {}
         self._loop: LoopingCall | None = None
+        # Seconds a phone waits between two VALUE CHANGE Informs of its UDP address (0: none).
+        self.notify_hold = 0.0
         self._notified: dict[str, float] = {}  # serial -> last VALUE CHANGE of its UDP address
         self._delayed: dict[str, Any] = {}  # serial -> the DelayedCall of a held-back one
         self.stats: Counter[str] = Counter()
@@ -245,23 +248,22 @@ class SimulatedNat:
             # TR-111 part 2: the next Binding Request carries BINDING-CHANGE; it goes now.
             mapping.change_pending = True
             self.send_binding(mapping)
-        self._notify(phone)
+        self.notify_address(phone)
 
-    def _notify(self, phone: Phone) -> None:
-        """Report the new address in an Inform, held back while the phone's
-        UDPConnectionRequestAddressNotificationLimit since the last report has not passed."""
+    def notify_address(self, phone: Phone) -> None:
+        """Report the new address in an Inform, held back while ``notify_hold`` seconds since
+        the phone's last report have not passed."""
         if phone.serial in self._delayed:
             return  # one is already held back; it reports the latest address
         now = self._reactor.seconds()
-        text = phone.lookup(MS + "UDPConnectionRequestAddressNotificationLimit") or "0"
-        limit = int(text) if text.isdigit() else 0
+        limit = self.notify_hold
         last = self._notified.get(phone.serial)
         if last is not None and now - last < limit:
             self.stats["notifications_held"] += 1
 
             def later() -> None:
                 del self._delayed[phone.serial]
-                self._notify(phone)
+                self.notify_address(phone)
 
             self._delayed[phone.serial] = self._reactor.callLater(limit - (now - last), later)
             return

@@ -79,7 +79,6 @@ _STANDARD: dict[str, tuple[str, bool, str]] = {
     "Device.ManagementServer.NATDetected": ("boolean", False, "false"),
     # TR-111's (TR-098's) hold-back of VALUE CHANGE for the UDP address; TR-181 2.17 has no
     # such parameter, the simulator keeps it to test that the ACS follows BINDING-CHANGE.
-    "Device.ManagementServer.UDPConnectionRequestAddressNotificationLimit": ("unsignedInt", True, "0"),
     # TR-069 3.2.1.1 session retry: m = 5 s, k = 2000 (TR-181 defaults and ranges).
     "Device.ManagementServer.CWMPRetryMinimumWaitInterval": ("unsignedInt", True, "5"),
     "Device.ManagementServer.CWMPRetryIntervalMultiplier": ("unsignedInt", True, "2000"),

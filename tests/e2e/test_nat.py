@@ -95,11 +95,10 @@ def nat_push(tmp_path: Path, count: int, *, moved_count: int, db: str | None = N
         server = nat_server(reactor, tmp_path, db)
         await server.start_engine()
         fleet = nat_fleet(reactor, server, count, 0.6)
-        # The phones report a new UDP address at most every 10 minutes (TR-181
-        # UDPConnectionRequestAddressNotificationLimit): after the mid-push rebinding the ACS
-        # must follow the STUN server's BINDING-CHANGE, not wait for their VALUE CHANGE.
-        for phone in fleet.nat_phones:
-            phone.store({MS + "UDPConnectionRequestAddressNotificationLimit": "600"})
+        # The phones report a new UDP address at most every 10 minutes: after the mid-push
+        # rebinding the ACS must follow the STUN server's BINDING-CHANGE, not wait for their
+        # VALUE CHANGE.
+        fleet.nat.notify_hold = 600
         try:
             await boot_and_register(reactor, server, fleet)
             periodic_before = sum(1 for p in fleet.phones if p.next_periodic <= reactor.seconds())
