@@ -109,8 +109,12 @@ class StunService:
         self._purged = float("-inf")
         self._port: Any = None
         self.requester: RateLimitedUdpRequester | None = None
+        # For the metrics (server/metrics.py watch_stun): Binding Requests answered, those
+        # that said BINDING-CHANGE, bindings written to the store and batches that failed.
         self.bindings_seen = 0
+        self.binding_changes = 0
         self.bindings_written = 0
+        self.write_failures = 0
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -165,6 +169,7 @@ class StunService:
         address = binding.address
         self._pending[address] = (binding, now)
         if binding.binding_change:
+            self.binding_changes += 1
             self._changed.add(address)
         if self.on_device_binding is not None:
             self.on_device_binding(binding.device_id, address, now)
@@ -199,6 +204,7 @@ class StunService:
 
         def failed(failure: Any) -> None:
             # The phones send again within their keep-alive period: nothing is queued again.
+            self.write_failures += 1
             log.warn("writing {n} STUN binding(s) failed: {error}", n=len(records), error=failure.getErrorMessage())
 
         def done(_: Any) -> None:

@@ -295,6 +295,7 @@ class AcsServer:
         )
         if self.stun is not None:
             self.stun.on_device_binding = engine.note_udp_binding
+            self.metrics.watch_stun(self.stun)
         return engine
 
     def _make_provisioner(self, engine: FleetEngine) -> Provisioner:

@@ -120,6 +120,37 @@ class _StoreHealthCollector:
                                   value=health.seconds_unavailable())
 
 
+class _StunCollector:
+    """The node's STUN server (connreq/stun_service.py), read when scraped: what came in,
+    what was refused and why, what was stored, and the UDP connection requests held back."""
+
+    def __init__(self, service: Any) -> None:
+        self._service = service
+
+    def collect(self) -> Any:
+        service = self._service
+        protocol = service.protocol
+        requests = CounterMetricFamily(
+            "acs_stun_requests", "Datagrams to the STUN server, by outcome (answered; malformed: not a "
+            "Binding Request; refused reasons: bad_integrity, unknown_username, integrity_without_login, "
+            "busy, lookup_failed)", labels=["outcome"])
+        requests.add_metric(["answered"], service.bindings_seen)
+        requests.add_metric(["malformed"], protocol.dropped)
+        for reason, count in sorted(protocol.refused.items()):
+            requests.add_metric([_label(reason)], count)
+        yield requests
+        yield CounterMetricFamily("acs_stun_binding_changes", "Binding Requests that carried BINDING-CHANGE "
+                                  "(TR-111: the phone's NAT mapping changed)", value=service.binding_changes)
+        yield CounterMetricFamily("acs_stun_bindings_written", "Phones' public UDP addresses written to the "
+                                  "store", value=service.bindings_written)
+        yield CounterMetricFamily("acs_stun_write_failures", "Batches of bindings the store refused (the "
+                                  "phones' next keep-alives bring them again)", value=service.write_failures)
+        limited = service.requester.limited if service.requester is not None else 0
+        yield CounterMetricFamily("acs_udp_connection_requests_limited", "UDP connection requests not sent: "
+                                  "the same address was sent one less than the minimum interval ago",
+                                  value=limited)
+
+
 class AcsMetrics:
     """The counters and histograms, plus :meth:`render` for ``/metrics``."""
 
@@ -184,6 +215,10 @@ class AcsMetrics:
         """Report devices per assignment and compliance state from ``source()`` at each scrape
         (a snapshot the server refreshes from the store, so every node reports the same)."""
         self.registry.register(_DesiredCollector(source))
+    def watch_stun(self, service: Any) -> None:
+        """Report the node's STUN server (a connreq/stun_service.py StunService) at each scrape."""
+        self.registry.register(_StunCollector(service))
+
     def watch_connections(self, groups: Mapping[str, Any]) -> None:
         """Report the open connections of each listener group (name -> ConnectionCounts)."""
         self.registry.register(_ConnectionCollector(groups))

@@ -255,3 +255,25 @@ def test_serve_skips_the_stun_server_with_a_clear_line_when_the_port_is_taken() 
         assert start_stun(ServerConfig(stun_listen=None), free, SyncStore(), lambda n: b"\x00" * n) is None
     finally:
         globalLogPublisher.removeObserver(observer)
+
+
+def test_the_stun_server_is_exported_to_prometheus_without_usernames() -> None:
+    from acs_security.server.metrics import AcsMetrics
+
+    clock, store, service, transport, noted = _world()
+    metrics = AcsMetrics()
+    metrics.watch_stun(service)
+    service.protocol.datagramReceived(_request("cr-nat1", key=b"s3cret"), PHONE)
+    clock.advance(0)
+    service.protocol.datagramReceived(_request("cr-nat1", key=b"s3cret", change=True, n=2), ("198.51.100.7", 40009))
+    service.protocol.datagramReceived(_request("cr-nat1", key=b"guess", n=3), PHONE)
+    service.protocol.datagramReceived(b"\x00\x01 not stun", PHONE)
+    clock.advance(1.0)
+    text = metrics.render().decode()
+    assert 'acs_stun_requests_total{outcome="answered"} 2.0' in text
+    assert 'acs_stun_requests_total{outcome="bad_integrity"} 1.0' in text
+    assert 'acs_stun_requests_total{outcome="malformed"} 1.0' in text
+    assert "acs_stun_binding_changes_total 1.0" in text
+    assert "acs_stun_bindings_written_total 2.0" in text
+    assert "acs_stun_write_failures_total 0.0" in text
+    assert "cr-nat1" not in text and "198.51.100.7" not in text
