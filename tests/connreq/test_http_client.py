@@ -7,14 +7,14 @@ reached through treq's RequestTraversalAgent; time is a task.Clock.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from treq.testing import RequestTraversalAgent
 from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent, Logger, formatEvent
+from twisted.logger import ILogObserver, LogEvent, Logger, formatEvent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -279,7 +279,7 @@ def test_caller_cancellation_propagates() -> None:
 def test_password_never_in_log_events() -> None:
     clock = make_clock()
     events: list[LogEvent] = []
-    log = Logger(observer=events.append)
+    log = Logger(observer=cast(ILogObserver, events.append))
     phone = Phone(clock)
     for password in (PASSWORD, "wrong-" + PASSWORD):
         result_of(requester(RequestTraversalAgent(phone.resource), clock, log=log).request(URL, USER, password))
@@ -298,7 +298,7 @@ class ScriptedRequester:
         self.results = list(results)
         self.calls: list[float] = []
 
-    def request(self, url: str, username: str, password: str) -> Deferred[ConnectionRequestResult]:
+    def request(self, url: str, username: str | None, password: str | None) -> Deferred[ConnectionRequestResult]:
         self.calls.append(self.clock.seconds() - NOW)
         d: Deferred[ConnectionRequestResult] = Deferred()
         d.callback(self.results.pop(0))
