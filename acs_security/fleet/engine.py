@@ -30,10 +30,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from acs_security.connreq.methods import XmppRequester
-from acs_security.connreq.policy import BackoffPolicy
 from acs_security.files.offers import FileOffers
 from acs_security.fleet.cluster import ClusterMode, ClusterOptions
 from acs_security.fleet.joblog import job_event, maybe_progress
+from acs_security.fleet.limits import EngineLimits
 from acs_security.fleet.live import PARAMETER_KEY_PREFIX, JobOptions, LiveJob, LiveTask
 from acs_security.fleet.plancache import PlanCache
 from acs_security.fleet.requests import RequestSide
@@ -51,23 +51,6 @@ from acs_security.store.jobs import TargetDevice
 __all__ = ["FleetEngine", "EngineLimits", "PARAMETER_KEY_PREFIX"]
 
 log = Logger(namespace="acs_security.fleet")
-
-
-class EngineLimits:
-    """Server-wide limits and timings of connection requests (per job limits are JobOptions)."""
-
-    def __init__(self, *, max_cr_in_flight: int = 200, cr_session_wait: float = 45.0,
-                 max_cr_attempts: int = 3, tick: float = 0.2, keep_finished_jobs: int = 20,
-                 backoff: BackoffPolicy | None = None, stun_keepalive: float = 120.0) -> None:
-        self.max_cr_in_flight = max_cr_in_flight
-        self.cr_session_wait = cr_session_wait
-        self.max_cr_attempts = max_cr_attempts
-        self.keep_finished_jobs = keep_finished_jobs
-        self.tick = tick
-        self.backoff = backoff or BackoffPolicy(base=5.0, cap=120.0)
-        # How long a STUN binding stays usable when the phone's keep-alive period is not
-        # known (fleet/reach.py).
-        self.stun_keepalive = stun_keepalive
 
 
 class FleetEngine(SessionSide, RequestSide):

@@ -30,7 +30,7 @@ from acs_security.store.jobs import TargetDevice
 
 if TYPE_CHECKING:
     from acs_security.fleet.cluster import ClusterMode
-    from acs_security.fleet.engine import EngineLimits
+    from acs_security.fleet.limits import EngineLimits
     from acs_security.fleet.writes import TaskWriter
 
 __all__ = ["RequestSide"]
