@@ -156,7 +156,7 @@ def _stun_on_an_os_chosen_port(monkeypatch: pytest.MonkeyPatch) -> None:
     port the OS picks, not the well-known 0.0.0.0:3478 (tests run side by side)."""
     import dataclasses
 
-    import acs_security.server.app as app
+    import acs_security.server.requesters as app
     from acs_security.server.config import Endpoint
 
     real = app.start_stun
