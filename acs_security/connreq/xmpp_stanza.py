@@ -62,7 +62,7 @@ _LOCAL_FORBIDDEN = frozenset("\"&'/:<>@")
 MAX_STANZA = 8192
 #: RFC 6120 section 8.3.2: the error type that goes with each condition the phone sends.
 _ERROR_TYPES = {"service-unavailable": "cancel", "not-authorized": "auth", "bad-request": "modify",
-                "feature-not-implemented": "cancel"}
+                "feature-not-implemented": "cancel", "resource-constraint": "wait"}
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                           remove_comments=True, remove_pis=True, collect_ids=False)
