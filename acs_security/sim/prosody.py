@@ -96,12 +96,24 @@ class ProsodyProcess:
         self._own_dir = workdir is None
         self.dir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="acs-prosody-"))
         self.tls = tls
+        self._require_tls = False
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.dir / "prosody.log"
         self.config = self.dir / "prosody.cfg.lua"
         self.accounts_dir = self.dir / "data" / _encode(domain) / "accounts"
         self.accounts_dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "certs").mkdir(exist_ok=True)
+        self._write_config()
+
+    def use_tls(self, cert_pem: bytes, key_pem: bytes, *, require: bool = True) -> None:
+        """Offer STARTTLS with this certificate (written into the directory, which Prosody's
+        user can read) and, with ``require``, refuse plain streams. Before :meth:`start`."""
+        cert, key = self.dir / "certs" / "xmpp.pem", self.dir / "certs" / "xmpp.key"
+        cert.write_bytes(cert_pem)
+        key.write_bytes(key_pem)
+        key.chmod(0o600)
+        self.tls = (cert, key)
+        self._require_tls = require
         self._write_config()
 
     @property
@@ -130,7 +142,8 @@ class ProsodyProcess:
             'authentication = "internal_plain"\nstorage = "internal"\n'
             # Loopback only: plain streams and PLAIN over them are what the ACS's
             # xmpp_tls = optional allows; a real server requires TLS (docs/xmpp.md).
-            "c2s_require_encryption = false\nallow_unencrypted_plain_auth = true\n"
+            f"c2s_require_encryption = {'true' if self._require_tls else 'false'}\n"
+            "allow_unencrypted_plain_auth = true\n"
             "limits = { c2s = { rate = \"100mb/s\"; }; }\n"
             f"{tls}"
             f"VirtualHost {_lua_string(self.domain)}\n")

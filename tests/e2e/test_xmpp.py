@@ -245,3 +245,60 @@ def test_prosody_restart_is_followed(tmp_path: Path, prosody: ProsodyProcess) ->
     assert all(d["state"] in ("applied", "applied_pending_reboot") for d in devices.values())
     assert list(methods.values()).count("xmpp") == len(fleet.xmpp) > 0
     assert {s: d["reached_by"] for s, d in devices.items()} == methods
+
+
+def self_signed(domain: str) -> tuple[bytes, bytes]:
+    """A self-signed certificate for ``domain`` (the XMPP service's name, RFC 6120 section 13.7.2.1)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def test_starttls_with_a_self_signed_certificate(tmp_path: Path, prosody: ProsodyProcess) -> None:
+    """TLS required (the default): the ACS starts TLS, checks Prosody's certificate against
+    xmpp_ca_file and the JID's domain, and then logs in; the requests go over TLS."""
+    cert, key = self_signed(DOMAIN)
+    prosody.use_tls(cert, key, require=True)
+    (tmp_path / "xmpp-ca.pem").write_bytes(cert)
+    (tmp_path / "xmpp.pw").write_text(ACS_PASSWORD + "\n")
+
+    async def go(reactor: Any) -> Any:
+        prosody.start()
+        settings = {"db": f"sqlite:///{tmp_path}/acs.db", "cwmp_listen": "127.0.0.1:0",
+                    "api_listen": "127.0.0.1:0", "stun_listen": "127.0.0.1:0",
+                    "xmpp_server": f"127.0.0.1:{prosody.port}", "xmpp_jid": ACS_JID,
+                    "xmpp_password_file": str(tmp_path / "xmpp.pw"), "xmpp_ca_file": str(tmp_path / "xmpp-ca.pem")}
+        config = load_config(environ={}, overrides=settings)
+        assert config.xmpp_tls == "required"
+        server = AcsServer(config=config, reactor=reactor)
+        server.start()
+        try:
+            client = server.xmpp
+            assert client is not None
+            await wait_until(reactor, lambda: client.connected, timeout=30, what="XMPP login over TLS")
+            transport = client._stream.transport if client._stream is not None else None
+            # nobody is logged in as this phone: Prosody answers for it (RFC 6120 section 10.5.3.2)
+            result = await client.request(f"nobody@{DOMAIN}/cwmp", "u", "p")
+            return getattr(transport, "TLS", False), result
+        finally:
+            await server.stop()
+
+    over_tls, result = run_in_reactor(go, timeout=60)
+    assert over_tls is True
+    assert result == WakeResult(False, "service-unavailable")
