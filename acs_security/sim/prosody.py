@@ -9,7 +9,7 @@
   chose (bound to port 0 and released), no server-to-server or HTTP listeners, accounts in
   the ``internal_plain`` store. Accounts are created by writing the store's files directly
   before the start (:meth:`ProsodyProcess.add_account`): ``prosodyctl register`` starts a
-  Lua interpreter per account (about 0.2 s each, docs/xmpp.md), too slow for a fleet.
+  Lua interpreter per account (39 ms each measured, against 0.4 ms for the file; docs/xmpp.md).
   Plain streams are allowed (loopback); with ``tls=(cert, key)`` STARTTLS is offered too.
   :meth:`restart` stops and starts it on the same port, as an operator's restart does.
 
