@@ -88,7 +88,7 @@ def start_xmpp(config: ServerConfig, reactor: Any, metrics: AcsMetrics, *,
     domain = config.xmpp_jid.partition("/")[0].rpartition("@")[2]
     base = options or XmppOptions(request_timeout=config.cr_timeout)
     opts = XmppOptions(request_timeout=base.request_timeout, login_timeout=base.login_timeout,
-                       keepalive=base.keepalive, max_in_flight=max(base.max_in_flight, config.max_cr_in_flight),
+                       keepalive=base.keepalive, max_in_flight=config.max_cr_in_flight,
                        backoff_initial=base.backoff_initial, backoff_max=base.backoff_max,
                        tls_required=config.xmpp_tls == "required")
     try:
