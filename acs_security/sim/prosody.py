@@ -10,7 +10,7 @@
   the ``internal_plain`` store. Accounts are created by writing the store's files directly
   before the start (:meth:`ProsodyProcess.add_account`): ``prosodyctl register`` starts a
   Lua interpreter per account (39 ms each measured, against 0.4 ms for the file; docs/xmpp.md).
-  Plain streams are allowed (loopback); with ``tls=(cert, key)`` STARTTLS is offered too.
+  Plain streams are allowed (loopback); after :meth:`use_tls` STARTTLS is offered (or required).
   :meth:`restart` stops and starts it on the same port, as an operator's restart does.
 
 Synchronous (subprocess): tests call it from a thread of their reactor or before starting it.
@@ -88,14 +88,14 @@ class ProsodyProcess:
     """One Prosody serving ``domain`` on ``127.0.0.1:port`` (port chosen by the OS)."""
 
     def __init__(self, binary: str, domain: str = "xmpp.test", *, host: str = "127.0.0.1",
-                 tls: tuple[Path, Path] | None = None, workdir: Path | None = None) -> None:
+                 workdir: Path | None = None) -> None:
         self.binary = binary
         self.domain = domain
         self.host = host
         self.port = _free_port(host)
         self._own_dir = workdir is None
         self.dir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="acs-prosody-"))
-        self.tls = tls
+        self.tls: tuple[Path, Path] | None = None
         self._require_tls = False
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.dir / "prosody.log"
