@@ -156,14 +156,14 @@ def _stun_on_an_os_chosen_port(monkeypatch: pytest.MonkeyPatch) -> None:
     port the OS picks, not the well-known 0.0.0.0:3478 (tests run side by side)."""
     import dataclasses
 
-    import acs_security.server.app as app
+    import acs_security.server.requesters as requesters
     from acs_security.server.config import Endpoint
 
-    real = app.start_stun
+    real = requesters.start_stun
 
     def start(config: Any, *args: Any, **kwargs: Any) -> Any:
         if config.stun_listen == Endpoint("0.0.0.0", 3478):
             config = dataclasses.replace(config, stun_listen=Endpoint("127.0.0.1", 0))
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(app, "start_stun", start)
+    monkeypatch.setattr(requesters, "start_stun", start)

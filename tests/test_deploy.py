@@ -182,7 +182,11 @@ def test_config_check_exits_2_with_the_message(tmp_path, capsys, body, message):
 def test_compose_names_the_services_and_their_dependencies():
     doc = compose()
     services = doc["services"]
-    assert set(services) == {"postgres", "keyinit", *NODES, "haproxy"}
+    assert set(services) == {"postgres", "keyinit", *NODES, "haproxy", "prosody"}
+    # The XMPP server (docs/xmpp.md) is opt-in: it starts only with --profile xmpp.
+    assert services["prosody"]["profiles"] == ["xmpp"]
+    assert (DEPLOY / services["prosody"]["build"]["dockerfile"]).is_file()
+    assert "prosody" in (DEPLOY / "Dockerfile.prosody").read_text()
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     for name in NODES:
         node = services[name]

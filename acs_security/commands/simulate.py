@@ -24,6 +24,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from acs_security.commands import UsageError
+from acs_security.connreq.xmpp_stanza import JidError, parse_allowed_jids
 
 __all__ = ["drift_options", "fleet_options", "register", "run", "run_simulation"]
 
@@ -106,6 +107,15 @@ def register(sub: Any) -> None:
                    help="the ACS's STUN server the phones behind NAT use (default: the --acs host, port 3478)")
     p.add_argument("--stun-keepalive", type=int, default=30, metavar="S",
                    help="seconds between a phone's STUN Binding Requests (STUNMinimumKeepAlivePeriod, default 30)")
+    p.add_argument("--xmpp", type=float, default=0.0, metavar="RATE",
+                   help="share of the phones (0-1) reached by XMPP (TR-069 Annex K): each logs in to "
+                        "--xmpp-server as SERIAL@DOMAIN/cwmp (accounts: docs/xmpp.md) and, unless also "
+                        "--nat, sits behind a NAT without STUN (docs/xmpp.md)")
+    p.add_argument("--xmpp-server", metavar="HOST:PORT", help="the XMPP server the phones log in to")
+    p.add_argument("--xmpp-domain", default="xmpp.test", metavar="D", help="the phones' XMPP domain")
+    p.add_argument("--xmpp-allowed", action="append", default=[], metavar="JID",
+                   help="an ACS JID the phones accept connection requests from "
+                        "(ConnReqAllowedJabberIDs; repeat; none: any)")
     p.add_argument("--drift-interval", type=float, metavar="S",
                    help="seconds between rounds of --drift and --factory-reset (default: --inform-interval)")
     p.set_defaults(func=run)
@@ -202,6 +212,7 @@ def fleet_options(args: argparse.Namespace, env: Mapping[str, str] | None = None
         boot_ramp_s=args.boot_ramp, trust_ca_pem=trust, client_cert_dir=client_certs,
         connection_per_request=args.connection_per_request,
         **_nat_options(args, resolve),
+        **_xmpp_options(args),
     )
 
 
@@ -226,6 +237,23 @@ def _nat_options(args: argparse.Namespace, resolve: Mapping[str, str]) -> dict[s
     except ValueError:
         raise UsageError(f"--stun-server: {server!r} is not IP:PORT (give it, or --resolve the --acs host)") from None
     return {"nat": args.nat, "stun_server": server, "stun_keepalive": args.stun_keepalive}
+
+
+def _xmpp_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The fleet's XMPP arguments. Raises UsageError for a rate outside 0-1, no or a bad
+    --xmpp-server, an --xmpp-allowed entry that is not a JID."""
+    if not 0 <= args.xmpp <= 1:
+        raise UsageError(f"--xmpp must be a share of the phones from 0 to 1, got {args.xmpp}")
+    if not args.xmpp:
+        return {}
+    if not args.xmpp_server:
+        raise UsageError("--xmpp needs --xmpp-server HOST:PORT")
+    try:
+        parse_allowed_jids(",".join(args.xmpp_allowed))
+    except JidError as exc:
+        raise UsageError(f"--xmpp-allowed: {exc}") from None
+    return {"xmpp": args.xmpp, "xmpp_server": args.xmpp_server, "xmpp_domain": args.xmpp_domain,
+            "xmpp_allowed": tuple(args.xmpp_allowed)}
 
 
 class _CredentialWriter:
@@ -330,6 +358,8 @@ async def run_simulation(reactor: Any, options: Mapping[str, Any], *, out: IO[st
     if fleet.nat_phones:
         print(f"{len(fleet.nat_phones)} phones behind NAT (STUN server {options.get('stun_server')}, "
               f"keep-alive {options.get('stun_keepalive')} s)", file=out)
+    if len(fleet.xmpp):
+        print(f"{len(fleet.xmpp)} phones reached by XMPP via {options.get('xmpp_server')}", file=out)
     writer = None
     try:
         writer = _CredentialWriter(reactor, fleet, cr_credentials_db) if cr_credentials_db else None

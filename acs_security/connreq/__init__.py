@@ -2,8 +2,9 @@
 
 Pure modules are exported here: :mod:`.udp` (Annex G datagram, phone-side verifier,
 ``host:port`` parsing), :mod:`.stun` (RFC 5389 / RFC 3489 codec with TR-111 attributes),
-:mod:`.methods` (the reach methods and the XMPP sender's contract) and :mod:`.policy`
-(backoff). The Twisted edges are imported from their modules: :mod:`.http_client`
+:mod:`.methods` (the reach methods and the XMPP sender's contract), :mod:`.xmpp_stanza`
+(the Annex K IQ, JIDs, the phone's verdict) and :mod:`.policy` (backoff). The Twisted
+edges are imported from their modules: :mod:`.xmpp` (``XmppClient``, Annex K), :mod:`.http_client`
 (``HttpConnectionRequester``, ``RetryingConnectionRequester``), :mod:`.udp_client`
 (``UdpConnectionRequester``), :mod:`.stun_server` (``StunServerProtocol``, ``LoginCache``)
 and :mod:`.stun_service` (the STUN server of ``serve`` and UDP requests from its socket),

@@ -6,7 +6,6 @@ tests run the real server on 127.0.0.1 with OS-chosen ports and stop it afterwar
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,27 +20,15 @@ from OpenSSL import crypto
 from twisted.internet import ssl
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    wrapClientTLS,
-)
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
-from twisted.web.iweb import IAgentEndpointFactory
-from zope.interface import implementer
 
-from acs_security.connreq.http_client import HttpConnectionRequester
-from acs_security.connreq.pool import QuietConnectionPool
 from acs_security.connreq.stun_service import StunService
-from acs_security.connreq.udp_client import UdpConnectionRequester
+from acs_security.connreq.xmpp import XmppClient
 from acs_security.console import make_console
 from acs_security.desired.audit_side import AuditSide
 from acs_security.desired.composite import CompositeProvisioner
@@ -74,13 +61,13 @@ from acs_security.server.edge import ConnectionCounts, EdgeFactory, EdgeLimits
 from acs_security.server.files import CwmpRoot, FileResource
 from acs_security.server.http import make_site
 from acs_security.server.leases import DeviceLeases
-from acs_security.server.metrics import AcsMetrics, CountingRequester, TimedStore, engine_states
+from acs_security.server.metrics import AcsMetrics, TimedStore, engine_states
 from acs_security.server.openapi import openapi_document
 from acs_security.server.outages import OutageLog
 from acs_security.server.provisioning import Provisioner
 from acs_security.server.refusals import RefusalLog
+from acs_security.server.requesters import ConnectionRequesters, start_requesters
 from acs_security.server.soap import make_soap_resource
-from acs_security.server.stun import start_stun
 from acs_security.service import FleetService
 from acs_security.store import open_store
 from acs_security.store.deferred import DeferredStore, make_threadpool
@@ -157,34 +144,6 @@ def certificate_auth(cert_file: Path) -> str | None:
     return "ecdsa" if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 
-@implementer(IAgentEndpointFactory)
-class DirectIPEndpointFactory:
-    """Endpoints for connection requests: phones' ConnectionRequestURLs are nearly always
-    IP addresses, which are connected to directly; HostnameEndpoint (kept for names)
-    resolves even literal addresses through a thread pool, which was a quarter of the
-    reactor's time in a 10,000-phone push (docs/performance.md)."""
-
-    def __init__(self, reactor: Any, *, timeout: float) -> None:
-        self._reactor = reactor
-        self._timeout = timeout
-
-    def endpointForURI(self, uri: Any) -> Any:  # noqa: N802 - Twisted's interface name
-        host = uri.host.decode("ascii") if isinstance(uri.host, bytes) else str(uri.host)
-        port = int(uri.port)
-        try:
-            address = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            endpoint: Any = HostnameEndpoint(self._reactor, host, port, timeout=self._timeout)
-        else:
-            cls = TCP6ClientEndpoint if address.version == 6 else TCP4ClientEndpoint
-            endpoint = cls(self._reactor, str(address), port, timeout=self._timeout)
-        if uri.scheme in (b"https", "https"):
-            # Rare for connection requests; the phone's certificate is checked as a browser would.
-            creator = BrowserLikePolicyForHTTPS().creatorForNetloc(host.encode("ascii"), port)
-            return wrapClientTLS(creator, endpoint)
-        return endpoint
-
-
 @dataclass
 class AcsServer:
     """One ACS process: ``start()`` opens the store and listens, ``stop()`` undoes it."""
@@ -207,8 +166,7 @@ class AcsServer:
     _tokens: Any = None
     _threadpool: Any = None
     _wsgi_pool: Any = None
-    _udp_port: Any = None
-    stun: StunService | None = None
+    requesters: ConnectionRequesters | None = None
     leases: DeviceLeases | None = None
     files: FileOffers | None = None
     file_resource: FileResource | None = None
@@ -239,6 +197,17 @@ class AcsServer:
         if self.session_observer is not None:
             self.session_observer(entry)
 
+    @property
+    def stun(self) -> StunService | None:
+        """The STUN server (TR-111), when this node runs jobs and could bind its port."""
+        return self.requesters.stun if self.requesters is not None else None
+
+    @property
+    def xmpp(self) -> XmppClient | None:
+        """The XMPP client (TR-069 Annex K), when configured and this node runs jobs."""
+        xmpp = self.requesters.xmpp if self.requesters is not None else None
+        return xmpp.client if xmpp is not None else None
+
     def _store_available(self) -> bool:
         return self.store is None or not self.store.health.unavailable
 
@@ -264,38 +233,20 @@ class AcsServer:
                                store_available=self._store_available,
                                limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
                                                    cr_session_wait=cfg.cr_session_wait))
-        agent = Agent.usingEndpointFactory(
-            self.reactor, DirectIPEndpointFactory(self.reactor, timeout=cfg.cr_timeout),
-            pool=QuietConnectionPool(self.reactor, persistent=False))
-        http = CountingRequester(HttpConnectionRequester(agent, self.reactor, nonce_source=self.random_bytes,
-                                                         timeout=cfg.cr_timeout), self.metrics, "http")
-        # UDP connection requests leave from the STUN server's socket (server/stun.py), where
-        # the phones' NATs have their mappings; without it, from an ephemeral port.
-        default = None
-        if cfg.cr_username is not None and cfg.cr_password_file is not None:
-            try:
-                password = cfg.cr_password_file.read_text().rstrip("\r\n")
-            except OSError as exc:
-                raise ConfigError(f"cr_password_file {cfg.cr_password_file}: {exc.strerror}") from None
-            default = (cfg.cr_username, password)
-        self.stun = start_stun(cfg, self.reactor, ds, self.random_bytes, default_login=default)
-        udp_sender: Any = self.stun.requester if self.stun is not None else None
-        if udp_sender is None:
-            self._udp_port = self.reactor.listenUDP(0, DatagramProtocol(), interface="0.0.0.0")
-            udp_sender = UdpConnectionRequester(self._udp_port, self.reactor, nonce_source=self.random_bytes,
-                                                first_id=int.from_bytes(self.random_bytes(4), "big"))
-        udp = CountingRequester(udp_sender, self.metrics, "udp")
+        self.requesters = senders = start_requesters(cfg, self.reactor, ds, self.metrics, self.random_bytes)
+        default = senders.default
         engine = FleetEngine(
-            store=ds, clock=self.reactor, http_requester=http, udp_requester=udp, cluster=cluster,
+            store=ds, clock=self.reactor, http_requester=senders.http, udp_requester=senders.udp,
+            xmpp_requester=senders.xmpp, cluster=cluster,
             node=cfg.node, files=self.files, store_available=self._store_available,
             cr_credentials=lambda device_id: ds.call("get_connection_request_credential", device_id),
             default_cr_credential=default,
             limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
                                 cr_session_wait=cfg.cr_session_wait, stun_keepalive=cfg.stun_keepalive),
         )
-        if self.stun is not None:
-            self.stun.on_device_binding = engine.note_udp_binding
-            self.metrics.watch_stun(self.stun)
+        if senders.stun is not None:
+            senders.stun.on_device_binding = engine.note_udp_binding
+            self.metrics.watch_stun(senders.stun)
         return engine
 
     def _make_provisioner(self, engine: FleetEngine) -> Provisioner:
@@ -563,14 +514,8 @@ class AcsServer:
         if self.leases is not None:
             ds.append(self.leases.release_all().addErrback(
                 lambda f: log.warn("cannot release session leases: {error}", error=f.getErrorMessage())))
-        if self.stun is not None:
-            ds.append(self.stun.stop())
-            self.stun = None
-        if self._udp_port is not None:
-            d = self._udp_port.stopListening()
-            if d is not None:
-                ds.append(d)
-            self._udp_port = None
+        if self.requesters is not None:
+            ds.extend(self.requesters.stop())
         if self.engine is not None:
             ds.append(Deferred.fromCoroutine(self.engine.stop()))
         if self.live is not None:

@@ -9,6 +9,7 @@ is documented once, in :data:`FIELDS`, which also drives ``acs-security serve --
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import socket
 import ssl
@@ -120,6 +121,12 @@ class ServerConfig:
     stun_listen: Endpoint | None = Endpoint("0.0.0.0", 3478)
     stun_public: Endpoint | None = None
     stun_keepalive: float = 120.0
+    # TR-069 Annex K XMPP connection requests (docs/xmpp.md); None: no XMPP client.
+    xmpp_server: Endpoint | None = None
+    xmpp_jid: str | None = None
+    xmpp_password_file: Path | None = None
+    xmpp_tls: str = "required"
+    xmpp_ca_file: Path | None = None
     provisioning_hosts: tuple[str, ...] = ()
     tls_max_version: str = "TLS 1.3"
     tls_ciphers: str = DEFAULT_TLS_CIPHERS
@@ -175,6 +182,7 @@ class ServerConfig:
             raise ConfigError("cr_username and cr_password_file go together")
         if self.stun_keepalive <= 0:
             raise ConfigError("stun_keepalive must be positive")
+        self._check_xmpp()
         if self.cr_timeout <= 0 or self.cr_session_wait <= 0 or self.max_cr_in_flight < 1:
             raise ConfigError("cr_timeout and cr_session_wait must be positive, max_cr_in_flight >= 1")
         if self.tls_max_version not in TLS_MAX_VERSIONS:
@@ -291,6 +299,21 @@ class ServerConfig:
     def public_host(self) -> str | None:
         return urlsplit(self.public_url).hostname if self.public_url else None
 
+    def _check_xmpp(self) -> None:
+        given = [self.xmpp_server is not None, self.xmpp_jid is not None, self.xmpp_password_file is not None]
+        if any(given) and not all(given):
+            raise ConfigError("xmpp_server, xmpp_jid and xmpp_password_file go together")
+        if self.xmpp_tls not in ("required", "optional"):
+            raise ConfigError(f"xmpp_tls: {self.xmpp_tls!r} is not required or optional")
+        if self.xmpp_jid is not None:
+            local, at, domain = self.xmpp_jid.partition("/")[0].rpartition("@")
+            if not at or not local or not domain or any(c.isspace() for c in self.xmpp_jid):
+                raise ConfigError(f"xmpp_jid: {self.xmpp_jid!r} is not an account JID (local@domain)")
+        # The IQs carry the phones' connection-request passwords: in clear only over loopback.
+        if self.xmpp_tls == "optional" and self.xmpp_server is not None and not _loopback(self.xmpp_server.host):
+            raise ConfigError("xmpp_tls optional is only allowed with an xmpp_server on loopback (the "
+                              "connection requests carry the phones' passwords)")
+
     @property
     def stun_address(self) -> tuple[str, int] | None:
         """(host, port) phones are to reach the STUN server at: stun_public, else public_url's
@@ -365,6 +388,15 @@ FIELDS: dict[str, tuple[str, str]] = {
                                 "default: public_url's host and stun_listen's port); guardrails check it"),
     "stun_keepalive": ("float", "seconds a phone's STUN binding stays usable when its STUN keep-alive period "
                                 "is not known (default 120)"),
+    "xmpp_server": ("endpoint", "HOST:PORT of the XMPP server the ACS logs in to for TR-069 Annex K connection "
+                                "requests to phones behind NAT (docs/xmpp.md; default off)"),
+    "xmpp_jid": ("str", "the ACS's XMPP account, local@domain (a resource may follow); phones list it in "
+                        "ConnReqAllowedJabberIDs"),
+    "xmpp_password_file": ("path", "file holding the password of xmpp_jid (never logged)"),
+    "xmpp_tls": ("str", "STARTTLS on the XMPP stream: required (default) or optional (only with an "
+                        "xmpp_server on loopback)"),
+    "xmpp_ca_file": ("path", "PEM file of the CA certificates the XMPP server's certificate is checked "
+                             "against (default: the system's trust roots)"),
     "provisioning_hosts": ("list", "hosts the phones must keep reaching besides the ACS (profile, upgrade, "
                                    "report servers); guardrails check Restricted Access Domains against them"),
     "tls_max_version": ("str", "highest TLS version of the HTTPS endpoint: TLS 1.2 or TLS 1.3 (default)"),
@@ -418,6 +450,15 @@ FIELDS: dict[str, tuple[str, str]] = {
     "console_idle_timeout": ("float", "seconds a console session may go without a request before it ends "
                                       "(default 1800)"),
 }
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _coerce(name: str, value: Any) -> Any:

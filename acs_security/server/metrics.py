@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -164,6 +164,10 @@ class AcsMetrics:
         self.connection_requests = Counter(
             "acs_connection_requests", "Connection requests sent, by method and result",
             ["method", "result"], registry=r)
+        self.xmpp_connected = Gauge("acs_xmpp_connected", "1 while this node is logged in to its XMPP server "
+                                    "(TR-069 Annex K connection requests)", registry=r)
+        self.xmpp_requests = Counter("acs_xmpp_requests", "XMPP connection requests sent, by outcome",
+                                     ["outcome"], registry=r)
         self.session_duration = Histogram("acs_cwmp_session_duration_seconds", "CWMP session duration",
                                           buckets=SESSION_BUCKETS, registry=r)
         self.store_latency = Histogram("acs_store_call_seconds", "Store call latency, by method", ["method"],
@@ -253,6 +257,13 @@ class AcsMetrics:
 
     def observe_connection_request(self, method: str, result: str) -> None:
         self.connection_requests.labels(_label(method), _label(result)).inc()
+
+    def observe_xmpp_request(self, outcome: str) -> None:
+        self.xmpp_requests.labels(_label(outcome)).inc()
+        self.connection_requests.labels("xmpp", "sent" if outcome == "ok" else "error").inc()
+
+    def set_xmpp_connected(self, up: bool) -> None:
+        self.xmpp_connected.set(1 if up else 0)
 
     def observe_store_call(self, method: str, seconds: float) -> None:
         self.store_latency.labels(_label(method)).observe(max(0.0, seconds))

@@ -32,11 +32,6 @@ from twisted.internet.task import deferLater
 from twisted.web.iweb import IAgent
 from twisted.web.server import Site
 
-from acs_security.connreq.udp import (
-    UdpRequestError,
-    UdpRequestVerifier,
-    parse_udp_connection_request,
-)
 from acs_security.cwmp import messages as m
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.httpauth.result import AuthFailure, AuthResult
@@ -44,6 +39,8 @@ from acs_security.mapping import Catalogue, load_catalogue
 from acs_security.sim.build import index_of, plan_phone
 from acs_security.sim.client_certs import DeviceCertificates
 from acs_security.sim.faults import FaultKind, FaultSpec
+from acs_security.sim.fleet_args import FleetConfigError, check_arguments
+from acs_security.sim.fleet_args import endpoint as _endpoint
 from acs_security.sim.listeners import ConnectionRequestRoot, UdpConnectionRequestProtocol
 from acs_security.sim.lockout import AcsTlsFacts
 from acs_security.sim.nat import NAT_VALUES, SimulatedNat, behind_nat
@@ -51,25 +48,14 @@ from acs_security.sim.phone import MS, Phone, PhoneEnvironment
 from acs_security.sim.runner import SessionRunner
 from acs_security.sim.stats import FleetStats
 from acs_security.sim.table import DEFAULT_FIRMWARE, DEFAULT_MODELS, OLD_FIRMWARE, ModelTables
+from acs_security.sim.udp_wake import UdpWake
+from acs_security.sim.xmpp_phones import XmppPhones, uses_xmpp, xmpp_values
 
 __all__ = ["FleetConfigError", "SimulatedFleet"]
 
 # Phone.state values (fleet bookkeeping).
 IDLE, QUEUED, SESSION, LOCKED, OFFLINE = range(5)
 _CR_REALM = "Cisco IP Phone"
-
-
-class FleetConfigError(ValueError):
-    """A fleet argument that cannot work; the message names it."""
-
-
-def _endpoint(text: str | None, what: str) -> tuple[str, int] | None:
-    if text is None:
-        return None
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise FleetConfigError(f"{what}: {text!r} is not HOST:PORT")
-    return (host.strip("[]") or "0.0.0.0"), int(port)
 
 
 class SimulatedFleet:
@@ -96,27 +82,14 @@ class SimulatedFleet:
         acs_tls: AcsTlsFacts | None = None, bootstrap: bool = True,
         client_cert_dir: str | Path | None = None, connection_per_request: bool = False,
         nat: float = 0.0, stun_server: str | None = None, stun_keepalive: int = 30,
+        xmpp: float = 0.0, xmpp_server: str | None = None, xmpp_domain: str = "xmpp.test",
+        xmpp_allowed: Sequence[str] = (),
     ) -> None:
-        if phones < 0:
-            raise FleetConfigError("phones must not be negative")
-        if not acs_url.startswith(("http://", "https://")):
-            raise FleetConfigError(f"acs_url {acs_url!r} is not an http:// or https:// URL")
-        if max_concurrent_sessions < 1:
-            raise FleetConfigError("max_concurrent_sessions must be at least 1")
-        if inform_interval < 1:
-            raise FleetConfigError("inform_interval must be at least 1 second (TR-181 minimum)")
-        if not 0 <= jitter < 1 or retry_scale <= 0 or request_timeout <= 0:
-            raise FleetConfigError("jitter must be in [0, 1); retry_scale and request_timeout > 0")
-        if cr_password_mode not in ("per-phone", "shared"):
-            raise FleetConfigError("cr_password_mode must be 'per-phone' or 'shared'")
-        if cr_password_mode == "shared" and not cr_password:
-            raise FleetConfigError("cr_password_mode 'shared' needs cr_password")
-        if not 0 <= nat <= 1 or stun_keepalive < 1:
-            raise FleetConfigError("nat must be a rate in [0, 1] and stun_keepalive at least 1 second")
-        if not serial_prefix or len(serial_prefix) > 48 or serial_start < 0:
-            # DeviceIdStruct SerialNumber is at most 64 characters (cwmp-1-2.xsd).
-            raise FleetConfigError("serial_prefix must be 1 to 48 characters and serial_start "
-                                   "not negative")
+        check_arguments(phones=phones, acs_url=acs_url, max_concurrent_sessions=max_concurrent_sessions,
+                        inform_interval=inform_interval, jitter=jitter, retry_scale=retry_scale,
+                        request_timeout=request_timeout, cr_password_mode=cr_password_mode, cr_password=cr_password,
+                        nat=nat, stun_keepalive=stun_keepalive, xmpp=xmpp, serial_prefix=serial_prefix,
+                        serial_start=serial_start)
         client_certs = None
         if client_cert_dir is not None:
             try:
@@ -143,7 +116,8 @@ class SimulatedFleet:
         self._slow_delay = slow_delay
         self._reboot_delay = reboot_delay
         self._jitter = jitter
-        self._udp_window = udp_window_s
+        self.udp = UdpWake(reactor, self.stats, window_s=udp_window_s, find=self.find_phone,
+                           unreachable=self.unreachable, accept=self.connection_request)
         self._max_sessions = max_concurrent_sessions
         self._ramp = boot_ramp_s if boot_ramp_s is not None else max(1.0, phones / 200)
         self._bootstrap = bootstrap
@@ -166,6 +140,9 @@ class SimulatedFleet:
         self.nat = SimulatedNat(reactor, stun_server=_endpoint(stun_server, "stun_server"), keepalive=stun_keepalive,
                                 deliver=lambda phone, data: self.udp_datagram(data, phone),
                                 changed=lambda phone: self._soon(phone, 0.0), random_bytes=self._rng.randbytes)
+        self.xmpp = XmppPhones(reactor, server=_endpoint(xmpp_server, "xmpp_server"), seed=seed,
+                               accept=lambda phone: self.connection_request(phone, "xmpp"),
+                               unreachable=self.unreachable)
         for offset in range(phones):
             plan = plan_phone(seed, serial_start + offset, serial_prefix=serial_prefix,
                               models=self._models, firmware=self._firmware, faults=self._faults)
@@ -174,6 +151,10 @@ class SimulatedFleet:
             if behind_nat(seed, serial_start + offset, nat):
                 self.phones[-1].store(NAT_VALUES(serial_start + offset, plan.serial, stun_keepalive))
                 self._nat_local.append(offset)
+            if uses_xmpp(seed, serial_start + offset, xmpp):
+                self.phones[-1].store(xmpp_values(serial_start + offset, plan.serial, xmpp_domain, xmpp_allowed,
+                                                  behind_nat=offset not in self._nat_local[-1:]))
+                self.xmpp.add(self.phones[-1], 0.0)
         self._heap: list[tuple[float, int, int]] = []
         self._seq = 0
         self._timer: IDelayedCall | None = None
@@ -182,7 +163,6 @@ class SimulatedFleet:
         self._running: dict[int, Deferred[Any]] = {}
         self._downloads: set[Deferred[Any]] = set()
         self._calls: set[IDelayedCall] = set()
-        self._udp_names: dict[str, int] = {}
         self._ports: list[Any] = []
         self._stopped = False
         self._started = False
@@ -226,6 +206,7 @@ class SimulatedFleet:
         for i in self._nat_local:
             self.nat.add(self.phones[i], now + (self._ramp * i / count))
         self.nat.start()
+        self.xmpp.start()
         for i, phone in enumerate(self.phones):
             boot = now + (self._ramp * i / count if count else 0.0)
             phone.boot_time = boot
@@ -259,6 +240,7 @@ class SimulatedFleet:
                 waits.append(result)
         self._ports = []
         waits.append(self.nat.stop())
+        waits.append(self.xmpp.stop())
         waits.extend(self._runner.stop())
         return DeferredList(waits, consumeErrors=True)
 
@@ -542,9 +524,7 @@ class SimulatedFleet:
             # TR-069: a new interval restarts the periodic schedule from now.
             phone.next_periodic = self._reactor.seconds() + self._interval(phone)
         if MS + "ConnectionRequestUsername" in paths:
-            username = phone.cr_credentials()[0]
-            if username != f"cr-{phone.serial}":
-                self._udp_names[username] = self._local(phone)
+            self.udp.renamed(phone)
         if by_acs or phone.state == SESSION:
             return  # applied when the session ends
         if phone.state == LOCKED and phone.lockout_reason() is None:
@@ -593,6 +573,8 @@ class SimulatedFleet:
         phone.last_cr = now
         if via == "udp":
             self.stats.udp_accepted += 1
+        elif via == "xmpp":
+            self.stats.xmpp_accepted += 1
         else:
             self.stats.cr_accepted += 1
         if phone.state == LOCKED:
@@ -607,42 +589,5 @@ class SimulatedFleet:
         return [self.phones[i] for i in self._nat_local]
 
     def udp_datagram(self, data: bytes, to: Phone | None = None) -> None:
-        """A UDP connection request on the fleet's shared port, or one that passed the NAT
-        of phone ``to``."""
-        ignored = self.stats.udp_ignored
-        try:
-            request = parse_udp_connection_request(data)
-        except UdpRequestError:
-            ignored["malformed"] += 1
-            return
-        phone = self._udp_route(request.username) if to is None else to
-        if phone is None:
-            ignored["unknown_username"] += 1
-            return
-        if self.unreachable(phone):
-            ignored["offline"] += 1
-            return
-        username, password = phone.cr_credentials()
-        verifier = phone.udp_verifier
-        if verifier is None:  # created on first use: most phones never get a UDP request
-            verifier = phone.udp_verifier = UdpRequestVerifier(username, password,
-                                                               window_s=self._udp_window)
-        else:
-            verifier.set_credentials(username, password)
-        verdict = verifier.verify(data, self._reactor.seconds())
-        if not verdict.ok:
-            ignored[str(verdict.reason)] += 1
-            return
-        self.connection_request(phone, "udp")
-
-    def _udp_route(self, username: str) -> Phone | None:
-        local = self._udp_names.get(username)
-        if local is not None:
-            return self.phones[local]
-        if username.startswith("cr-"):
-            try:
-                phone = self.phone(username[3:])
-            except KeyError:
-                return None
-            return phone if phone.cr_credentials()[0] == username else None
-        return None
+        """A UDP connection request (sim/udp_wake.py)."""
+        self.udp.datagram(data, to)

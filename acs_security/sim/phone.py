@@ -373,6 +373,8 @@ class Phone:
         names = list(_FORCED_INFORM)
         if self.lookup(_UDP_ADDRESS):
             names.append(_UDP_ADDRESS)
+        if self.lookup(MS + "ConnReqJabberID"):
+            names.append(MS + "ConnReqJabberID")  # Annex K: the ACS learns where to send the IQ
         if self.lookup(MS + "NATDetected") == "true":
             # Behind NAT (sim/nat.py): the ACS chooses UDP or XMPP over HTTP by these.
             names += [MS + "NATDetected", MS + "STUNMinimumKeepAlivePeriod"]

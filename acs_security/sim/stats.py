@@ -26,6 +26,7 @@ class FleetStats:
     #: HTTP connection requests refused, per reason (auth, busy, rate, offline, fault503).
     cr_refused: Counter[str] = field(default_factory=Counter)
     udp_accepted: int = 0
+    xmpp_accepted: int = 0
     #: UDP connection requests ignored, per reason (bad_signature, replayed_id, ...).
     udp_ignored: Counter[str] = field(default_factory=Counter)
     #: Phones that stopped contacting the ACS, per reason.
@@ -46,7 +47,7 @@ class FleetStats:
         return (
             f"phones={phones} in_session={in_session} sessions ok={self.sessions_ok} "
             f"failed={self.sessions_failed} faults={self.cpe_fault_count} "
-            f"cr accepted={self.cr_accepted + self.udp_accepted} "
+            f"cr accepted={self.cr_accepted + self.udp_accepted + self.xmpp_accepted} "
             f"refused={self.cr_refused_count + sum(self.udp_ignored.values())} "
             f"locked_out={locked_out}"
         )
@@ -61,7 +62,7 @@ class FleetStats:
             "faults answered: " + _fmt(self.cpe_faults),
             f"connection requests: HTTP {self.cr_accepted} accepted, refused "
             + _fmt(self.cr_refused) + f"; UDP {self.udp_accepted} accepted, ignored "
-            + _fmt(self.udp_ignored),
+            + _fmt(self.udp_ignored) + f"; XMPP {self.xmpp_accepted} accepted",
             "session failures: " + _fmt(self.failures),
             "lockouts: " + _fmt(self.lockouts),
             f"downloads: {self.downloads}",

@@ -77,6 +77,10 @@ _STANDARD: dict[str, tuple[str, bool, str]] = {
     "Device.ManagementServer.STUNMinimumKeepAlivePeriod": ("unsignedInt", True, "30"),
     "Device.ManagementServer.STUNMaximumKeepAlivePeriod": ("int", True, "-1"),
     "Device.ManagementServer.NATDetected": ("boolean", False, "false"),
+    # TR-069 Annex K (TR-181 Device.ManagementServer.): XMPP connection requests.
+    "Device.ManagementServer.ConnReqJabberID": ("string", False, ""),
+    "Device.ManagementServer.ConnReqAllowedJabberIDs": ("string", True, ""),
+    "Device.ManagementServer.ConnReqXMPPConnection": ("string", True, ""),
     # TR-111's (TR-098's) hold-back of VALUE CHANGE for the UDP address; TR-181 2.17 has no
     # such parameter, the simulator keeps it to test that the ACS follows BINDING-CHANGE.
     # TR-069 3.2.1.1 session retry: m = 5 s, k = 2000 (TR-181 defaults and ranges).

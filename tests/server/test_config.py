@@ -119,3 +119,26 @@ def test_edge_settings_from_the_file_and_the_environment(tmp_path: Path):
     assert (cfg.header_timeout, cfg.connection_idle_timeout, cfg.max_connections_per_ip) == (5.0, 45.0, 0)
     defaults = load_config(environ={}, overrides={"session_timeout": "50"})
     assert defaults.idle_timeout is None and defaults.connection_idle_timeout == 50.0
+
+
+def test_xmpp_settings(tmp_path: Path):
+    pw = tmp_path / "xmpp.pw"
+    pw.write_text("s3cret\n")
+    cfg = load_config(environ={}, overrides={"xmpp_server": "127.0.0.1:5222", "xmpp_jid": "acs@xmpp.test",
+                                             "xmpp_password_file": str(pw), "xmpp_tls": "optional"})
+    assert (cfg.xmpp_server, cfg.xmpp_jid, cfg.xmpp_password_file, cfg.xmpp_tls) == (
+        Endpoint("127.0.0.1", 5222), "acs@xmpp.test", pw, "optional")
+    assert load_config(environ={}).xmpp_server is None and load_config(environ={}).xmpp_tls == "required"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"xmpp_server": "127.0.0.1:5222"}, "xmpp_server, xmpp_jid and xmpp_password_file go together"),
+    ({"xmpp_server": "127.0.0.1:5222", "xmpp_jid": "xmpp.test", "xmpp_password_file": "/x"},
+     "not an account JID"),
+    ({"xmpp_tls": "maybe"}, "xmpp_tls: 'maybe' is not required or optional"),
+    ({"xmpp_server": "192.0.2.1:5222", "xmpp_jid": "acs@d", "xmpp_password_file": "/x", "xmpp_tls": "optional"},
+     "only allowed with an xmpp_server on loopback"),
+])
+def test_bad_xmpp_settings(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(environ={}, overrides=overrides)

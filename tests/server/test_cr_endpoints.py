@@ -2,7 +2,7 @@ from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP
 from twisted.internet.testing import MemoryReactorClock
 from twisted.web.client import URI
 
-from acs_security.server.app import DirectIPEndpointFactory
+from acs_security.server.requesters import DirectIPEndpointFactory
 
 
 def endpoint(url: bytes):

@@ -35,6 +35,12 @@ def test_options_from_flags_and_environment(tmp_path: Path):
     assert options["resolve"] == {"acs.example.net": "127.0.0.1", "v6.example.net": "::1"}
     assert options["acs_password"] == "from-file" and options["udp_listen"] is None
     assert options["seed"] == 9 and options["cr_listen"] == "127.0.0.1:0"
+    xmpp = fleet_options(parse("--phones", "2", "--xmpp", "0.5", "--xmpp-server", "127.0.0.1:5222",
+                               "--xmpp-domain", "x.test", "--xmpp-allowed", "acs@x.test",
+                               "--xmpp-allowed", "acs2@x.test/n1"), env={})
+    assert (xmpp["xmpp"], xmpp["xmpp_server"], xmpp["xmpp_domain"], xmpp["xmpp_allowed"]) == (
+        0.5, "127.0.0.1:5222", "x.test", ("acs@x.test", "acs2@x.test/n1"))
+    assert "xmpp" not in options
     shared = fleet_options(parse("--phones", "1", "--cr-password-mode", "shared"),
                            env={"ACS_SIM_CR_PASSWORD": "crpw", "ACS_SIM_ACS_PASSWORD": "envpw"})
     assert shared["cr_password"] == "crpw" and shared["acs_password"] == "envpw"
@@ -50,6 +56,10 @@ def test_options_from_flags_and_environment(tmp_path: Path):
     (("--phones", "1", "--cr-password-mode", "shared"), "needs --cr-password-file"),
     (("--phones", "1", "--inform-interval", "0.2"), "--inform-interval must be at least 1"),
     (("--phones", "1", "--acs-password-file", "/nonexistent/pw"), "--acs-password-file /nonexistent/pw"),
+    (("--phones", "1", "--xmpp", "1.5"), "--xmpp must be a share of the phones from 0 to 1"),
+    (("--phones", "1", "--xmpp", "0.5"), "--xmpp needs --xmpp-server HOST:PORT"),
+    (("--phones", "1", "--xmpp", "0.5", "--xmpp-server", "127.0.0.1:5222", "--xmpp-allowed", "acs@"),
+     "--xmpp-allowed: ConnReqAllowedJabberIDs entry 'acs@': empty domainpart"),
 ])
 def test_bad_flags_are_usage_errors(argv, words):
     with pytest.raises(UsageError) as err:
