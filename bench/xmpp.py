@@ -35,9 +35,7 @@ def _phones(count: int, clock: Any) -> list[Phone]:
                            acs_password="cpe", periodic_interval=3600, cr_secret=b"b" * 32)
     phones = []
     for i in range(count):
-        phone = Phone(f"BENCH{i:08d}", table, env)
-        phone.store(xmpp_values(i, phone.serial, DOMAIN, (f"acs@{DOMAIN}",)))
-        phones.append(phone)
+        phones.append(Phone(f"BENCH{i:08d}", table, env))
     return phones
 
 
@@ -45,8 +43,8 @@ async def _run(reactor: Any, args: argparse.Namespace, prosody: ProsodyProcess) 
     phones = _phones(args.phones, reactor)
     side = XmppPhones(reactor, server=prosody.address, seed=1, accept=lambda phone: (200, None),
                       unreachable=lambda phone: False)
-    for phone in phones:
-        side.add(phone, 0.0)
+    for i, phone in enumerate(phones):
+        side.add(phone, 0.0, xmpp_values(i, phone.serial, DOMAIN, (f"acs@{DOMAIN}",)))
     t0 = time.perf_counter()
     for user, password in side.accounts():
         prosody.add_account(user, password)

@@ -152,9 +152,9 @@ class SimulatedFleet:
                 self.phones[-1].store(NAT_VALUES(serial_start + offset, plan.serial, stun_keepalive))
                 self._nat_local.append(offset)
             if uses_xmpp(seed, serial_start + offset, xmpp):
-                self.phones[-1].store(xmpp_values(serial_start + offset, plan.serial, xmpp_domain, xmpp_allowed,
-                                                  behind_nat=offset not in self._nat_local[-1:]))
-                self.xmpp.add(self.phones[-1], 0.0)
+                values = xmpp_values(serial_start + offset, plan.serial, xmpp_domain, xmpp_allowed,
+                                     behind_nat=offset not in self._nat_local[-1:])
+                self.xmpp.add(self.phones[-1], 0.0, values)
         self._heap: list[tuple[float, int, int]] = []
         self._seq = 0
         self._timer: IDelayedCall | None = None
@@ -472,6 +472,7 @@ class SimulatedFleet:
                 if phone in self.nat:  # still behind its NAT: private URL, STUN client on
                     local = self._local(phone)
                     phone.store(NAT_VALUES(self._start_index + local, phone.serial, self._stun_keepalive))
+                self.xmpp.restore(phone)
                 rebooting = True
             elif kind in ("download", "upload"):
                 self._transfer(phone, argument)

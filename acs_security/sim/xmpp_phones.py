@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.internet import protocol
@@ -128,6 +128,7 @@ class XmppPhones:
         self._accept = accept
         self._unreachable = unreachable
         self._phones: list[tuple[Phone, float]] = []
+        self._values: dict[str, dict[str, str]] = {}  # serial -> its XMPP values (a factory reset keeps them)
         self._factories: list[_PhoneFactory] = []
         self._calls: list[Any] = []
         self.logged_in: set[str] = set()
@@ -135,7 +136,7 @@ class XmppPhones:
         self.answers: Counter[str] = Counter()
 
     def __contains__(self, phone: Phone) -> bool:
-        return any(p is phone for p, _ in self._phones)
+        return phone.serial in self._values
 
     def __len__(self) -> int:
         return len(self._phones)
@@ -148,8 +149,18 @@ class XmppPhones:
         """(local part, password) of every phone's account, for the XMPP server."""
         return [(p.value(JABBER_ID).partition("@")[0], self.password(p.serial)) for p, _ in self._phones]
 
-    def add(self, phone: Phone, login_at: float) -> None:
+    def add(self, phone: Phone, login_at: float, values: Mapping[str, str]) -> None:
+        """Make ``phone`` an XMPP phone with ``values`` (xmpp_values); it logs in at ``login_at``."""
+        self._values[phone.serial] = dict(values)
+        phone.store(values)
         self._phones.append((phone, login_at))
+
+    def restore(self, phone: Phone) -> None:
+        """After a factory reset: the phone keeps its XMPP account (its values come back, as
+        a provisioned phone's would from its profile)."""
+        values = self._values.get(phone.serial)
+        if values is not None:
+            phone.store(values)
 
     def start(self) -> None:
         """Log every phone in at its time (its boot), when a server is configured."""

@@ -80,3 +80,17 @@ def test_no_server_means_no_connection() -> None:
     clock, acs, fleet = _fleet()
     run(clock, 2)
     assert fleet.xmpp.logged_in == set() and fleet.xmpp.logins == 0
+
+
+def test_a_factory_reset_keeps_the_phones_xmpp_account_and_reports_it_again():
+    from acs_security.cwmp import messages as m
+
+    clock, acs, fleet = make(phones=20, xmpp=0.5, xmpp_allowed=("acs@xmpp.test",), boot_ramp_s=0.0, reboot_delay=1.0)
+    phone = next(p for p in fleet.phones if p in fleet.xmpp)
+    jid = phone.value(JABBER_ID)
+    acs.queue[phone.serial] += [m.FactoryReset()]
+    run(clock, 3)
+    assert acs.events_of(phone.serial)[-1] == ("0 BOOTSTRAP", "1 BOOT")
+    assert phone.value(JABBER_ID) == jid and phone.value(MS + "ConnReqAllowedJabberIDs") == "acs@xmpp.test"
+    assert phone.value(MS + "NATDetected") == "true" and phone.value(MS + "STUNEnable") == "false"
+    assert acs.informs[-1].params[JABBER_ID] == jid
