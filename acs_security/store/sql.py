@@ -32,12 +32,13 @@ from acs_security.store.engine import WRITE_OPTION, is_sqlite_memory, make_engin
 from acs_security.store.errors import (
     InvalidArgument,
     StoreClosed,
+    StoreConflict,
     StoreError,
     StoreUnavailable,
     UnknownDevice,
 )
 from acs_security.store.files import FilesMixin
-from acs_security.store.health import FULL, StoreHealth, outage_kind
+from acs_security.store.health import FULL, StoreHealth, is_conflict, outage_kind
 from acs_security.store.jobs import JobsMixin
 from acs_security.store.leases import LeasesMixin
 from acs_security.store.migrations import check_version, migrate
@@ -134,6 +135,10 @@ class Store(CredentialsMixin, JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, 
         except StoreError:
             raise
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
+            if is_conflict(exc):
+                # psycopg's DeadlockDetected is an OperationalError, but the database is
+                # fine: it aborted this transaction so that another could go on.
+                raise StoreConflict(f"cannot {what}: {_first_line(exc)}") from exc
             raise self._unavailable(what, exc) from exc
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"cannot {what}: {_first_line(exc)}") from exc
@@ -197,6 +202,10 @@ class Store(CredentialsMixin, JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, 
                 finally:
                     self._group.conn = None
         self.health.ok(wrote=True)
+
+    def _grouped(self) -> bool:
+        """Whether a group() is open in this thread (its writes share one transaction)."""
+        return getattr(self._group, "conn", None) is not None
 
     def _insert(self, table: sa.Table) -> Any:
         return pg_dialect.insert(table) if self._pg else sqlite_dialect.insert(table)
