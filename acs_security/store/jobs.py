@@ -24,7 +24,8 @@ from acs_security.store.jobrecords import job_from_row as _job
 from acs_security.store.jobrecords import task_from_row as _task
 from acs_security.store.records import check_aware, check_text
 
-__all__ = ["JobRecord", "TaskRecord", "TaskUpdate", "JobsMixin", "TargetDevice", "JOB_KINDS", "JOB_STATES"]
+__all__ = ["JobRecord", "TaskRecord", "TaskUpdate", "JobsMixin", "TASK_UPDATE", "CONFLICT_RETRIES", "TargetDevice",
+           "JOB_KINDS", "JOB_STATES"]
 
 JOB_STATES = ("running", "halted", "cancelled", "completed")
 JOB_KINDS = ("push", "audit", "backup")
@@ -71,7 +72,7 @@ def _task_update() -> Any:
     )
 
 
-_TASK_UPDATE = _task_update()
+TASK_UPDATE = _task_update()
 
 
 class JobsMixin(ClaimsMixin):
@@ -81,6 +82,7 @@ class JobsMixin(ClaimsMixin):
     _write: Any
     _now: Any
     _grouped: Any
+    _drv: Any
 
     def target_devices(self, ids: Sequence[str] | None = None) -> list[TargetDevice]:
         """Every registered device (or those of ``ids``) with what targeting and connection
@@ -263,7 +265,10 @@ class JobsMixin(ClaimsMixin):
         for attempt in range(CONFLICT_RETRIES):
             try:
                 with self._write("update tasks") as conn:
-                    conn.execute(_TASK_UPDATE, rows)
+                    if self._drv is not None:  # SQLite: on the DBAPI cursor (driver.py)
+                        self._drv["task_update"].execute_many(conn, rows)
+                    else:
+                        conn.execute(TASK_UPDATE, rows)
                 return
             except StoreConflict:
                 if self._grouped() or attempt == CONFLICT_RETRIES - 1:

@@ -27,7 +27,7 @@ from acs_security.store.codec import IdentityCodec, SecretCodec
 from acs_security.store.console import ConsoleSessionsMixin
 from acs_security.store.credentials import SHARED_CREDENTIAL_KEY, CredentialsMixin
 from acs_security.store.desired import DesiredMixin
-from acs_security.store.driver import cursor_of
+from acs_security.store.driver import compile_for_driver, cursor_of
 from acs_security.store.engine import WRITE_OPTION, is_sqlite_memory, make_engine, parse_store_url, safe_url
 from acs_security.store.errors import (
     InvalidArgument,
@@ -39,7 +39,7 @@ from acs_security.store.errors import (
 )
 from acs_security.store.files import FilesMixin
 from acs_security.store.health import FULL, StoreHealth, is_conflict, outage_kind
-from acs_security.store.jobs import JobsMixin
+from acs_security.store.jobs import TASK_UPDATE, JobsMixin
 from acs_security.store.leases import LeasesMixin
 from acs_security.store.migrations import check_version, migrate
 from acs_security.store.nonces import NoncesMixin
@@ -101,6 +101,9 @@ class Store(CredentialsMixin, JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, 
         # SQLite: the hot statements on the DBAPI cursor (driver.py); None on PostgreSQL.
         self._drv = (driver_statements(dialect, self._parameter_upsert, self._device_upsert)
                      if dialect.paramstyle == "qmark" else None)
+        if self._drv is not None:
+            # update_tasks: one per pushed phone's outcome (jobs.py).
+            self._drv["task_update"] = compile_for_driver(TASK_UPDATE, dialect)
         dbapi = getattr(dialect, "dbapi", None) or getattr(dialect, "loaded_dbapi", None)
         self._dbapi_error: type[BaseException] = getattr(dbapi, "Error", sa.exc.SQLAlchemyError)
         self._dbapi_unavailable: tuple[type[BaseException], ...] = tuple(
