@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from acs_security.store import schema as t
-from acs_security.store.claims import ACTIVE_TASK_STATES, ClaimsMixin
+from acs_security.store.claims import ACTIVE_TASK_STATES, CONFLICT_RETRIES, ClaimsMixin
 from acs_security.store.errors import InvalidArgument, StoreConflict, StoreError
 from acs_security.store.jobrecords import REACH_PARAMETERS, JobRecord, TargetDevice, TaskRecord, TaskUpdate, reach_facts
 from acs_security.store.jobrecords import job_from_row as _job
@@ -34,10 +34,6 @@ JOB_KINDS = ("push", "audit", "backup")
 _DEVICE_OUTCOMES = ("applied", "applied_pending_reboot", "faulted")
 _ABSENCE_VERDICTS = ("unreachable", "cancelled")
 MAX_TASK_PAGE = 10_000
-
-
-#: Times a transaction aborted by a deadlock (StoreConflict) is run in all.
-CONFLICT_RETRIES = 5
 
 
 def _one_of(expr: Any, values: Sequence[str]) -> Any:

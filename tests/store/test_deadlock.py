@@ -35,9 +35,13 @@ def pg_url(postgres_url: str) -> Iterator[str]:
 def _job(store: Store) -> tuple[int, str, str]:
     a, b = inform("FCH0001"), inform("FCH0002")
     store.record_informs([a, b])
-    job = store.create_job(name="p", policy={}, selector="all", options={}, parameter_key_prefix="k-",
-                           deadline=T0 + timedelta(hours=1), tasks=[(a.device_id, 0), (b.device_id, 0)])
     first, second = sorted((a.device_id, b.device_id))
+    # Rows inserted against key order: a statement that locks in the table's order takes
+    # the second row first.
+    job = store.create_job(name="p", policy={}, selector="all", options={}, parameter_key_prefix="k-",
+                           deadline=T0 + timedelta(hours=1), tasks=[(second, 0), (first, 0)])
+    assert len(store.claim_tasks(job.id, "n1", max_wave=0, limit=10, until=T0 + timedelta(seconds=30),
+                                 now=T0)) == 2
     return job.id, first, second
 
 
@@ -147,6 +151,32 @@ def test_update_tasks_locks_rows_in_key_order(pg_url: str) -> None:
     try:
         assert errors == []
         assert {t.detail for t in store.list_tasks(job_id)} == {"store"}
+    finally:
+        store.close()
+
+
+def test_renew_claims_locks_rows_in_key_order(pg_url: str) -> None:
+    # The other transaction locks in key order; renewing inside a group (no retry) must
+    # wait for the first row holding nothing. In the table's order it held the second.
+    def grouped(s: Store, j: int, a: str, b: str) -> None:
+        with s.group():
+            assert s.renew_claims("n1", until=T0 + timedelta(seconds=60)) == {(j, a), (j, b)}
+
+    errors, store, _, _, _ = _deadlock(pg_url, grouped, other_first=True)
+    try:
+        assert errors == []
+    finally:
+        store.close()
+
+
+def test_renew_claims_retries_a_deadlock_at_once(pg_url: str) -> None:
+    renewed: list[set[tuple[int, str]]] = []
+    errors, store, job_id, first, second = _deadlock(
+        pg_url, lambda s, j, a, b: renewed.append(s.renew_claims("n1", until=T0 + timedelta(seconds=60))))
+    try:
+        assert errors == []
+        assert renewed == [{(job_id, first), (job_id, second)}]
+        assert store.health.outages == 0
     finally:
         store.close()
 
