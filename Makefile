@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo sim lint test bench bench-quick clean
+.PHONY: run demo sim lint test bench bench-quick bench-large clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -57,6 +57,13 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -c 'import psutil' 2>/dev/null || $(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.run --quick
+
+# 100,000 phones (PHONES=N to change) registered and pushed on one node, SQLite then
+# PostgreSQL (ACS_BENCH_POSTGRES_URL); about half an hour on 2 cores. Not part of 'make bench'.
+PHONES ?= 100000
+bench-large: $(STAMP)
+	$(BIN)/python -c 'import psutil' 2>/dev/null || $(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.large --phones $(PHONES)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -119,7 +119,7 @@ def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
                boot_ramp: float = 10.0, max_in_progress: int = 2000,
                max_cr_in_flight: int = 400, sim_sessions: int = 400,
                timeout: float = 600.0, profile: Path | None = None, method: str = "auto",
-               nat: float = 0.0, stun_port: int | None = None) -> dict[str, Any]:
+               nat: float = 0.0, stun_port: int | None = None, deadline: str = "30m") -> dict[str, Any]:
     """One end-to-end push (see the module doc). With ``profile``, py-spy samples the server
     and the simulator during the push (``profile``-server.txt, -sim.txt). ``method``: the
     job's (auto: SetParameterValues for these phones; download: one cfg.xml per phone, fetched
@@ -166,7 +166,7 @@ def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
         submitted = time.time()
         job = acs.call("POST", "/api/v1/jobs", {
             "policy": HARDENING.read_text(), "policy_name": "hardening",
-            "select": "model=" + ",".join(SIM_MODELS), "max_fault_rate": 1.0, "deadline": "30m",
+            "select": "model=" + ",".join(SIM_MODELS), "max_fault_rate": 1.0, "deadline": deadline,
             "max_in_progress": max_in_progress, "method": method})
         job_id = job["id"]
         state: dict[str, Any] = {}
@@ -182,6 +182,7 @@ def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
             spy.stop()
         report = acs.call("GET", f"/api/v1/jobs/{job_id}/report", timeout=120)
         peak_rss = acs.proc.peak_rss_mb()
+        sim_peak_rss = sim.peak_rss_mb()
     finally:
         if sim is not None:
             sim.stop()
@@ -204,6 +205,7 @@ def fleet_push(workdir: Path, db_url: str, *, phones: int, registered: int = 0,
         "server_cpu_ms_per_phone": round(cpu / phones * 1000, 3),
         "sim_cpu_ms_per_phone": round(sim_cpu / phones * 1000, 3),
         "server_peak_rss_mb": round(peak_rss, 1),
+        "sim_peak_rss_mb": round(sim_peak_rss, 1),
         "boot_s": round(boot_s, 1),
         "register_bulk_s": round(register_s, 1),
         "reached_by": {m: sum(1 for d in devices if d.get("reached_by") == m) for m in ("http", "udp", "periodic")},

@@ -67,6 +67,11 @@ class LiveTask:
     # let go of it (another node finished or took it).
     claimed: bool = True
     gone: bool = False
+    # Whether the task is in the job's counts. Several nodes: the counts are the store's
+    # (set_counts at each tick), which already hold this node's written changes; a task
+    # added uncounted must not move them again, or a change is subtracted twice (the
+    # store's snapshot and the local apply): requested=-193 near the end of a large push.
+    counted: bool = True
     # The method of the last connection request sent (connreq/methods.py ReachMethod value).
     reached_by: str | None = None
 
@@ -146,7 +151,7 @@ class LiveJob:
             state = TaskState.PENDING
         task = LiveTask(self, rec.device_id, rec.position, rec.wave, state, rec.attempts, rec.sent,
                         rec.cr_exhausted, fault_code=rec.fault_code, fault_string=rec.fault_string,
-                        faults=rec.faults, detail=rec.detail, claimed=claimed)
+                        faults=rec.faults, detail=rec.detail, claimed=claimed, counted=count)
         if rec.next_attempt is not None:
             task.next_attempt = rec.next_attempt.timestamp()
         self.tasks[rec.device_id] = task
@@ -179,11 +184,13 @@ class LiveJob:
     def apply(self, task: LiveTask, event: TaskEvent, now: float) -> TaskState:
         """Move ``task`` by ``event`` (raises InvalidTransition) and keep the counts right."""
         new = next_state(task.state, event)
-        self._count(task, -1)
+        if task.counted:
+            self._count(task, -1)
         if task.state is TaskState.REQUESTED:
             self.requested.pop(task, None)
         task.state = new
-        self._count(task, +1)
+        if task.counted:
+            self._count(task, +1)
         if new is TaskState.REQUESTED:
             self.requested[task] = None
         if new is TaskState.PENDING and event is not TaskEvent.CR_FAILED and task.claimed:

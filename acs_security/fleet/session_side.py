@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred
 from acs_security.cwmp import messages as m
 from acs_security.cwmp.values import parse_value
 from acs_security.fleet.live import LiveJob, LiveTask
+from acs_security.fleet.plancache import PlanCache
 from acs_security.fleet.tasks import TaskEvent, TaskState
 from acs_security.fleet.transfers import TransferSide
 from acs_security.policy.plan import DevicePlan
@@ -52,15 +53,17 @@ class _Work:
         self.batch = 0
         self.known: dict[str, str] | None = None
 
-    def request(self, job: LiveJob) -> m.SetParameterValues:
+    def request(self, job: LiveJob, cache: PlanCache) -> m.SetParameterValues:
         """The SetParameterValues of the current batch. Only the last batch carries the
         job's ParameterKey, so that the key in a later Inform means *all* of it landed; when
-        a file transfer follows, no batch does (the TransferComplete tells the end)."""
+        a file transfer follows, no batch does (the TransferComplete tells the end).
+        Memoised per job (``cache``): the devices of one plan get the same RPC."""
         params = self.batches[self.batch]
         last = self.batch == len(self.batches) - 1 and not (self.plan is not None and self.plan.download)
         key = job.parameter_key if last else f"{job.parameter_key}.{self.batch + 1}"
-        return m.SetParameterValues(
-            tuple(m.ParameterValue(p.path, parse_value(p.xsi_type, p.value), p.xsi_type) for p in params), key)
+        result: m.SetParameterValues = cache.rpc(params, key, lambda: m.SetParameterValues(
+            tuple(m.ParameterValue(p.path, parse_value(p.xsi_type, p.value), p.xsi_type) for p in params), key))
+        return result
 
 
 class SessionSide(TransferSide):
@@ -169,11 +172,11 @@ class SessionSide(TransferSide):
                     work.batches = [plan.params[i:i + size] for i in range(0, len(plan.params), size)]
                     work.stage = "sent"
                     task.sent += 1
-                    return work.request(job)
+                    return work.request(job, self._plan_cache(job))
                 work = ctx.provisioner_state = None
             elif work.stage == "next-batch":
                 work.stage = "sent"
-                return work.request(job)
+                return work.request(job, self._plan_cache(job))
             elif work.stage == "readback" and work.plan is not None:
                 work.stage = "readback-sent"
                 return m.GetParameterValues(tuple(p.path for p in work.plan.params))

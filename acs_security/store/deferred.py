@@ -31,7 +31,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from acs_security.store.errors import InvalidArgument, StoreClosed, StoreError, StoreUnavailable, UnknownStoreMethod
+from acs_security.store.errors import (
+    InvalidArgument,
+    StoreClosed,
+    StoreConflict,
+    StoreError,
+    StoreUnavailable,
+    UnknownStoreMethod,
+)
+from acs_security.store.jobs import CONFLICT_RETRIES
 from acs_security.store.records import InformRecord
 from acs_security.store.sql import Store
 
@@ -69,18 +77,26 @@ GROUPED: frozenset[str] = frozenset({"set_device_parameters", "update_tasks", "c
 
 def _commit_group(store: Store, calls: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]]
                   ) -> list[tuple[bool, Any]]:
-    """Runs in the pool: the calls in one transaction; (ok, result or error) per call. If the
-    group fails for a reason other than an unreachable database, each call runs again in a
-    transaction of its own, so that a bad call fails alone."""
-    try:
-        with store.group():
-            results = [getattr(store, name)(*args, **kwargs) for name, args, kwargs in calls]
-        return [(True, r) for r in results]
-    except StoreUnavailable:
-        raise
-    except StoreError:
-        if len(calls) == 1:
+    """Runs in the pool: the calls in one transaction; (ok, result or error) per call. A group
+    that PostgreSQL aborted to break a deadlock (StoreConflict) runs again at once, up to
+    CONFLICT_RETRIES times in all. If the group fails for a reason other than an unreachable
+    database, each call runs again in a transaction of its own, so that a bad call fails alone."""
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            with store.group():
+                results = [getattr(store, name)(*args, **kwargs) for name, args, kwargs in calls]
+            return [(True, r) for r in results]
+        except StoreUnavailable:
             raise
+        except StoreConflict:
+            if attempt < CONFLICT_RETRIES - 1:
+                continue
+            if len(calls) == 1:
+                raise
+        except StoreError:
+            if len(calls) == 1:
+                raise
+        break
     out: list[tuple[bool, Any]] = []
     for name, args, kwargs in calls:
         try:

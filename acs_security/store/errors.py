@@ -12,6 +12,7 @@ __all__ = [
     "InvalidStoreURL",
     "SchemaVersionError",
     "StoreClosed",
+    "StoreConflict",
     "StoreError",
     "StoreUnavailable",
     "UnknownDevice",
@@ -34,6 +35,15 @@ class StoreUnavailable(StoreError):
     file not openable, lock held too long).
 
     Answer: retryable; a CWMP session answers 503 / fault 8005 (Retry request)."""
+
+
+class StoreConflict(StoreError):
+    """The database aborted the transaction to break a deadlock with another one
+    (PostgreSQL SQLSTATE 40P01) or a serialization failure (40001). Nothing was written;
+    the database is fine (not an outage).
+
+    Answer: run the same transaction again at once (Store.update_tasks and DeferredStore's
+    group commit do so a few times)."""
 
 
 class SchemaVersionError(StoreError):

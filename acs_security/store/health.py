@@ -63,6 +63,23 @@ class OutageEnded:
     duration: float  # seconds from the first failure to the first success after it
 
 
+#: PostgreSQL SQLSTATEs of a transaction aborted to let another one go on (Appendix A of
+#: the PostgreSQL manual: deadlock_detected, serialization_failure): run it again.
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is a deadlock or serialization failure."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if getattr(cause, "sqlstate", None) in CONFLICT_SQLSTATES:
+            return True
+        cause = getattr(cause, "orig", None) or cause.__cause__
+    return False
+
+
 def outage_kind(exc: BaseException) -> str:
     """FULL when ``exc`` (or what it wraps) says the database cannot grow, else UNREACHABLE."""
     seen: set[int] = set()

@@ -17,14 +17,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from acs_security.store import schema as t
-from acs_security.store.claims import ACTIVE_TASK_STATES, ClaimsMixin
-from acs_security.store.errors import InvalidArgument, StoreError
+from acs_security.store.claims import ACTIVE_TASK_STATES, CONFLICT_RETRIES, ClaimsMixin
+from acs_security.store.errors import InvalidArgument, StoreConflict, StoreError
 from acs_security.store.jobrecords import REACH_PARAMETERS, JobRecord, TargetDevice, TaskRecord, TaskUpdate, reach_facts
 from acs_security.store.jobrecords import job_from_row as _job
 from acs_security.store.jobrecords import task_from_row as _task
 from acs_security.store.records import check_aware, check_text
 
-__all__ = ["JobRecord", "TaskRecord", "TaskUpdate", "JobsMixin", "TargetDevice", "JOB_KINDS", "JOB_STATES"]
+__all__ = ["JobRecord", "TaskRecord", "TaskUpdate", "JobsMixin", "TASK_UPDATE", "CONFLICT_RETRIES", "TargetDevice",
+           "JOB_KINDS", "JOB_STATES"]
 
 JOB_STATES = ("running", "halted", "cancelled", "completed")
 JOB_KINDS = ("push", "audit", "backup")
@@ -41,12 +42,43 @@ def _one_of(expr: Any, values: Sequence[str]) -> Any:
     return sa.or_(*(expr == sa.literal_column(f"'{v}'") for v in values))
 
 
+def _task_update() -> Any:
+    """update_tasks' statement, built once (building it cost more than running it for a
+    small batch). A final state is never overwritten (several nodes may judge one task:
+    the first verdict stands), except that an outcome the device reported replaces a
+    verdict of absence written meanwhile."""
+    c = t.tasks.c
+    state: Any = sa.bindparam("b_state")
+    guard = sa.or_(t.ACTIVE_TASKS_SQL,
+                   sa.and_(_one_of(c.state, _ABSENCE_VERDICTS), _one_of(state, _DEVICE_OUTCOMES)))
+    return (
+        sa.update(t.tasks)
+        .where(c.job_id == sa.bindparam("b_job"), c.device_id == sa.bindparam("b_device"), guard)
+        .values(
+            node=sa.func.coalesce(sa.bindparam("b_node", type_=sa.Text), c.node),
+            next_attempt=sa.bindparam("b_next", type_=t.UTCDateTime),
+            state=state, attempts=sa.bindparam("b_attempts"),
+            sent=sa.bindparam("b_sent"), cr_exhausted=sa.bindparam("b_exhausted"),
+            fault_code=sa.bindparam("b_fault_code"), fault_string=sa.bindparam("b_fault_string"),
+            faults=sa.bindparam("b_faults"), detail=sa.bindparam("b_detail"),
+            updated_at=sa.bindparam("b_updated", type_=t.UTCDateTime),
+            finished_at=sa.bindparam("b_finished", type_=t.UTCDateTime),
+            reached_by=sa.func.coalesce(sa.bindparam("b_reached", type_=sa.Text), c.reached_by),
+        )
+    )
+
+
+TASK_UPDATE = _task_update()
+
+
 class JobsMixin(ClaimsMixin):
     """Job and task methods of the Store; uses the Store's ``_read``/``_write`` plumbing."""
 
     _read: Any
     _write: Any
     _now: Any
+    _grouped: Any
+    _drv: Any
 
     def target_devices(self, ids: Sequence[str] | None = None) -> list[TargetDevice]:
         """Every registered device (or those of ``ids``) with what targeting and connection
@@ -204,44 +236,39 @@ class JobsMixin(ClaimsMixin):
             return int(conn.execute(query).scalar_one())
 
     def update_tasks(self, updates: Sequence[TaskUpdate]) -> None:
-        """Write a batch of task changes in one transaction (later updates of the same task win)."""
+        """Write a batch of task changes in one transaction (later updates of the same task win).
+
+        Rows are updated in (job id, device id) order, the order every other batch takes,
+        so that two batches (the engine's and the sessions', or two nodes') lock task rows
+        in one order. A deadlock PostgreSQL still reports (40P01: with a transaction that
+        locks in another order) is retried at once, up to CONFLICT_RETRIES times; inside a
+        group() the whole group is aborted, so the conflict goes up to the group's caller
+        (DeferredStore retries the group). Raises StoreConflict, StoreUnavailable/StoreError.
+        """
         if not updates:
             return
         latest: dict[tuple[int, str], TaskUpdate] = {}
         for u in updates:
             latest[(u.job_id, u.device_id)] = u
-        c = t.tasks.c
-        # A final state is never overwritten (several nodes may judge one task: the first
-        # verdict stands), except that an outcome the device reported replaces a verdict of
-        # absence written meanwhile.
-        state: Any = sa.bindparam("b_state")
-        guard = sa.or_(t.ACTIVE_TASKS_SQL,
-                       sa.and_(_one_of(c.state, _ABSENCE_VERDICTS), _one_of(state, _DEVICE_OUTCOMES)))
-        stmt = (
-            sa.update(t.tasks)
-            .where(c.job_id == sa.bindparam("b_job"), c.device_id == sa.bindparam("b_device"), guard)
-            .values(
-                node=sa.func.coalesce(sa.bindparam("b_node", type_=sa.Text), c.node),
-                next_attempt=sa.bindparam("b_next", type_=t.UTCDateTime),
-                state=state, attempts=sa.bindparam("b_attempts"),
-                sent=sa.bindparam("b_sent"), cr_exhausted=sa.bindparam("b_exhausted"),
-                fault_code=sa.bindparam("b_fault_code"), fault_string=sa.bindparam("b_fault_string"),
-                faults=sa.bindparam("b_faults"), detail=sa.bindparam("b_detail"),
-                updated_at=sa.bindparam("b_updated", type_=t.UTCDateTime),
-                finished_at=sa.bindparam("b_finished", type_=t.UTCDateTime),
-                reached_by=sa.func.coalesce(sa.bindparam("b_reached", type_=sa.Text), c.reached_by),
-            )
-        )
         rows = [
             {"b_job": u.job_id, "b_device": u.device_id, "b_state": u.state, "b_attempts": u.attempts,
              "b_sent": u.sent, "b_exhausted": u.cr_exhausted, "b_fault_code": u.fault_code,
              "b_fault_string": u.fault_string, "b_faults": json.dumps(list(u.faults)) if u.faults else None,
              "b_detail": u.detail, "b_updated": u.updated_at, "b_finished": u.finished_at,
              "b_node": u.node, "b_next": u.next_attempt, "b_reached": u.reached_by}
-            for u in latest.values()
+            for u in (latest[key] for key in sorted(latest))
         ]
-        with self._write("update tasks") as conn:
-            conn.execute(stmt, rows)
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                with self._write("update tasks") as conn:
+                    if self._drv is not None:  # SQLite: on the DBAPI cursor (driver.py)
+                        self._drv["task_update"].execute_many(conn, rows)
+                    else:
+                        conn.execute(TASK_UPDATE, rows)
+                return
+            except StoreConflict:
+                if self._grouped() or attempt == CONFLICT_RETRIES - 1:
+                    raise
 
     def active_tasks(self, *, job_states: Sequence[str] = ("running", "halted")) -> list[TaskRecord]:
         """Tasks not yet final, of jobs in ``job_states`` (what a restarted engine resumes)."""

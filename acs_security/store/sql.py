@@ -1,4 +1,4 @@
-"""The store: devices, reported parameters, tags, credentials, transfers.
+"""The store: devices, reported parameters, tags, transfers (credentials: credentials.py).
 
 SQLAlchemy Core on SQLite or PostgreSQL with the same statements; upserts are
 ``INSERT .. ON CONFLICT DO UPDATE`` on both (SQLite >= 3.24, PostgreSQL >= 9.5).
@@ -25,38 +25,37 @@ from acs_security.store.batch import device_row, merge_informs
 from acs_security.store.bindings import BindingsMixin
 from acs_security.store.codec import IdentityCodec, SecretCodec
 from acs_security.store.console import ConsoleSessionsMixin
+from acs_security.store.credentials import SHARED_CREDENTIAL_KEY, CredentialsMixin
 from acs_security.store.desired import DesiredMixin
-from acs_security.store.driver import cursor_of
+from acs_security.store.driver import compile_for_driver, cursor_of
 from acs_security.store.engine import WRITE_OPTION, is_sqlite_memory, make_engine, parse_store_url, safe_url
 from acs_security.store.errors import (
     InvalidArgument,
     StoreClosed,
+    StoreConflict,
     StoreError,
     StoreUnavailable,
     UnknownDevice,
 )
 from acs_security.store.files import FilesMixin
-from acs_security.store.health import FULL, StoreHealth, outage_kind
-from acs_security.store.jobs import JobsMixin
+from acs_security.store.health import FULL, StoreHealth, is_conflict, outage_kind
+from acs_security.store.jobs import TASK_UPDATE, JobsMixin
 from acs_security.store.leases import LeasesMixin
 from acs_security.store.migrations import check_version, migrate
 from acs_security.store.nonces import NoncesMixin
 from acs_security.store.reads import ReadsMixin
 from acs_security.store.records import (
-    Credential,
-    CredentialInfo,
     Device,
     InformRecord,
     TransferComplete,
     check_aware,
     check_text,
 )
-from acs_security.store.statements import created_at_result, device_upsert, driver_statements, parameter_upsert
+from acs_security.store.statements import device_upsert, driver_statements, parameter_upsert
 from acs_security.store.tokens import TokensMixin
 
 __all__ = ["MAX_PAGE", "MAX_SERIALS_PER_QUERY", "SHARED_CREDENTIAL_KEY", "Store", "open_store"]
 
-SHARED_CREDENTIAL_KEY = "*"
 _UNKNOWN_TIME = datetime(1, 1, 1, tzinfo=UTC)
 MAX_PAGE = 10_000
 # Both backends cap bound parameters per statement (SQLite 32766, PostgreSQL 65535).
@@ -69,8 +68,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, DesiredMixin, FilesMixin, ConsoleSessionsMixin,
-            ReadsMixin, BindingsMixin):
+class Store(CredentialsMixin, JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, DesiredMixin, FilesMixin,
+            ConsoleSessionsMixin, ReadsMixin, BindingsMixin):
     """Storage behind a narrow interface. Build one with open_store()."""
 
     def __init__(
@@ -102,6 +101,9 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, DesiredMixin, File
         # SQLite: the hot statements on the DBAPI cursor (driver.py); None on PostgreSQL.
         self._drv = (driver_statements(dialect, self._parameter_upsert, self._device_upsert)
                      if dialect.paramstyle == "qmark" else None)
+        if self._drv is not None:
+            # update_tasks: one per pushed phone's outcome (jobs.py).
+            self._drv["task_update"] = compile_for_driver(TASK_UPDATE, dialect)
         dbapi = getattr(dialect, "dbapi", None) or getattr(dialect, "loaded_dbapi", None)
         self._dbapi_error: type[BaseException] = getattr(dbapi, "Error", sa.exc.SQLAlchemyError)
         self._dbapi_unavailable: tuple[type[BaseException], ...] = tuple(
@@ -136,6 +138,10 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, DesiredMixin, File
         except StoreError:
             raise
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
+            if is_conflict(exc):
+                # psycopg's DeadlockDetected is an OperationalError, but the database is
+                # fine: it aborted this transaction so that another could go on.
+                raise StoreConflict(f"cannot {what}: {_first_line(exc)}") from exc
             raise self._unavailable(what, exc) from exc
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"cannot {what}: {_first_line(exc)}") from exc
@@ -199,6 +205,10 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, DesiredMixin, File
                 finally:
                     self._group.conn = None
         self.health.ok(wrote=True)
+
+    def _grouped(self) -> bool:
+        """Whether a group() is open in this thread (its writes share one transaction)."""
+        return getattr(self._group, "conn", None) is not None
 
     def _insert(self, table: sa.Table) -> Any:
         return pg_dialect.insert(table) if self._pg else sqlite_dialect.insert(table)
@@ -439,127 +449,6 @@ class Store(JobsMixin, TokensMixin, LeasesMixin, NoncesMixin, DesiredMixin, File
         with self._write("set device parameters") as conn:
             self._require_device(conn, device_id)
             self._upsert_parameters(conn, list(rows.values()))
-
-    # -- CPE credentials --------------------------------------------------
-
-    def _decode(self, what: str, key: str, stored: str) -> str:
-        try:
-            return self._codec.decode(stored)
-        except Exception as exc:  # noqa: BLE001 - the codec's own error may quote the ciphertext: do not chain it
-            raise StoreError(f"cannot decode the stored {what} password for {key!r} ({type(exc).__name__})") from None
-
-    @staticmethod
-    def _check_secret(username: str, password: str) -> None:
-        check_text("username", username, empty=False)
-        check_text("password", password, empty=False)  # its messages never quote the value
-
-    def put_cpe_credential(self, key: str, username: str, password: str) -> None:
-        """Create or replace the credential a CPE authenticates with. ``key`` is
-        a device id, a serial number, or ``*`` for the shared credential;
-        created_at is when it was (re)set.
-
-        Raises InvalidArgument (empty key/username/password), StoreUnavailable/StoreError.
-        """
-        check_text("key", key, empty=False)
-        self._check_secret(username, password)
-        row = {"key": key, "username": username, "password": self._codec.encode(password), "created_at": self._now()}
-        ins = self._insert(t.cpe_credentials)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[t.cpe_credentials.c.key],
-            set_={"username": ins.excluded.username, "password": ins.excluded.password,
-                  "created_at": ins.excluded.created_at},
-        )
-        with self._write("store a CPE credential") as conn:
-            conn.execute(stmt, row)
-
-    def delete_cpe_credential(self, key: str) -> bool:
-        """Delete a CPE credential; True if it existed.
-
-        Raises InvalidArgument for an empty key; StoreUnavailable/StoreError.
-        """
-        check_text("key", key, empty=False)
-        with self._write("delete a CPE credential") as conn:
-            result = conn.execute(sa.delete(t.cpe_credentials).where(t.cpe_credentials.c.key == key))
-            return bool(result.rowcount)
-
-    def list_cpe_credentials(self) -> list[CredentialInfo]:
-        """Every CPE credential by key, without passwords. Raises StoreUnavailable/StoreError."""
-        c = t.cpe_credentials.c
-        with self._read("list CPE credentials") as conn:
-            rows = conn.execute(sa.select(c.key, c.username, c.created_at).order_by(c.key))
-            return [CredentialInfo(key, username, created_at) for key, username, created_at in rows]
-
-    def find_cpe_credential(
-        self, *, device_id: str | None, serial_number: str | None, username: str | None = None
-    ) -> Credential | None:
-        """The credential a CPE must present: the first that exists of its
-        device id, its serial number, then the shared ``*``.
-
-        The most specific credential wins outright: if ``username`` is given
-        and differs from it, the answer is None, never a fallback to a less
-        specific one (a phone given its own credential cannot use the shared one).
-        Raises InvalidArgument for non-string arguments; StoreUnavailable/StoreError.
-        """
-        keys: list[str] = []
-        for name, value in (("device_id", device_id), ("serial_number", serial_number)):
-            if value is not None and check_text(name, value):
-                keys.append(value)
-        keys.append(SHARED_CREDENTIAL_KEY)
-        if username is not None:
-            check_text("username", username)
-        c = t.cpe_credentials.c
-        with self._read("find a CPE credential") as conn:
-            rows = {row.key: row for row in conn.execute(sa.select(t.cpe_credentials).where(c.key.in_(keys)))}
-        for key in keys:
-            row = rows.get(key)
-            if row is None:
-                continue
-            if username is not None and row.username != username:
-                return None
-            return Credential(row.key, row.username, self._decode("CPE", row.key, row.password), row.created_at)
-        return None
-
-    # -- connection-request credentials ------------------------------------
-
-    def put_connection_request_credential(self, device_id: str, username: str, password: str) -> None:
-        """Create or replace the credential the ACS uses for the device's
-        connection requests (Device.ManagementServer.ConnectionRequestUsername/Password).
-
-        Raises UnknownDevice, InvalidArgument, StoreUnavailable/StoreError.
-        """
-        self._check_secret(username, password)
-        row = {"device_id": device_id, "username": username, "password": self._codec.encode(password),
-               "created_at": self._now()}
-        ins = self._insert(t.connection_request_credentials)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[t.connection_request_credentials.c.device_id],
-            set_={"username": ins.excluded.username, "password": ins.excluded.password,
-                  "created_at": ins.excluded.created_at},
-        )
-        with self._write("store a connection-request credential") as conn:
-            self._require_device(conn, device_id)
-            conn.execute(stmt, row)
-
-    def get_connection_request_credential(self, device_id: str) -> Credential | None:
-        """The connection-request credential for the device (key = device id), or None.
-
-        Raises InvalidArgument for a bad id; StoreUnavailable/StoreError.
-        """
-        check_text("device_id", device_id, empty=False)
-        c = t.connection_request_credentials.c
-        with self._read("read a connection-request credential") as conn:
-            if self._drv is not None:
-                found = self._drv["cr_credential"].execute(conn, {"device_id": device_id})
-                if not found:
-                    return None
-                username, password, created = found[0]
-                created_at = created_at_result(self._engine.dialect, created)
-            else:
-                row = conn.execute(sa.select(t.connection_request_credentials).where(c.device_id == device_id)).first()
-                if row is None:
-                    return None
-                username, password, created_at = row.username, row.password, row.created_at
-        return Credential(device_id, username, self._decode("connection-request", device_id, password), created_at)
 
     # -- transfers --------------------------------------------------------
 

@@ -67,3 +67,33 @@ def test_past_its_size_the_memo_keeps_nothing_more_and_stays_right():
     assert cache.plan(pc, sw, {path: "one"}) is first
     with pytest.raises(ValueError):
         PlanCache(fresh, max_entries=0)
+
+
+def test_rpc_is_built_once_per_batch_and_key() -> None:
+    from acs_security.mapping.records import Tr069Param
+
+    cache = PlanCache(lambda *a: None)
+    built: list[tuple[object, str]] = []
+
+    def build(batch: tuple[object, ...], key: str) -> object:
+        built.append((batch, key))
+        return ("rpc", batch, key)
+
+    one = (Tr069Param("Device.X", "1", "xsd:boolean"),)
+    # Equal batches (a fresh slice per session) give the very same RPC.
+    first = cache.rpc(one, "k-1", lambda: build(one, "k-1"))
+    again = cache.rpc(tuple(list(one)), "k-1", lambda: build(one, "k-1"))
+    assert first is again and len(built) == 1
+    # Another key (an earlier batch's) or another batch is another RPC.
+    assert cache.rpc(one, "k-1.1", lambda: build(one, "k-1.1")) == ("rpc", one, "k-1.1")
+    two = (Tr069Param("Device.X", "0", "xsd:boolean"),)
+    assert cache.rpc(two, "k-1", lambda: build(two, "k-1")) == ("rpc", two, "k-1")
+    assert len(built) == 3
+
+
+def test_rpcs_past_the_limit_are_built_every_time() -> None:
+    cache = PlanCache(lambda *a: None, max_entries=1)
+    calls = []
+    for batch in ((1,), (2,), (2,)):
+        cache.rpc(batch, "k", lambda b=batch: calls.append(b) or b)  # type: ignore[func-returns-value]
+    assert calls == [(1,), (2,), (2,)]
