@@ -94,6 +94,17 @@ def test_a_push_to_phones_that_reconnect_for_every_request(tmp_path, pg_db, hapr
             metrics = {name: await cluster.metrics(name) for name in ("acs1", "acs2")}
             rows = await cluster.thread(cluster.tasks, job["id"])
             requests = await cluster.thread(cluster.sessions_by_server)
+
+            def posts_logged() -> int:
+                return sum('"POST /cwmp HTTP/1.1"' in line for line in cluster.haproxy.log_lines())
+
+            # HAProxy writes a request's log line after the response has gone, so the last
+            # lines may follow the job's end by a moment; a missing line still fails below.
+            try:
+                await wait_until(reactor, lambda: posts_logged() >= sum(requests.values()), timeout=10,
+                                 what="HAProxy's log lines of every request")
+            except AssertionError:  # the assertion below says which lines are missing
+                pass
             log = cluster.haproxy.log_lines()
             front = next(row for row in cluster.haproxy.stats()
                          if row["pxname"] == "cwmp" and row["svname"] == "FRONTEND")
