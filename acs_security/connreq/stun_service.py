@@ -105,6 +105,7 @@ class StunService:
         self._pending: dict[str, tuple[StunBinding, float]] = {}
         self._changed: set[str] = set()
         self._flushing = False
+        self._after_flush: list[Deferred[None]] = []
         self._loop: LoopingCall | None = None
         self._purged = float("-inf")
         self._port: Any = None
@@ -177,8 +178,17 @@ class StunService:
             self.flush()
 
     def flush(self) -> Deferred[None]:
-        """Write the pending bindings as one batch (one at a time; the next waits its turn)."""
-        if self._flushing or not self._pending:
+        """Write the pending bindings as one batch (one at a time; the next waits its turn).
+
+        Fires once every binding seen before the call is written (or its write failed): a
+        call while a batch is being written waits for it and then writes what came since,
+        so stop() and a caller that reads the store after it see every binding.
+        """
+        if self._flushing:
+            waiter: Deferred[None] = Deferred()
+            self._after_flush.append(waiter)
+            return waiter
+        if not self._pending:
             return succeed(None)
         pending, self._pending = self._pending, {}
         changed, self._changed = self._changed, set()
@@ -210,6 +220,13 @@ class StunService:
         def done(_: Any) -> None:
             self._flushing = False
             self._purge_soon()
+            waiters, self._after_flush = self._after_flush, []
+            if waiters:
+                self.flush().addBoth(release, waiters)
+
+        def release(_: Any, waiters: list[Deferred[None]]) -> None:
+            for waiter in waiters:
+                waiter.callback(None)
 
         d.addCallbacks(written, failed)
         d.addBoth(done)

@@ -277,3 +277,32 @@ def test_the_stun_server_is_exported_to_prometheus_without_usernames() -> None:
     assert "acs_stun_bindings_written_total 2.0" in text
     assert "acs_stun_write_failures_total 0.0" in text
     assert "cr-nat1" not in text and "198.51.100.7" not in text
+
+
+def test_a_flush_during_a_write_waits_for_it_and_writes_what_came_since() -> None:
+    clock, store, service, transport, noted = _world()
+    held: list[Deferred[Any]] = []
+    real_call = store.call
+
+    def slow_call(method: str, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        if method != "record_udp_bindings":
+            return real_call(method, *args, **kwargs)
+        d: Deferred[Any] = Deferred()
+        held.append(d)
+        d.addCallback(lambda _: getattr(store.store, method)(*args, **kwargs))
+        return d
+
+    store.call = slow_call  # type: ignore[method-assign]
+    service.protocol.datagramReceived(_request("cr-nat1", key=b"s3cret"), PHONE)
+    clock.advance(1.0)  # the tick's batch is being written
+    assert len(held) == 1
+    service.protocol.datagramReceived(_request("cr-nat1", key=b"s3cret", change=True, n=2), ("198.51.100.7", 40002))
+    fired: list[object] = []
+    service.flush().addCallback(fired.append)
+    assert fired == [] and len(held) == 1  # waits for the batch in flight
+    held[0].callback(None)
+    assert fired == [] and len(held) == 2  # then writes the binding that came since
+    held[1].callback(None)
+    assert fired == [None]
+    (target,) = store.store.target_devices([DEV])
+    assert target.udp_connection_request_address == "198.51.100.7:40002"

@@ -114,6 +114,8 @@ def nat_push(tmp_path: Path, count: int, *, moved_count: int, db: str | None = N
             await wait_until(reactor, lambda: job.state == "completed", timeout=240, interval=0.2, what="push")
             elapsed = reactor.seconds() - started
             await server.engine.flush()
+            assert server.stun is not None
+            await server.stun.flush()  # the STUN server writes its bindings in batches, each second
             report = await server.service.job_report(job.id)
             new = {p.serial: fleet.nat.public_address(p) for p in moved}
             targets = {d.device_id: d for d in server.store.target_devices()}
