@@ -49,7 +49,16 @@ TLS_MAX_VERSIONS = ("TLS 1.2", "TLS 1.3")
 
 
 class ConfigError(ValueError):
-    """A configuration value is missing or malformed; the message names the setting."""
+    """Configuration values are missing or malformed; each problem names its setting, and
+    all of them are reported at once (an operator fixes the file in one go)."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = problems
+        if len(problems) == 1:
+            text = problems[0]
+        else:
+            text = f"{len(problems)} problems in the configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+        super().__init__(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,120 +165,123 @@ class ServerConfig:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        problems: list[str] = []
         if self.client_cert_match not in ("serial", "cn", "either"):
-            raise ConfigError(
+            problems.append(
                 f"client_cert_match: {self.client_cert_match!r} is not one of serial, cn, either"
             )
         if self.https_listen is not None and (self.tls_cert is None or self.tls_key is None):
-            raise ConfigError("https_listen needs tls_cert and tls_key")
+            problems.append("https_listen needs tls_cert and tls_key")
         if self.client_ca is not None and self.https_listen is None:
-            raise ConfigError("client_ca only applies with https_listen")
+            problems.append("client_ca only applies with https_listen")
         for algo in self.digest_algorithms:
             if algo not in ("SHA-256", "MD5"):
-                raise ConfigError(f"digest_algorithms: {algo!r} is not SHA-256 or MD5")
+                problems.append(f"digest_algorithms: {algo!r} is not SHA-256 or MD5")
         if self.session_timeout <= 0:
-            raise ConfigError("session_timeout must be positive")
+            problems.append("session_timeout must be positive")
         if self.max_sessions < 1:
-            raise ConfigError("max_sessions must be at least 1")
+            problems.append("max_sessions must be at least 1")
         if self.max_body_bytes < 4096:
-            raise ConfigError("max_body_bytes must be at least 4096")
-        self._check_edge()
+            problems.append("max_body_bytes must be at least 4096")
+        self._check_edge(problems)
         if self.public_url is not None:
             parts = urlsplit(self.public_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"public_url: {self.public_url!r} is not an http(s) URL")
+                problems.append(f"public_url: {self.public_url!r} is not an http(s) URL")
         if (self.cr_username is None) != (self.cr_password_file is None):
-            raise ConfigError("cr_username and cr_password_file go together")
+            problems.append("cr_username and cr_password_file go together")
         if self.stun_keepalive <= 0:
-            raise ConfigError("stun_keepalive must be positive")
-        self._check_xmpp()
+            problems.append("stun_keepalive must be positive")
+        self._check_xmpp(problems)
         if self.cr_timeout <= 0 or self.cr_session_wait <= 0 or self.max_cr_in_flight < 1:
-            raise ConfigError("cr_timeout and cr_session_wait must be positive, max_cr_in_flight >= 1")
+            problems.append("cr_timeout and cr_session_wait must be positive, max_cr_in_flight >= 1")
         if self.tls_max_version not in TLS_MAX_VERSIONS:
-            raise ConfigError(f"tls_max_version: {self.tls_max_version!r} is not one of {', '.join(TLS_MAX_VERSIONS)}")
+            problems.append(f"tls_max_version: {self.tls_max_version!r} is not one of {', '.join(TLS_MAX_VERSIONS)}")
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(self.tls_ciphers)
         except ssl.SSLError:
-            raise ConfigError(f"tls_ciphers: {self.tls_ciphers!r} selects no cipher suite") from None
+            problems.append(f"tls_ciphers: {self.tls_ciphers!r} selects no cipher suite")
         for host in self.provisioning_hosts:
             if not host or "/" in host or ":" in host:
-                raise ConfigError(f"provisioning_hosts: {host!r} is not a host name (no scheme, port or path)")
+                problems.append(f"provisioning_hosts: {host!r} is not a host name (no scheme, port or path)")
         if not 0 <= self.token_cache_seconds <= 60:
-            raise ConfigError("token_cache_seconds must be 0-60 (how long a revocation by another process may take)")
+            problems.append("token_cache_seconds must be 0-60 (how long a revocation by another process may take)")
         if self.cwmp_listen is None and self.https_listen is None and self.api_listen is None:
-            raise ConfigError("nothing to listen on: give cwmp_listen, https_listen or api_listen")
+            problems.append("nothing to listen on: give cwmp_listen, https_listen or api_listen")
         if self.role not in ROLES:
-            raise ConfigError(f"role: {self.role!r} is not one of {', '.join(ROLES)}")
+            problems.append(f"role: {self.role!r} is not one of {', '.join(ROLES)}")
         if self.role != "all" and not self.clustered:
-            raise ConfigError(f"role {self.role} runs part of the ACS: the other parts run in other "
+            problems.append(f"role {self.role} runs part of the ACS: the other parts run in other "
                               "processes on the same database, which needs cluster (PostgreSQL)")
         if self.role == "cwmp" and self.cwmp_listen is None and self.https_listen is None:
-            raise ConfigError("role cwmp needs cwmp_listen or https_listen")
+            problems.append("role cwmp needs cwmp_listen or https_listen")
         if self.role == "api" and self.api_listen is None:
-            raise ConfigError("role api needs api_listen")
+            problems.append("role api needs api_listen")
         if self.claim_lease < 5 or self.sync_interval <= 0 or self.sync_interval * 3 > self.claim_lease:
-            raise ConfigError("claim_lease must be at least 5 s and three sync_intervals (claims are "
+            problems.append("claim_lease must be at least 5 s and three sync_intervals (claims are "
                               "renewed at every sync)")
         if not 1 <= self.claim_batch <= 10_000:
-            raise ConfigError("claim_batch must be 1-10000")
+            problems.append("claim_batch must be 1-10000")
         if self.session_lease <= 1.5 * self.session_timeout:
-            raise ConfigError("session_lease must be longer than 1.5 x session_timeout (a live session "
+            problems.append("session_lease must be longer than 1.5 x session_timeout (a live session "
                               "renews its lease every third of it, and may then be idle for session_timeout)")
         if not 0.1 <= self.desired_sync_interval <= 3600 or not 1 <= self.desired_metrics_interval <= 86400:
-            raise ConfigError("desired_sync_interval must be 0.1-3600 s and desired_metrics_interval 1-86400 s")
+            problems.append("desired_sync_interval must be 0.1-3600 s and desired_metrics_interval 1-86400 s")
         if not 0 <= self.desired_memory <= 50_000_000:
-            raise ConfigError("desired_memory must be 0-50000000 devices")
+            problems.append("desired_memory must be 0-50000000 devices")
         if self.node_id is not None and not (0 < len(self.node_id) <= 64 and self.node_id.isprintable()):
-            raise ConfigError("node_id must be 1-64 printable characters")
+            problems.append("node_id must be 1-64 printable characters")
         if self.file_url is not None:
             parts = urlsplit(self.file_url)
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") \
                     or parts.query or parts.username:
-                raise ConfigError(f"file_url: {self.file_url!r} is not an http(s) URL of a host (no path, "
+                problems.append(f"file_url: {self.file_url!r} is not an http(s) URL of a host (no path, "
                                   "query or user; files are served under /files/)")
         if self.file_auth not in ("auto", "digest", "signed"):
-            raise ConfigError(f"file_auth: {self.file_auth!r} is not one of auto, digest, signed")
+            problems.append(f"file_auth: {self.file_auth!r} is not one of auto, digest, signed")
         if not 10 <= self.file_ttl <= 86400:
-            raise ConfigError("file_ttl must be 10-86400 seconds")
+            problems.append("file_ttl must be 10-86400 seconds")
         if not 1 <= self.file_fetch_wait <= self.file_ttl:
-            raise ConfigError("file_fetch_wait must be 1 second to file_ttl")
+            problems.append("file_fetch_wait must be 1 second to file_ttl")
         if not self.file_ttl <= self.transfer_timeout <= 7 * 86400:
-            raise ConfigError("transfer_timeout must be at least file_ttl and at most 7 days")
+            problems.append("transfer_timeout must be at least file_ttl and at most 7 days")
         if not 1 <= self.backup_keep <= 10_000:
-            raise ConfigError("backup_keep must be 1-10000")
+            problems.append("backup_keep must be 1-10000")
         if not 0 <= self.refusal_log_burst <= 10_000:
-            raise ConfigError("refusal_log_burst must be 0-10000 (0: only the summary lines)")
+            problems.append("refusal_log_burst must be 0-10000 (0: only the summary lines)")
         if not 1 <= self.refusal_log_window <= 3600:
-            raise ConfigError("refusal_log_window must be 1-3600 seconds")
+            problems.append("refusal_log_window must be 1-3600 seconds")
         if not 60 <= self.console_session_max_age <= 7 * 86400:
-            raise ConfigError("console_session_max_age must be 60 s to 7 days")
+            problems.append("console_session_max_age must be 60 s to 7 days")
         if not 60 <= self.console_idle_timeout <= self.console_session_max_age:
-            raise ConfigError("console_idle_timeout must be at least 60 s and at most console_session_max_age")
+            problems.append("console_idle_timeout must be at least 60 s and at most console_session_max_age")
+        if problems:
+            raise ConfigError(*problems)
 
-    def _check_edge(self) -> None:
+    def _check_edge(self, problems: list[str]) -> None:
         """The connection limits and the proxy settings (server/edge.py)."""
         if not (self.header_timeout > 0 and self.body_timeout > 0):
-            raise ConfigError("header_timeout and body_timeout must be positive")
+            problems.append("header_timeout and body_timeout must be positive")
         if self.idle_timeout is not None and self.idle_timeout < self.session_timeout:
-            raise ConfigError(f"idle_timeout ({self.idle_timeout:g} s) must be at least session_timeout "
+            problems.append(f"idle_timeout ({self.idle_timeout:g} s) must be at least session_timeout "
                               f"({self.session_timeout:g} s): a phone without cookies keeps its session by "
                               "its connection, and closing that connection ends the session")
         if self.max_connections < 1:
-            raise ConfigError("max_connections must be at least 1")
+            problems.append("max_connections must be at least 1")
         if not 0 <= self.max_connections_per_ip <= self.max_connections:
-            raise ConfigError("max_connections_per_ip must be 0 (no cap) to max_connections")
+            problems.append("max_connections_per_ip must be 0 (no cap) to max_connections")
         try:
             TrustedProxies(self.trusted_proxies)
         except ValueError as exc:
-            raise ConfigError(f"trusted_proxies: {exc}") from None
+            problems.append(f"trusted_proxies: {exc}")
         listeners = {"cwmp": self.cwmp_listen, "https": self.https_listen, "api": self.api_listen}
         for name in self.proxy_protocol:
             if name not in listeners:
-                raise ConfigError(f"proxy_protocol: {name!r} is not one of {', '.join(listeners)}")
-            if listeners[name] is None:
-                raise ConfigError(f"proxy_protocol names {name}, but {name}_listen is off")
+                problems.append(f"proxy_protocol: {name!r} is not one of {', '.join(listeners)}")
+            elif listeners[name] is None:
+                problems.append(f"proxy_protocol names {name}, but {name}_listen is off")
         if self.proxy_protocol and not self.trusted_proxies:
-            raise ConfigError("proxy_protocol needs trusted_proxies: a PROXY header is accepted only "
+            problems.append("proxy_protocol needs trusted_proxies: a PROXY header is accepted only "
                               "from the proxies named there")
 
     @property
@@ -299,19 +311,19 @@ class ServerConfig:
     def public_host(self) -> str | None:
         return urlsplit(self.public_url).hostname if self.public_url else None
 
-    def _check_xmpp(self) -> None:
+    def _check_xmpp(self, problems: list[str]) -> None:
         given = [self.xmpp_server is not None, self.xmpp_jid is not None, self.xmpp_password_file is not None]
         if any(given) and not all(given):
-            raise ConfigError("xmpp_server, xmpp_jid and xmpp_password_file go together")
+            problems.append("xmpp_server, xmpp_jid and xmpp_password_file go together")
         if self.xmpp_tls not in ("required", "optional"):
-            raise ConfigError(f"xmpp_tls: {self.xmpp_tls!r} is not required or optional")
+            problems.append(f"xmpp_tls: {self.xmpp_tls!r} is not required or optional")
         if self.xmpp_jid is not None:
             local, at, domain = self.xmpp_jid.partition("/")[0].rpartition("@")
             if not at or not local or not domain or any(c.isspace() for c in self.xmpp_jid):
-                raise ConfigError(f"xmpp_jid: {self.xmpp_jid!r} is not an account JID (local@domain)")
+                problems.append(f"xmpp_jid: {self.xmpp_jid!r} is not an account JID (local@domain)")
         # The IQs carry the phones' connection-request passwords: in clear only over loopback.
         if self.xmpp_tls == "optional" and self.xmpp_server is not None and not _loopback(self.xmpp_server.host):
-            raise ConfigError("xmpp_tls optional is only allowed with an xmpp_server on loopback (the "
+            problems.append("xmpp_tls optional is only allowed with an xmpp_server on loopback (the "
                               "connection requests carry the phones' passwords)")
 
     @property
@@ -514,6 +526,14 @@ def load_config(
     Raises ConfigError for unknown keys, malformed values or an unreadable file.
     """
     values: dict[str, Any] = {}
+    problems: list[str] = []
+
+    def put(key: str, value: Any) -> None:
+        try:
+            values[key] = _coerce(key, value)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+
     if config_file is not None:
         try:
             with open(config_file, "rb") as fh:
@@ -528,20 +548,28 @@ def load_config(
             if isinstance(value, dict):
                 continue  # other sections belong to other components
             if key not in FIELDS:
-                raise ConfigError(f"config file {config_file}: unknown setting {key!r}")
-            values[key] = _coerce(key, value)
+                problems.append(f"config file {config_file}: unknown setting {key!r}")
+                continue
+            put(key, value)
     env = os.environ if environ is None else environ
     for key in FIELDS:
         env_value = env.get(f"ACS_{key.upper()}")
         if env_value is not None:
-            values[key] = _coerce(key, env_value)
+            put(key, env_value)
     for key, value in (overrides or {}).items():
         if value is not None:
-            values[key] = _coerce(key, value)
+            put(key, value)
+    # The malformed values are left at their defaults, so that the checks of the others
+    # still run: every problem is reported at once.
     try:
-        return ServerConfig(**values)
+        config = ServerConfig(**values)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
     except TypeError as exc:  # pragma: no cover - FIELDS and the dataclass agree
-        raise ConfigError(str(exc)) from None
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError(*problems)
+    return config
 
 
 def describe(config: ServerConfig) -> dict[str, Any]:

@@ -142,3 +142,29 @@ def test_xmpp_settings(tmp_path: Path):
 def test_bad_xmpp_settings(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(environ={}, overrides=overrides)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path):
+    f = tmp_path / "acs.toml"
+    f.write_text('[server]\ncwmp_listen = "localhost:99999"\nsesion_timeout = 12\nmax_sessions = 0\n'
+                 'client_cert_match = "mac"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file=f, environ={"ACS_CPE_AUTH": "maybe"},
+                    overrides={"proxy_protocol": "cwmp,nbi", "claim_batch": 0})
+    problems = caught.value.problems
+    expected = ["outside 0-65535", "unknown setting 'sesion_timeout'", "max_sessions must be at least 1",
+                "serial, cn, either", "cpe_auth: 'maybe'", "proxy_protocol: 'nbi' is not one of",
+                "proxy_protocol needs trusted_proxies", "claim_batch must be 1-10000"]
+    for text in expected:
+        assert sum(text in p for p in problems) == 1, (text, problems)
+    assert len(problems) == len(expected)
+    message = str(caught.value)
+    assert message.startswith(f"{len(expected)} problems in the configuration:\n  - ")
+    assert all(p in message for p in problems)
+
+
+def test_one_problem_reads_as_before():
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={}, overrides={"max_sessions": 0})
+    assert str(caught.value) == "max_sessions must be at least 1"
+    assert caught.value.problems == ("max_sessions must be at least 1",)
