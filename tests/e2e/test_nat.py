@@ -17,13 +17,10 @@ from acs_security.connreq.udp import build_udp_connection_request
 from acs_security.server.app import AcsServer
 from acs_security.server.config import load_config
 from acs_security.sim.fleet import SimulatedFleet
-from acs_security.store.records import make_device_id
+from tests.e2e.woken import HARDENING, RESOLVE, boot_with_credentials, device_id
 from tests.support import run_in_reactor, sleep, wait_until
 
 pytestmark = pytest.mark.e2e
-REPO = Path(__file__).resolve().parents[2]
-HARDENING = REPO / "datamodel" / "examples" / "hardening.toml"
-RESOLVE = {"acs.example.net": "127.0.0.1"}
 MS = "Device.ManagementServer."
 
 
@@ -47,19 +44,10 @@ def nat_fleet(reactor: Any, server: AcsServer, phones: int, rate: float, **kwarg
     return SimulatedFleet(reactor, url, **options)
 
 
-def device_id(phone: Any) -> str:
-    return make_device_id(phone.value("Device.DeviceInfo.ManufacturerOUI"), phone.product_class, phone.serial)
-
-
 async def boot_and_register(reactor: Any, server: AcsServer, fleet: SimulatedFleet) -> None:
-    """Boot the fleet, give the ACS every phone's connection-request credential (per phone),
-    and wait until the ACS knows where each phone behind NAT is."""
-    await fleet.start()
-    n = len(fleet.phones)
-    await wait_until(reactor, lambda: sum(1 for p in fleet.phones if p.sessions_completed) >= n,
-                     timeout=90, what="boot informs")
-    for phone in fleet.phones:
-        server.store.put_connection_request_credential(device_id(phone), *phone.cr_credentials())
+    """Boot the fleet with the phones' credentials and wait until the ACS knows where each
+    phone behind NAT is."""
+    await boot_with_credentials(reactor, server, fleet)
     natted = fleet.nat_phones
 
     def learnt() -> bool:

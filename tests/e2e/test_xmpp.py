@@ -21,7 +21,7 @@ from acs_security.server.config import load_config
 from acs_security.sim.fleet import SimulatedFleet
 from acs_security.sim.prosody import ProsodyProcess, find_prosody
 from acs_security.sim.xmpp_phones import JABBER_ID
-from tests.e2e.test_nat import HARDENING, RESOLVE, device_id
+from tests.e2e.woken import HARDENING, RESOLVE, boot_with_credentials, device_id
 from tests.support import run_in_reactor, sleep, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -72,12 +72,7 @@ def xmpp_fleet(reactor: Any, server: AcsServer, prosody: ProsodyProcess, phones:
 async def boot(reactor: Any, server: AcsServer, fleet: SimulatedFleet) -> None:
     """Boot the fleet, give the ACS the phones' connection-request credentials, and wait
     until every XMPP phone is logged in and the ACS knows its JID (and the NAT phones' bindings)."""
-    await fleet.start()
-    n = len(fleet.phones)
-    await wait_until(reactor, lambda: sum(1 for p in fleet.phones if p.sessions_completed) >= n,
-                     timeout=90, what="boot informs")
-    for phone in fleet.phones:
-        server.store.put_connection_request_credential(device_id(phone), *phone.cr_credentials())
+    await boot_with_credentials(reactor, server, fleet)
     xmpp_phones = [p for p in fleet.phones if p in fleet.xmpp]
 
     def ready() -> bool:
