@@ -27,11 +27,9 @@ import base64
 import binascii
 import dataclasses
 import hashlib
-import json
 import os
 import stat
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +48,6 @@ __all__ = [
     "KeyRing",
     "EncryptingCodec",
     "SecretStore",
-    "RotationReport",
     "default_key_path",
     "digest_nonce_key",
     "file_url_key",
@@ -61,9 +58,6 @@ __all__ = [
     "parse_key_file",
     "read_key_file",
     "render_key_file",
-    "rotate_secrets",
-    "scan_secrets",
-    "unknown_key_ids",
     "seal_policy",
     "unseal_policy",
     "write_key_file",
@@ -71,9 +65,9 @@ __all__ = [
 
 PREFIX = "acs1:"
 _AAD = b"acs-security stored secret v1"  # binds ciphertexts to this use and format version
-_KEY_BYTES = 32
+KEY_BYTES = 32
 _NONCE_BYTES = 12  # AES-GCM's standard nonce (NIST SP 800-38D 8.2)
-_SECRET_SUFFIXES = ("Password", "Passphrase", "Secret")
+SECRET_SUFFIXES = ("Password", "Passphrase", "Secret")
 _HEADER = ("# acs-security secret keys (AES-256-GCM, base64url). The first line encrypts; every\n"
            "# line decrypts. Keep it owner-only (0600). Rotate with `acs-security secrets rotate`.\n")
 
@@ -97,8 +91,8 @@ class KeyRing:
         if not self.keys:
             raise KeyFileError("a key ring needs at least one key")
         for key in self.keys:
-            if len(key) != _KEY_BYTES:
-                raise KeyFileError(f"a key must be {_KEY_BYTES} bytes")
+            if len(key) != KEY_BYTES:
+                raise KeyFileError(f"a key must be {KEY_BYTES} bytes")
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -129,8 +123,8 @@ def parse_key_file(text: str, *, where: str = "key file") -> KeyRing:
             key = base64.urlsafe_b64decode(line.encode("ascii"))
         except (ValueError, binascii.Error, UnicodeEncodeError):
             raise KeyFileError(f"{where}: line {number} is not base64url") from None
-        if len(key) != _KEY_BYTES:
-            raise KeyFileError(f"{where}: line {number} is not a {_KEY_BYTES}-byte key")
+        if len(key) != KEY_BYTES:
+            raise KeyFileError(f"{where}: line {number} is not a {KEY_BYTES}-byte key")
         if key not in keys:
             keys.append(key)
     if not keys:
@@ -187,7 +181,7 @@ def load_or_create_key_file(path: Path, *, random_bytes: Callable[[int], bytes] 
     Raises KeyFileError."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        ring = KeyRing((random_bytes(_KEY_BYTES),))
+        ring = KeyRing((random_bytes(KEY_BYTES),))
         _write_new(path, render_key_file(ring))
         return ring, True
     except FileExistsError:
@@ -274,7 +268,7 @@ def open_codec(key_file: Path | None, db_url: str, *,
     place (:func:`default_key_path`), created on first start. Raises KeyFileError."""
     path = key_file if key_file is not None else default_key_path(db_url)
     if path is None:
-        return EncryptingCodec(KeyRing((random_bytes(_KEY_BYTES),)), random_bytes=random_bytes), None, True
+        return EncryptingCodec(KeyRing((random_bytes(KEY_BYTES),)), random_bytes=random_bytes), None, True
     ring, created = load_or_create_key_file(path, random_bytes=random_bytes)
     return EncryptingCodec(ring, random_bytes=random_bytes, reload=lambda: read_key_file(path)), path, created
 
@@ -297,7 +291,7 @@ def digest_nonce_key(codec: EncryptingCodec) -> bytes:
     Raises TypeError for anything but an EncryptingCodec."""
     if not isinstance(codec, EncryptingCodec):
         raise TypeError(f"digest_nonce_key takes an EncryptingCodec, not {type(codec).__name__}")
-    return HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None,
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None,
                 info=_DIGEST_NONCE_INFO).derive(codec.ring.keys[0])
 
 
@@ -309,7 +303,7 @@ def file_url_key(codec: EncryptingCodec) -> bytes:
     Raises TypeError for anything but an EncryptingCodec."""
     if not isinstance(codec, EncryptingCodec):
         raise TypeError(f"file_url_key takes an EncryptingCodec, not {type(codec).__name__}")
-    return HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None,
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None,
                 info=_FILE_URL_INFO).derive(codec.ring.keys[0])
 
 
@@ -321,7 +315,7 @@ def is_secret_parameter(name: str, catalogue: Catalogue) -> bool:
     found = catalogue.find(name)
     if found is not None:
         return found[0].secret
-    return name.endswith(_SECRET_SUFFIXES)
+    return name.endswith(SECRET_SUFFIXES)
 
 
 def seal_policy(policy: Mapping[str, Any], codec: Any, catalogue: Catalogue) -> dict[str, Any]:
@@ -440,163 +434,3 @@ class SecretStore:
                      **kwargs: Any) -> None:
         self._store.record_audit(job_id, device_id, params=self._seal_params(params), **kwargs)
 
-
-# ---------------------------------------------------------------------- scan and rotate
-
-def _tables() -> Any:
-    from acs_security.store import schema
-
-    return schema
-
-
-def _secret_param_filter(t: Any, catalogue: Catalogue) -> Any:
-    c = t.device_parameters.c
-    paths = [s.path for s in catalogue.settings if s.secret and "{n}" not in s.path]
-    return sa.or_(c.value.like(PREFIX + "%"), c.name.in_(paths),
-                  *(c.name.like("%" + suffix) for suffix in _SECRET_SUFFIXES))
-
-
-def _stored_values(engine: Any, catalogue: Catalogue) -> Iterable[tuple[str, Any, str]]:
-    """(table, row key, stored value) of every stored secret (sealed job values included)."""
-    t = _tables()
-    with engine.connect() as conn:
-        for row in conn.execute(sa.select(t.cpe_credentials.c.key, t.cpe_credentials.c.password)):
-            yield "cpe_credentials", row[0], row[1]
-        cr = t.connection_request_credentials.c
-        for row in conn.execute(sa.select(cr.device_id, cr.password)):
-            yield "connection_request_credentials", row[0], row[1]
-        for table in (t.jobs, t.assignments):
-            for row_id, text in conn.execute(sa.select(table.c.id, table.c.policy)):
-                policy = json.loads(text)
-                for section, values in (policy.get("sealed") or {}).items():
-                    for key, value in values.items():
-                        yield table.name, (row_id, section, key), value
-                for section in ("settings", "extension_settings"):
-                    for key, value in (policy.get(section) or {}).items():
-                        if value and is_secret_parameter(key, catalogue):
-                            yield table.name, (row_id, section, key), value
-        f = t.device_files.c
-        for file_id, content in conn.execute(sa.select(f.id, f.content).where(f.content.is_not(None))):
-            yield "device_files", file_id, content
-        b = t.config_blobs.c
-        for sha, content in conn.execute(sa.select(b.sha256, b.content)):
-            yield "config_blobs", sha, content
-        p = t.device_parameters.c
-        query = sa.select(p.device_id, p.name, p.value).where(_secret_param_filter(t, catalogue))
-        for device_id, name, value in conn.execute(query):
-            if value and (value.startswith(PREFIX) or is_secret_parameter(name, catalogue)):
-                yield "device_parameters", (device_id, name), value
-
-
-def scan_secrets(engine: Any, *, catalogue: Catalogue | None = None) -> dict[str, Counter[str]]:
-    """{table: Counter(key id or "plaintext")} of the stored secrets (empty values left out)."""
-    cat = catalogue if catalogue is not None else load_catalogue()
-    out: dict[str, Counter[str]] = {}
-    for table, _, value in _stored_values(engine, cat):
-        if value:
-            out.setdefault(table, Counter())[key_id_of(value) or "plaintext"] += 1
-    return out
-
-
-def unknown_key_ids(engine: Any, ring: KeyRing) -> set[str]:
-    """Key ids that stored credentials name but ``ring`` lacks: a start with a lost or wrong
-    key file must stop rather than fail on every later connection request. Cheap: one
-    DISTINCT over a prefix per credential table."""
-    t = _tables()
-    found: set[str] = set()
-    with engine.connect() as conn:
-        for column in (t.cpe_credentials.c.password, t.connection_request_credentials.c.password):
-            head = sa.func.substr(column, 1, len(PREFIX) + 9)
-            for (value,) in conn.execute(sa.select(head).where(column.like(PREFIX + "%")).distinct()):
-                key_id = key_id_of(value)
-                if key_id is not None and ring.get(key_id) is None:
-                    found.add(key_id)
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class RotationReport:
-    new_key_id: str
-    old_key_ids: tuple[str, ...]
-    reencrypted: Mapping[str, int]
-    remaining: int  # values still under an old key or in plain text after the pass
-    dropped_old: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {"new_key_id": self.new_key_id, "old_key_ids": list(self.old_key_ids),
-                "reencrypted": dict(self.reencrypted), "remaining": self.remaining,
-                "dropped_old_keys": self.dropped_old}
-
-
-def _recode(codec: EncryptingCodec, value: str) -> str | None:
-    if not value or key_id_of(value) == codec.ring.primary_id:
-        return None
-    return codec.encode(codec.decode(value))
-
-
-def _reencrypt(engine: Any, codec: EncryptingCodec, catalogue: Catalogue) -> Counter[str]:
-    """One pass: every stored secret not under the primary key is re-encrypted with it.
-    Each row is updated only if it still holds the value read (a concurrent write wins)."""
-    t = _tables()
-    done: Counter[str] = Counter()
-    rows = list(_stored_values(engine, catalogue))
-    sealed_tables = {"jobs": t.jobs, "assignments": t.assignments}
-    touched = {(table, key[0]) for table, key, value in rows
-               if table in sealed_tables and _recode(codec, value) is not None}
-    with engine.begin() as conn:
-        for table, key, value in rows:
-            new = _recode(codec, value)
-            if new is None or table in sealed_tables:
-                continue
-            if table == "cpe_credentials":
-                c = t.cpe_credentials.c
-                stmt = sa.update(t.cpe_credentials).where(c.key == key, c.password == value).values(password=new)
-            elif table == "connection_request_credentials":
-                c = t.connection_request_credentials.c
-                stmt = (sa.update(t.connection_request_credentials)
-                        .where(c.device_id == key, c.password == value).values(password=new))
-            elif table == "device_files":
-                c = t.device_files.c
-                stmt = sa.update(t.device_files).where(c.id == key, c.content == value).values(content=new)
-            elif table == "config_blobs":
-                c = t.config_blobs.c
-                stmt = sa.update(t.config_blobs).where(c.sha256 == key, c.content == value).values(content=new)
-            else:
-                c = t.device_parameters.c
-                stmt = (sa.update(t.device_parameters)
-                        .where(c.device_id == key[0], c.name == key[1], c.value == value).values(value=new))
-            done[table] += conn.execute(stmt).rowcount
-        for table_name, row_id in sorted(touched):
-            table = sealed_tables[table_name]
-            text = conn.execute(sa.select(table.c.policy).where(table.c.id == row_id)).scalar_one()
-            policy = seal_policy(unseal_policy(json.loads(text), codec), codec, catalogue)
-            conn.execute(sa.update(table).where(table.c.id == row_id, table.c.policy == text)
-                         .values(policy=json.dumps(policy)))
-            done[table_name] += sum(len(v) for v in policy.get("sealed", {}).values())
-    return done
-
-
-def rotate_secrets(engine: Any, key_file: Path, *, keep_old: bool = False,
-                   random_bytes: Callable[[int], bytes] = os.urandom,
-                   catalogue: Catalogue | None = None) -> RotationReport:
-    """Rotate: a new primary key goes first in the key file (the old ones stay, so every
-    process can still read everything), every stored secret is re-encrypted with it, and,
-    once a scan finds nothing left under an old key, the old keys are dropped from the file
-    (unless ``keep_old``). Raises KeyFileError; ValueError when a stored value does not
-    decrypt with any key (nothing is changed then)."""
-    cat = catalogue if catalogue is not None else load_catalogue()
-    old = read_key_file(key_file)
-    codec = EncryptingCodec(old, random_bytes=random_bytes)
-    for _, _, value in _stored_values(engine, cat):  # refuse before touching anything
-        codec.decode(value)
-    ring = old.with_primary(random_bytes(_KEY_BYTES))
-    write_key_file(key_file, ring)
-    codec = EncryptingCodec(ring, random_bytes=random_bytes)
-    done = _reencrypt(engine, codec, cat)
-    left = sum(n for counts in scan_secrets(engine, catalogue=cat).values()
-               for key_id, n in counts.items() if key_id != ring.primary_id)
-    dropped = False
-    if not keep_old and left == 0:
-        write_key_file(key_file, KeyRing(ring.keys[:1]))
-        dropped = True
-    return RotationReport(ring.primary_id, old.ids, dict(done), left, dropped)

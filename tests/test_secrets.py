@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from acs_security.cli import main as cli_main
 from acs_security.policy.document import Policy
+from acs_security.secret_rotation import rotate_secrets, scan_secrets
 from acs_security.secrets import (
     PREFIX,
     EncryptingCodec,
@@ -26,8 +27,6 @@ from acs_security.secrets import (
     load_or_create_key_file,
     open_codec,
     read_key_file,
-    rotate_secrets,
-    scan_secrets,
     write_key_file,
 )
 from acs_security.store import open_store

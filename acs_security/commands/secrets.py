@@ -69,7 +69,8 @@ def _print(data: dict[str, Any], as_json: bool, text: str) -> None:
 
 
 def _rotate(args: Any) -> int:
-    from acs_security.secrets import KeyFileError, rotate_secrets
+    from acs_security.secret_rotation import rotate_secrets
+    from acs_security.secrets import KeyFileError
 
     path = _key_path(args)
     store = _store(args)
@@ -89,7 +90,8 @@ def _rotate(args: Any) -> int:
 
 
 def _status(args: Any) -> int:
-    from acs_security.secrets import KeyFileError, read_key_file, scan_secrets
+    from acs_security.secret_rotation import scan_secrets
+    from acs_security.secrets import KeyFileError, read_key_file
 
     path = _key_path(args)
     try:
@@ -119,7 +121,8 @@ def _status(args: Any) -> int:
 
 
 def _prune(args: Any) -> int:
-    from acs_security.secrets import KeyFileError, KeyRing, read_key_file, scan_secrets, write_key_file
+    from acs_security.secret_rotation import scan_secrets
+    from acs_security.secrets import KeyFileError, KeyRing, read_key_file, write_key_file
 
     path = _key_path(args)
     store = _store(args)

@@ -42,13 +42,13 @@ from acs_security.fleet.cluster import ClusterOptions
 from acs_security.fleet.engine import PARAMETER_KEY_PREFIX, EngineLimits, FleetEngine
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.policy.guardrails import context_from_config
+from acs_security.secret_rotation import unknown_key_ids
 from acs_security.secrets import (
     KeyFileError,
     SecretStore,
     digest_nonce_key,
     file_url_key,
     open_codec,
-    unknown_key_ids,
 )
 from acs_security.server.addresses import TrustedProxies
 from acs_security.server.api import ApiResource

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from acs_security.secrets import EncryptingCodec, KeyRing, SecretStore, scan_secrets
+from acs_security.secret_rotation import scan_secrets
+from acs_security.secrets import EncryptingCodec, KeyRing, SecretStore
 from acs_security.store import InvalidArgument, UnknownDevice
 from acs_security.store.desired import DuplicateAssignment
 from acs_security.store.desiredrecords import DeviceAssignment, DriftRecord
