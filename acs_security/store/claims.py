@@ -43,8 +43,8 @@ _DEVICE_TASKS = (
 
 #: Times a transaction aborted by a deadlock (StoreConflict) is run in all.
 CONFLICT_RETRIES = 5
-#: Devices named in one UPDATE of renew_claims (SQLite's bound-parameter limit, statement size).
-_RENEW_CHUNK = 1000
+#: Devices named in one UPDATE by key (SQLite's bound-parameter limit, statement size).
+_KEY_CHUNK = 1000
 
 
 class ClaimsMixin:
@@ -88,44 +88,51 @@ class ClaimsMixin:
     def renew_claims(self, node: str, *, until: datetime) -> set[tuple[int, str]]:
         """Extend the node's claims on tasks still active; returns their (job id, device id)
         so the node can forget the ones another node finished.
-
-        The rows are locked in (job id, device id) order first (PostgreSQL: ``SELECT ... ORDER
-        BY ... FOR UPDATE``; SQLite has no row locks), the order update_tasks writes in: locked
-        in the table's order, renewing deadlocked with the sessions' outcomes at 100,000 phones
-        ("cannot renew claims: deadlock detected"). The UPDATE then names the locked rows by
-        key: an ``IN (sub-select ... FOR UPDATE)`` form took 1-2 s for 178 claimed rows of a
-        100,000-task job and held the sessions' outcomes behind it. A deadlock PostgreSQL
-        still reports is run again at once, as in update_tasks.
         Raises StoreConflict, StoreUnavailable/StoreError."""
         check_aware("until", until)
         c = t.tasks.c
-        mine = sa.and_(c.claimed_by == node, t.ACTIVE_TASKS_SQL)
-        lock = sa.select(c.job_id, c.device_id).where(mine).order_by(c.job_id, c.device_id).with_for_update()
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                with self._write("renew claims") as conn:
-                    keys = [(r.job_id, r.device_id) for r in conn.execute(lock)]
-                    by_job: dict[int, list[str]] = {}
-                    for job_id, device_id in keys:
-                        by_job.setdefault(job_id, []).append(device_id)
-                    for job_id, devices in by_job.items():
-                        for i in range(0, len(devices), _RENEW_CHUNK):
-                            conn.execute(sa.update(t.tasks)
-                                         .where(c.job_id == job_id, c.device_id.in_(devices[i:i + _RENEW_CHUNK]))
-                                         .values(claim_until=until))
-                    return set(keys)
-            except StoreConflict:
-                if self._grouped() or attempt == CONFLICT_RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+        keys = self._update_in_key_order("renew claims", sa.and_(c.claimed_by == node, t.ACTIVE_TASKS_SQL),
+                                         {"claim_until": until})
+        return set(keys)
 
     def release_claims(self, node: str) -> int:
         """Drop every claim of ``node`` (at start, a node's previous life's claims; at a
         clean stop, so others take the devices at once). Returns how many."""
         c = t.tasks.c
-        with self._write("release claims") as conn:
-            return conn.execute(sa.update(t.tasks).where(c.claimed_by == node)
-                                .values(claimed_by=None, claim_until=None)).rowcount
+        return len(self._update_in_key_order("release claims", c.claimed_by == node,
+                                             {"claimed_by": None, "claim_until": None}))
+
+    def _update_in_key_order(self, what: str, where: Any, values: dict[str, Any]) -> list[tuple[int, str]]:
+        """Update the task rows matching ``where``; returns their (job id, device id).
+
+        The rows are locked in (job id, device id) order first (PostgreSQL: ``SELECT ... ORDER
+        BY ... FOR UPDATE``; SQLite has no row locks), the order update_tasks writes in: an
+        UPDATE by a condition locks in the table's order, and renewing claims that way
+        deadlocked with the sessions' outcomes at 100,000 phones ("cannot renew claims:
+        deadlock detected"). The UPDATE then names the locked rows by key: an ``IN
+        (sub-select ... FOR UPDATE)`` form took 1-2 s for 178 claimed rows of a 100,000-task
+        job and held the sessions' outcomes behind it. A deadlock PostgreSQL still reports is
+        run again at once, as in update_tasks.
+        Raises StoreConflict, StoreUnavailable/StoreError."""
+        c = t.tasks.c
+        lock = sa.select(c.job_id, c.device_id).where(where).order_by(c.job_id, c.device_id).with_for_update()
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                with self._write(what) as conn:
+                    keys = [(r.job_id, r.device_id) for r in conn.execute(lock)]
+                    by_job: dict[int, list[str]] = {}
+                    for job_id, device_id in keys:
+                        by_job.setdefault(job_id, []).append(device_id)
+                    for job_id, devices in by_job.items():
+                        for i in range(0, len(devices), _KEY_CHUNK):
+                            conn.execute(sa.update(t.tasks)
+                                         .where(c.job_id == job_id, c.device_id.in_(devices[i:i + _KEY_CHUNK]))
+                                         .values(**values))
+                    return keys
+            except StoreConflict:
+                if self._grouped() or attempt == CONFLICT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def device_tasks(self, device_id: str) -> list[tuple[Any, str, int, int]]:
         """The device's active tasks of running or halted jobs, each with its job's state,
@@ -172,11 +179,11 @@ class ClaimsMixin:
         deadline) in one statement; tasks in a session keep theirs. Returns how many."""
         check_aware("now", now)
         c = t.tasks.c
-        with self._write("end tasks") as conn:
-            return conn.execute(
-                sa.update(t.tasks).where(c.job_id == job_id, c.state.in_(list(from_states)))
-                .values(state=state, detail=detail, updated_at=now, finished_at=now,
-                        claimed_by=None, claim_until=None)).rowcount
+        # In key order, as the sessions' outcomes lock (see _update_in_key_order).
+        return len(self._update_in_key_order(
+            "end tasks", sa.and_(c.job_id == job_id, c.state.in_(list(from_states))),
+            {"state": state, "detail": detail, "updated_at": now, "finished_at": now,
+             "claimed_by": None, "claim_until": None}))
 
     def contactable_tasks(self, job_id: int, wave: int) -> int:
         """Pending tasks of ``wave`` that still get connection requests (their device

@@ -169,6 +169,33 @@ def test_renew_claims_locks_rows_in_key_order(pg_url: str) -> None:
         store.close()
 
 
+@pytest.mark.parametrize("write", ["end_tasks", "release_claims"])
+def test_ending_tasks_and_releasing_claims_lock_rows_in_key_order(pg_url: str, write: str) -> None:
+    # A cancel (end_tasks) and a node's stop (release_claims) meet the sessions' outcomes
+    # too: inside a group (no retry) each must wait for the first row, holding nothing.
+    done: list[int] = []
+
+    def grouped(s: Store, j: int, a: str, b: str) -> None:
+        with s.group():
+            if write == "end_tasks":
+                done.append(s.end_tasks(j, state="cancelled", detail="cancelled", now=T0))
+            else:
+                done.append(s.release_claims("n1"))
+
+    errors, store, job_id, _, _ = _deadlock(pg_url, grouped, other_first=True)
+    try:
+        assert errors == [] and done == [2]
+        tasks = store.list_tasks(job_id)
+        if write == "end_tasks":
+            assert {t.state for t in tasks} == {"cancelled"}
+        else:
+            # released: another node takes both at once, though the claims had 30 s left
+            assert len(store.claim_tasks(job_id, "n2", max_wave=0, limit=10, until=T0 + timedelta(seconds=30),
+                                         now=T0)) == 2
+    finally:
+        store.close()
+
+
 def test_renew_claims_retries_a_deadlock_at_once(pg_url: str) -> None:
     renewed: list[set[tuple[int, str]]] = []
     errors, store, job_id, first, second = _deadlock(
