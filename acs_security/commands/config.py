@@ -212,7 +212,7 @@ def render_reference() -> str:
         "- `acs-security config example` prints a configuration file with every setting commented out",
         "  (`deploy/acs-security.toml` is its output).",
         "- `acs-security config check --config FILE` loads a file (and the environment) as `serve`",
-        "  would and prints the effective settings, or the error (exit code 2).",
+        "  would and prints the effective settings, or every problem it finds, all at once (exit code 2).",
         "- Deployment (single machine, several nodes, TLS, backup): [deploy.md](deploy.md).",
         "- The connection limits and timeouts, and the phones' addresses behind a proxy",
         "  (`trusted_proxies`, `proxy_protocol`): [deploy.md](deploy.md#connections-timeouts-and-proxies).",
