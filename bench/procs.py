@@ -42,7 +42,14 @@ class Proc:
     """A child process with its CPU and memory accounting."""
 
     def __init__(self, argv: Sequence[str], *, log: Path | None = None,
-                 env: dict[str, str] | None = None, stdout_pipe: bool = False) -> None:
+                 env: dict[str, str] | None = None, stdout_pipe: bool = False,
+                 cpus: frozenset[int] | None = None) -> None:
+        """``cpus``: start it under ``taskset -c`` on those CPUs (bench/affinity.py), so that
+        every thread it creates inherits them."""
+        if cpus is not None:
+            from bench.affinity import taskset_prefix
+
+            argv = [*taskset_prefix(cpus), *argv]
         self.argv = list(argv)
         # Closed in stop(): the file outlives this constructor.
         self._log: IO[bytes] | None = open(log, "wb") if log is not None else None  # noqa: SIM115
@@ -154,10 +161,11 @@ class AcsProcess:
 
 
 def start_acs(workdir: Path, db: str, *, args: Sequence[str] = (), timeout: float = 60,
-              cwmp: int | None = None, api: int | None = None) -> AcsProcess:
+              cwmp: int | None = None, api: int | None = None,
+              cpus: frozenset[int] | None = None) -> AcsProcess:
     """``acs-security serve`` on loopback ports (free ones unless given), CPE authentication
     off (the figures are for sessions without the digest round trip), its log (one line per
-    session, as in production) to ``workdir/serve-PORT.log``. Returns once its management
+    session, as in production) to ``workdir/serve-PORT.log``; ``cpus``: pinned there (Proc). Returns once its management
     API answers /healthz. Raises RuntimeError if it exits first."""
     workdir.mkdir(parents=True, exist_ok=True)
     cwmp = cwmp or free_port()
@@ -167,7 +175,7 @@ def start_acs(workdir: Path, db: str, *, args: Sequence[str] = (), timeout: floa
     argv = [PY, "-m", "acs_security.cli", "serve", "--db", db, "--no-cpe-auth",
             "--cwmp-listen", f"127.0.0.1:{cwmp}", "--api-listen", f"127.0.0.1:{api}",
             "--max-connections-per-ip", "0", *args]
-    proc = Proc(argv, log=workdir / f"serve-{cwmp}.log")
+    proc = Proc(argv, log=workdir / f"serve-{cwmp}.log", cpus=cpus)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
