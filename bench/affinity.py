@@ -7,6 +7,8 @@ sched_setaffinity), and reading back where the kernel lets each of them run.
 - HAProxy (started by acs_security/sim/haproxy.py) starts from a thread of the bench that is
   itself moved to the shared CPUs for that moment (:func:`launching_on`): the child inherits
   the mask at fork, so HAProxy also sizes its thread count to them.
+- The bench itself (it polls the management API, samples the processes' memory) runs on the
+  shared CPUs for the figure: it too is a process both runs share.
 - PostgreSQL runs already, under its own user: :class:`PostgresPin` moves the postmaster and
   its current children (backends, checkpointer, WAL writer...) to the shared CPUs for the run
   (backends forked during the run inherit the postmaster's mask) and puts every one back
@@ -114,8 +116,8 @@ def taskset_prefix(cpus: frozenset[int]) -> list[str]:
 @contextmanager
 def launching_on(cpus: frozenset[int]) -> Iterator[None]:
     """The calling thread (Linux: PID 0 is the calling thread) runs on ``cpus`` inside the
-    block, so a process it starts there inherits them; the old mask afterwards. Start no
-    Python thread inside: it would keep ``cpus`` for good."""
+    block, so a process or a thread it starts there inherits them (a thread keeps them for
+    good); the old mask afterwards."""
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, cpus)
     try:

@@ -21,28 +21,37 @@ One run (:func:`cluster_push`), on a fresh PostgreSQL schema each:
    connections (phone sessions; one per request with HAProxy, which does not keep a node
    connection past its client's) each node got during the push.
 
+``pin=True`` (``bench.run --pin``, ``python -m bench.cluster --pin``): each node on a core of its
+own and the simulator, the balancer and PostgreSQL on the other cores, the same in both runs
+(bench/pinning.py decides, bench/affinity.py applies and reads back); on a machine with fewer
+cores than that needs, the figure is not measured and the reason is the result.
+
 A two-node job that does not end within ``timeout`` (nodes that do not share the job's work
 leave the phones that call the other node unserved) is reported as it stood, not raised.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from acs_security.deploy_config import HaproxyNode
 from acs_security.sim.haproxy import HaproxyProcess, find_haproxy, loopback_layout
+from bench.affinity import PostgresPin, launching_on, observe, read_cores
+from bench.pinning import PinningRefused, choose_cpus, describe_layout, format_cpus, plan_layout
 from bench.procs import PY, REPO, AcsProcess, Proc, free_port, start_acs, wait_for_line
 from bench.push import CR_PASSWORD, CR_USER, SIM_MODELS, _time, _wait, postgres_schema
 from bench.sessions import HARDENING
 
-__all__ = ["cluster_push", "measure_cluster"]
+__all__ = ["cluster_push", "measure_cluster", "main"]
 
 
 def _lb_stats(lb: Proc, path: Path, previous: int) -> dict[str, Any]:
@@ -113,15 +122,19 @@ class _Balancer:
         """What the nodes need behind it: HAProxy's PROXY v2 header, believed from 127.0.0.1."""
         return ["--trusted-proxies", "127.0.0.1", "--proxy-protocol", "cwmp"] if self.kind == "haproxy" else []
 
-    def start(self) -> None:
+    def start(self, cpus: frozenset[int] | None = None) -> None:
         if self.haproxy is not None:
-            self.haproxy.start()
+            if cpus is None:
+                self.haproxy.start()
+            else:
+                with launching_on(cpus):  # HAProxy inherits the mask (and sizes its threads to it)
+                    self.haproxy.start()
             for name in self.names.values():
                 self.haproxy.wait_server("acs_cwmp", name, "UP", 30)
             return
         self.lb = Proc([PY, "-m", "bench.lb", "--listen", f"127.0.0.1:{self.port}",
                         *[x for k in self.names for x in ("--backend", k)],
-                        "--stats", str(self._stats_file)], stdout_pipe=True)
+                        "--stats", str(self._stats_file)], stdout_pipe=True, cpus=cpus)
         wait_for_line(self.lb, "listening")
 
     def connections(self) -> dict[str, int]:
@@ -133,6 +146,13 @@ class _Balancer:
         state = _lb_stats(self.lb, self._stats_file, self._seq)
         self._seq = int(state["seq"])
         return {self.names.get(k, k): int(v["connections"]) for k, v in state["backends"].items()}
+
+    @property
+    def pid(self) -> int:
+        if self.haproxy is not None:
+            return self.haproxy.current.pid
+        assert self.lb is not None
+        return self.lb.pid
 
     def cpu_s(self) -> float:
         if self.haproxy is not None:
@@ -151,9 +171,11 @@ def cluster_push(workdir: Path, db_url: str, *, nodes: int, phones: int, boot_ra
                  max_in_progress: int = 2000, max_cr_in_flight: int = 400,
                  sim_sessions: int = 400, timeout: float = 600.0,
                  job_timeout: float = 600.0, node_args: Sequence[str] = (),
-                 balancer: str = "haproxy") -> dict[str, Any]:
+                 balancer: str = "haproxy",
+                 layout: Mapping[str, frozenset[int]] | None = None) -> dict[str, Any]:
     """One push through the balancer to ``nodes`` nodes on ``db_url`` (a fresh database);
-    ``node_args``: more ``serve`` flags for every node."""
+    ``node_args``: more ``serve`` flags for every node; ``layout``: bench/pinning.py's, to pin
+    the processes by (None: unpinned)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "cr.pw").write_text(CR_PASSWORD + "\n")
     os.chmod(workdir / "cr.pw", 0o600)
@@ -162,14 +184,18 @@ def cluster_push(workdir: Path, db_url: str, *, nodes: int, phones: int, boot_ra
     public = lb.url
     acs: list[AcsProcess] = []
     sim = None
+    shared = layout["shared"] if layout is not None else None
+    pg = _postgres_pin(db_url, shared) if shared is not None else None
+    pinning: dict[str, Any] = {"postgres": pg.pin()} if pg is not None else {}
     try:
-        for name, cwmp, api in ports:
+        for i, (name, cwmp, api) in enumerate(ports, 1):
             # One at a time: the first applies the migrations, the others find them done.
             acs.append(start_acs(workdir, db_url, cwmp=cwmp, api=api, args=[
                 "--public-url", public, "--node-id", name, "--role", "all",
                 "--cr-username", CR_USER, "--cr-password-file", str(workdir / "cr.pw"),
-                "--max-cr-in-flight", str(max_cr_in_flight), *lb.node_args(), *node_args]))
-        lb.start()
+                "--max-cr-in-flight", str(max_cr_in_flight), *lb.node_args(), *node_args],
+                cpus=layout[f"node{i}"] if layout is not None else None))
+        lb.start(shared)
         trust = ["--trust-ca", str(lb.ca)] if lb.ca is not None else []
         sim = Proc([PY, "-m", "acs_security.cli", "simulate", "--acs", public,
                     "--resolve", "acs.example.net:127.0.0.1", "--phones", str(phones),
@@ -177,7 +203,7 @@ def cluster_push(workdir: Path, db_url: str, *, nodes: int, phones: int, boot_ra
                     "--cr-password-mode", "shared", "--cr-username", CR_USER,
                     "--cr-password-file", str(workdir / "cr.pw"), *trust,
                     "--max-sessions", str(sim_sessions), "--boot-ramp", str(boot_ramp),
-                    "--status-interval", "5"], log=workdir / f"simulate-{lb.port}.log")
+                    "--status-interval", "5"], log=workdir / f"simulate-{lb.port}.log", cpus=shared)
         first = acs[0]
         boot0 = time.monotonic()
 
@@ -202,6 +228,12 @@ def cluster_push(workdir: Path, db_url: str, *, nodes: int, phones: int, boot_ra
             "select": "model=" + ",".join(SIM_MODELS), "max_fault_rate": 1.0, "deadline": "30m",
             "max_in_progress": max_in_progress})
         job_id = int(job["id"])
+        if layout is not None:
+            # What the kernel has during the push: every thread of each process, and the
+            # PostgreSQL processes (the nodes' backends among them).
+            pinning["observed"] = observe({**{n: a.proc.pid for (n, _, _), a in zip(ports, acs, strict=True)},
+                                           "simulator": sim.pid, "balancer": lb.pid,
+                                           "bench": os.getpid()}, pg)
         state: dict[str, Any] = {}
 
         def finished() -> bool:
@@ -226,6 +258,8 @@ def cluster_push(workdir: Path, db_url: str, *, nodes: int, phones: int, boot_ra
         lb.stop()
         for a in acs:
             a.proc.stop()
+        if pg is not None:
+            pinning["postgres_restored"] = pg.restore()
     applied = [d for d in report["devices"] if str(d["state"]).startswith("applied")]
     sessions = {k: v - before.get(k, 0) for k, v in after.items()}
     complete = ended and state.get("state") == "completed" and len(applied) == phones
@@ -253,31 +287,75 @@ def cluster_push(workdir: Path, db_url: str, *, nodes: int, phones: int, boot_ra
         "tasks_by_node": {str(k) if k is not None else "unrecorded": v
                           for k, v in sorted(tasks_by_node.items(), key=lambda kv: str(kv[0]))},
         "sessions_by_node": dict(sorted(sessions.items())),
+        "pinning": pinning,
     }
 
 
+def _postgres_pin(db_url: str, cpus: frozenset[int]) -> PostgresPin:
+    """The server of ``db_url``, found from this connection's backend (its parent is the
+    postmaster), read while the backend is alive."""
+    import psycopg
+
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        return PostgresPin(int(row[0]), cpus)
+
+
+def pin_layout(counts: Sequence[int], cpus: str | None = None) -> dict[str, frozenset[int]]:
+    """The layout for runs of ``counts`` nodes, from the CPUs this process may use (or
+    ``cpus``, ``--cpus``). Raises PinningRefused with the reason."""
+    chosen = choose_cpus(os.sched_getaffinity(0), cpus)
+    return plan_layout(chosen, max(counts), cores=read_cores(chosen))
+
+
 def measure_cluster(work: Path, base_url: str, *, phones: int, boot_ramp: float,
-                    timeout: float, balancer: str = "haproxy") -> dict[str, Any]:
-    """The push with one node, then with two, each on a fresh schema; the figure's keys."""
+                    timeout: float, balancer: str = "haproxy", pin: bool = False,
+                    cpus: str | None = None, counts: Sequence[int] = (1, 2)) -> dict[str, Any]:
+    """The push with one node, then with two (``counts``), each on a fresh schema; the
+    figure's keys. ``pin``: every run on the layout of bench/pinning.py for the largest count
+    (``cpus``: the CPUs to lay out); when it cannot be made, nothing is measured and
+    ``cluster_pinning`` says why (a figure measured unpinned is not the pinned one)."""
     out: dict[str, Any] = {"cluster_phones": phones, "cluster_balancer": balancer}
-    runs: dict[int, dict[str, Any]] = {}
-    for nodes in (1, 2):
-        db, drop = postgres_schema(base_url, f"acs_bench_cluster{nodes}_{os.getpid()}")
+    layout = None
+    if pin:
         try:
-            runs[nodes] = cluster_push(work / f"cluster-{nodes}", db, nodes=nodes, phones=phones,
-                                       boot_ramp=boot_ramp, job_timeout=timeout, balancer=balancer)
-        finally:
-            drop()
+            layout = pin_layout(counts, cpus)
+        except PinningRefused as exc:
+            out["cluster_pinning"] = {"requested": True, "refused": str(exc)}
+            out["cluster_phones_per_s_1node"] = out["cluster_phones_per_s_2nodes"] = None
+            out["cluster_ratio_2_vs_1"] = None
+            out["cluster_notes"] = []  # the report's pinning note says it (bench/report.py)
+            return out
+        out["cluster_pinning"] = {"requested": True, "layout": {k: format_cpus(v) for k, v in layout.items()},
+                                  "described": describe_layout(layout)}
+    else:
+        out["cluster_pinning"] = {"requested": False}
+    runs: dict[int, dict[str, Any]] = {}
+    # Pinned, the bench (this thread, and the threads it starts: the memory samplers) runs on
+    # the shared CPUs too, off the nodes' cores.
+    with launching_on(layout["shared"]) if layout is not None else contextlib.nullcontext():
+        for nodes in counts:
+            db, drop = postgres_schema(base_url, f"acs_bench_cluster{nodes}_{os.getpid()}")
+            try:
+                runs[nodes] = cluster_push(work / f"cluster-{nodes}", db, nodes=nodes, phones=phones,
+                                           boot_ramp=boot_ramp, job_timeout=timeout, balancer=balancer,
+                                           layout=layout)
+            finally:
+                drop()
     notes: list[str] = []
     for nodes, r in runs.items():
         tag = "1node" if nodes == 1 else f"{nodes}nodes"
         for key in ("phones_per_s", "duration_s", "p50_s", "p99_s", "server_cpu_ms_per_phone",
                     "balancer_cpu_ms_per_phone", "simulator_cpu_ms_per_phone", "state", "applied", "tasks_by_node",
-                    "sessions_by_node", "server_cpu_s", "boot_s"):
+                    "sessions_by_node", "server_cpu_s", "boot_s", "pinning"):
             out[f"cluster_{key}_{tag}"] = r[key]
         if not r["complete"]:
             notes.append(f"6 cluster, {nodes} node(s): job {r['state']}, {r['applied']} of "
                          f"{phones} applied ({r['counts']}); phones/s not reported")
+    if 1 not in runs or 2 not in runs:
+        out["cluster_notes"] = notes
+        return out
     one, two = runs[1]["phones_per_s"], runs[2]["phones_per_s"]
     out["cluster_ratio_2_vs_1"] = round(two / one, 3) if one and two else None
     tasks = runs[2]["tasks_by_node"]
@@ -297,3 +375,37 @@ def measure_cluster(work: Path, base_url: str, *, phones: int, boot_ramp: float,
         notes.append(f"6 cluster: tasks.node NULL for {tasks['unrecorded']} of {total} tasks")
     out["cluster_notes"] = notes
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Figure 6 alone, or one of its runs: prints the result as JSON; exit 1 when not measured."""
+    p = argparse.ArgumentParser(description="figure 6: the push with 1 and 2 nodes on PostgreSQL")
+    p.add_argument("--postgres", default=os.environ.get("ACS_BENCH_POSTGRES_URL")
+                   or os.environ.get("ACS_TEST_POSTGRES_URL"), metavar="URL")
+    p.add_argument("--nodes", default="1,2", help="node counts to run (default 1,2: the comparison)")
+    p.add_argument("--phones", type=int, default=2_000)
+    p.add_argument("--boot-ramp", type=float, default=4.0)
+    p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--balancer", choices=("haproxy", "tcp"), default="haproxy")
+    p.add_argument("--pin", action="store_true", help="a core per node, the shared processes on the rest")
+    p.add_argument("--cpus", metavar="LIST", help="the CPUs to lay out (e.g. 0-3); implies --pin")
+    p.add_argument("--work", type=Path, help="keep the logs there (default: a temporary folder)")
+    args = p.parse_args(argv)
+    try:
+        counts = sorted({int(n) for n in args.nodes.split(",")})
+    except ValueError:
+        p.error(f"--nodes {args.nodes!r}: node counts such as 1,2")
+    if not args.postgres or not counts or counts[0] < 1:
+        p.error("needs --postgres URL (or $ACS_BENCH_POSTGRES_URL) and node counts of 1 or more")
+    work = args.work or Path(tempfile.mkdtemp(prefix="acs-cluster-"))
+    out = measure_cluster(work, args.postgres, phones=args.phones, boot_ramp=args.boot_ramp,
+                          timeout=args.timeout, balancer=args.balancer, pin=args.pin or args.cpus is not None,
+                          cpus=args.cpus, counts=counts)
+    print(json.dumps(out, indent=2, sort_keys=True))
+    return 1 if out["cluster_pinning"].get("refused") else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine", "ROWS", "render_table", "write_results", "check_targets"]
+__all__ = ["machine", "ROWS", "render_table", "write_results", "check_targets", "pinning_note"]
 
 _LIBRARIES = ("acs-security", "twisted", "lxml", "sqlalchemy", "psycopg", "treq", "cryptography",
               "psutil")
@@ -166,9 +166,33 @@ def render_table(results: dict[str, Any]) -> str:
         if i == 0:
             lines.append("-" * len(lines[0]))
     notes = list(results.get("notes") or [])
+    if "cluster_pinning" in results:
+        notes.append(pinning_note(results))
     notes.append("bx = the server's CPU per pushed phone in bare twisted.web exchanges (the "
                  "machine's speed when it was measured); growth's baseline column is raw CPU ms")
     return "\n".join(lines + [f"note: {n}" for n in notes])
+
+
+def pinning_note(results: dict[str, Any]) -> str:
+    """Figure 6's process placement: the layout and what the kernel had during each run, or
+    why it was not pinned."""
+    pin = results.get("cluster_pinning") or {}
+    if not pin.get("requested"):
+        return ("6 cluster: processes not pinned (the nodes share every core with the simulator, "
+                "PostgreSQL and the balancer; --pin gives each node a core of its own)")
+    if pin.get("refused"):
+        return f"6 cluster: not pinned, not measured: {pin['refused']}"
+    parts = [f"6 cluster pinned: {pin.get('described')}"]
+    for tag in ("1node", "2nodes"):
+        run = results.get(f"cluster_pinning_{tag}") or {}
+        if run.get("postgres"):
+            parts.append(f"{tag}: {run['postgres']}")
+        seen = run.get("observed") or {}
+        if seen:
+            parts.append(f"{tag}, CPUs allowed during the push: " + ", ".join(
+                f"{name} " + "/".join(f"{cpus} x{n}" for cpus, n in sorted(threads.items()))
+                for name, threads in seen.items()))
+    return "; ".join(parts)
 
 
 def write_results(results: dict[str, Any], directory: Path) -> tuple[Path, Path]:

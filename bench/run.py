@@ -2,7 +2,7 @@
 as JSON in ``bench/results/`` (``latest.json`` and a dated copy).
 
     .venv/bin/python -m bench.run [--quick] [--only codec,sessions,push,growth,postgres,cluster,desired,files]
-                                  [--postgres URL] [--profile DIR] [--keep]
+                                  [--postgres URL] [--profile DIR] [--keep] [--pin [--cpus 0-3]]
 
 PostgreSQL (figures 5 and 6) uses ``--postgres``, else $ACS_BENCH_POSTGRES_URL, else
 $ACS_TEST_POSTGRES_URL; without one, those figures are reported as not measured. Exit status 0
@@ -58,7 +58,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--balancer", choices=("haproxy", "tcp"), default="haproxy",
                    help="figure 6's load balancer: real HAProxy with TLS (default; deploy/haproxy.cfg) "
                         "or the project's TCP balancer with plain HTTP (the figure before HAProxy)")
+    p.add_argument("--pin", action="store_true",
+                   help="figure 6 with each node on a core of its own and the simulator, PostgreSQL and "
+                        "the balancer on the other cores, the same in both runs (needs 3 cores or more; "
+                        "bench/pinning.py)")
+    p.add_argument("--cpus", metavar="LIST",
+                   help="the CPUs figure 6 lays out when pinned, e.g. 0-3 (default: all this process "
+                        "may use); implies --pin")
     args = p.parse_args(argv)
+    if args.cpus is not None:
+        from bench.pinning import PinningRefused, parse_cpus
+
+        try:
+            parse_cpus(args.cpus)
+        except PinningRefused as exc:
+            p.error(str(exc))
+        args.pin = True
     only = {f.strip() for f in args.only.split(",") if f.strip()}
     unknown = only - set(FIGURES)
     if unknown:
@@ -105,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                                     "$ACS_BENCH_POSTGRES_URL or $ACS_TEST_POSTGRES_URL)")
             results["cluster_phones_per_s_2nodes"] = None
         else:
-            step("cluster", lambda: _cluster(work, size, args.postgres, results["notes"], args.balancer))
+            step("cluster", lambda: _cluster(work, size, args.postgres, results["notes"], args.balancer,
+                                             args.pin, args.cpus))
+            if (results.get("cluster_pinning") or {}).get("refused"):
+                failed.append("cluster")  # asked pinned, could not be: not measured
         step("files", lambda: _files(work, size))
         step("nat", lambda: _nat(work, size))
     finally:
@@ -221,13 +239,14 @@ def _nat(work: Path, size: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cluster(work: Path, size: dict[str, Any], url: str, notes: list[str],
-             balancer: str = "haproxy") -> dict[str, Any]:
+             balancer: str = "haproxy", pin: bool = False, cpus: str | None = None) -> dict[str, Any]:
     """Figure 6: the push of figure 5 with one and with two nodes behind the balancer (real
-    HAProxy unless ``balancer`` is "tcp"), each on a fresh schema (bench/cluster.py)."""
+    HAProxy unless ``balancer`` is "tcp"), each on a fresh schema (bench/cluster.py); ``pin``:
+    a core per node (bench/pinning.py)."""
     from bench.cluster import measure_cluster
 
     out = measure_cluster(work, url, phones=size["cluster"], boot_ramp=size["boot_ramp"],
-                          timeout=size["cluster_timeout"], balancer=balancer)
+                          timeout=size["cluster_timeout"], balancer=balancer, pin=pin, cpus=cpus)
     notes.extend(out.pop("cluster_notes"))
     return out
 

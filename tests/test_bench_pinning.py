@@ -9,6 +9,7 @@ import pytest
 
 from bench.affinity import PostgresPin, children, parse_stat, read_cores, threads_allowed
 from bench.pinning import PinningRefused, choose_cpus, describe_layout, format_cpus, parse_cpus, plan_layout
+from bench.report import pinning_note
 
 
 # -- the layout -------------------------------------------------------------------------------
@@ -187,3 +188,15 @@ def test_a_backend_that_is_not_local_is_not_pinned(tmp_path: Path) -> None:
                             "of this machine (a server elsewhere or in another PID namespace)")
     assert kernel.masks == {55: {0, 1}}
 
+
+# -- the report -------------------------------------------------------------------------------
+def test_the_report_prints_the_refusal_the_layout_and_what_was_seen() -> None:
+    assert "not pinned" in pinning_note({"cluster_pinning": {"requested": False}})
+    refused = pinning_note({"cluster_pinning": {"requested": True, "refused": "pinning 2 nodes needs 3 CPUs"}})
+    assert refused == "6 cluster: not pinned, not measured: pinning 2 nodes needs 3 CPUs"
+    note = pinning_note({
+        "cluster_pinning": {"requested": True, "described": "node1 on CPU 0, shared (...) on CPU 1"},
+        "cluster_pinning_1node": {"postgres": "PostgreSQL pinned: ...",
+                                  "observed": {"acs1": {"0": 9}, "postgres": {"1": 12}}}})
+    assert note == ("6 cluster pinned: node1 on CPU 0, shared (...) on CPU 1; 1node: PostgreSQL pinned: ...; "
+                    "1node, CPUs allowed during the push: acs1 0 x9, postgres 1 x12")
