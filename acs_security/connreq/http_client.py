@@ -305,10 +305,12 @@ class HttpConnectionRequester:
     async def _exchange(self, target: _Target, username: str | None, password: str | None
                         ) -> ConnectionRequestResult:
         deadline = self._clock.seconds() + self._timeout
-        cache = self._cache if username is not None and password is not None else None
-        key = cache_key(target.safe, username) if cache is not None and username is not None else ""
-        pre = (self._preemptive(cache, key, target, username, password)
-               if cache is not None and username is not None and password is not None else None)
+        # Nonce reuse needs a credential: without one the request goes bare, as before.
+        cache: DigestNonceCache | None = None
+        key, pre = "", None
+        if self._cache is not None and username is not None and password is not None:
+            cache, key = self._cache, cache_key(target.safe, username)
+            pre = self._preemptive(cache, key, target, username, password)
         auth: str | None = None
         answered: DigestChallenge | None = None
         nc, received_at = 1, self._clock.seconds()

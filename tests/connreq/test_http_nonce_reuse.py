@@ -269,3 +269,25 @@ def test_worst_case_with_a_cached_nonce_is_three_requests_as_without() -> None:
     assert len(phone.authorizations) == 5
     reuse = cache.take(cache_key("http://192.0.2.10:7547/cr/4f2a", USER), clock.seconds())
     assert reuse is not None and reuse.challenge.nonce == "n2" and not reuse.challenge.stale
+
+
+def test_no_credential_never_uses_the_cache() -> None:
+    clock = make_clock()
+    phone = Phone(clock)
+    cr = requester(phone, clock, DigestNonceCache())
+    assert result_of(cr.request(URL, USER, PASSWORD)).ok
+    result = result_of(cr.request(URL, None, None))
+    assert result.kind is ResultKind.NEEDS_CREDENTIAL
+    assert phone.resource.authorizations[2] is None and phone.legs() == 3
+
+
+def test_basic_is_not_cached() -> None:
+    clock = make_clock()
+    cache = DigestNonceCache()
+    phone = Scripted((401, b'Basic realm="phone"'), (200, None), (401, b'Basic realm="phone"'), (200, None))
+    cr = HttpConnectionRequester(RequestTraversalAgent(phone), clock, nonce_source=lambda n: b"\x01" * n,
+                                 allow_basic=True, digest_cache=cache)
+    assert result_of(cr.request(URL, USER, PASSWORD)).auth == "basic"
+    assert result_of(cr.request(URL, USER, PASSWORD)).auth == "basic"
+    assert phone.authorizations[0] is None and phone.authorizations[2] is None
+    assert len(cache) == 0
