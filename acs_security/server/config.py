@@ -124,6 +124,7 @@ class ServerConfig:
     cr_username: str | None = None
     cr_password_file: Path | None = None
     cr_timeout: float = 10.0
+    connection_request_nonce_reuse: bool = True
     max_cr_in_flight: int = 200
     cr_session_wait: float = 45.0
     # TR-111 part 2 STUN server (docs/nat.md); None ('off'): not run.
@@ -391,6 +392,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "cr_username": ("str", "connection-request username used for devices without their own credential"),
     "cr_password_file": ("path", "file holding the connection-request password that goes with cr_username"),
     "cr_timeout": ("float", "seconds a connection request may take"),
+    "connection_request_nonce_reuse": ("bool", "reuse a phone's last digest nonce (RFC 7616 nc): 1 request, not 2"),
     "max_cr_in_flight": ("int", "connection requests in flight at once, over all jobs"),
     "cr_session_wait": ("float", "seconds a device that accepted a connection request has to call in"),
     "stun_listen": ("endpoint", "HOST:PORT of the STUN server for phones behind NAT (TR-111; default "

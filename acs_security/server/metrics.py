@@ -151,6 +151,25 @@ class _StunCollector:
                                   value=limited)
 
 
+class _NonceCacheCollector:
+    """The HTTP connection-request client's digest nonce cache (connreq/digest_cache.py),
+    read when scraped."""
+
+    def __init__(self, cache: Any) -> None:
+        self._cache = cache
+
+    def collect(self) -> Any:
+        c = CounterMetricFamily("acs_connection_request_preemptive_digest", "HTTP connection requests sent with "
+                                "Authorization at once on the phone's last nonce (RFC 7616 nc), by whether the "
+                                "phone accepted it (refused: one more request answers its fresh challenge)",
+                                labels=["outcome"])
+        c.add_metric(["accepted"], self._cache.accepted)
+        c.add_metric(["refused"], self._cache.refused)
+        yield c
+        yield GaugeMetricFamily("acs_connection_request_nonce_cache_entries", "Phones whose last digest nonce "
+                                "is remembered for reuse", value=len(self._cache))
+
+
 class AcsMetrics:
     """The counters and histograms, plus :meth:`render` for ``/metrics``."""
 
@@ -222,6 +241,10 @@ class AcsMetrics:
     def watch_stun(self, service: Any) -> None:
         """Report the node's STUN server (a connreq/stun_service.py StunService) at each scrape."""
         self.registry.register(_StunCollector(service))
+
+    def watch_nonce_cache(self, cache: Any) -> None:
+        """Report the connection-request nonce cache's counters when scraped."""
+        self.registry.register(_NonceCacheCollector(cache))
 
     def watch_connections(self, groups: Mapping[str, Any]) -> None:
         """Report the open connections of each listener group (name -> ConnectionCounts)."""

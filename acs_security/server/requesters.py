@@ -22,6 +22,7 @@ from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
+from acs_security.connreq.digest_cache import DigestNonceCache
 from acs_security.connreq.http_client import HttpConnectionRequester
 from acs_security.connreq.pool import QuietConnectionPool
 from acs_security.connreq.stun_service import StunService
@@ -109,8 +110,12 @@ def start_requesters(cfg: ServerConfig, reactor: Any, store: Any, metrics: AcsMe
     agent = Agent.usingEndpointFactory(
         reactor, DirectIPEndpointFactory(reactor, timeout=cfg.cr_timeout),
         pool=QuietConnectionPool(reactor, persistent=False))
+    # RFC 7616 nc: the next request to a phone answers its last nonce at once (connreq/digest_cache.py).
+    cache = DigestNonceCache() if cfg.connection_request_nonce_reuse else None
     http = CountingRequester(HttpConnectionRequester(agent, reactor, nonce_source=random_bytes,
-                                                     timeout=cfg.cr_timeout), metrics, "http")
+                                                     timeout=cfg.cr_timeout, digest_cache=cache), metrics, "http")
+    if cache is not None:
+        metrics.watch_nonce_cache(cache)
     default = _default_credential(cfg)
     xmpp = start_xmpp(cfg, reactor, metrics)  # before the sockets: a bad file changes nothing
     # UDP connection requests leave from the STUN server's socket (server/stun.py), where

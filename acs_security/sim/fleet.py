@@ -41,7 +41,7 @@ from acs_security.sim.client_certs import DeviceCertificates
 from acs_security.sim.faults import FaultKind, FaultSpec
 from acs_security.sim.fleet_args import FleetConfigError, check_arguments
 from acs_security.sim.fleet_args import endpoint as _endpoint
-from acs_security.sim.listeners import ConnectionRequestRoot, UdpConnectionRequestProtocol
+from acs_security.sim.listeners import ConnectionRequestRoot, UdpConnectionRequestProtocol, tracked_nonces_for
 from acs_security.sim.lockout import AcsTlsFacts
 from acs_security.sim.nat import NAT_VALUES, SimulatedNat, behind_nat
 from acs_security.sim.phone import MS, Phone, PhoneEnvironment
@@ -167,8 +167,8 @@ class SimulatedFleet:
         self._stopped = False
         self._started = False
         self._pump_pending = False
-        self._cr_verifier = DigestVerifier(_CR_REALM, self._rng.randbytes(32),
-                                           algorithms=("SHA-256", "MD5"))
+        self._cr_verifier = DigestVerifier(_CR_REALM, self._rng.randbytes(32), algorithms=("SHA-256", "MD5"),
+                                           max_tracked_nonces=tracked_nonces_for(phones))
 
     def __repr__(self) -> str:
         return f"SimulatedFleet({len(self.phones)} phones -> {self.env.acs_url!r})"

@@ -30,7 +30,20 @@ from acs_security.httpauth.result import AuthResult
 from acs_security.httpauth.twisted_resource import DigestProtectedResource
 from acs_security.sim.phone import Phone
 
-__all__ = ["ConnectionRequestHooks", "ConnectionRequestRoot", "UdpConnectionRequestProtocol"]
+__all__ = ["ConnectionRequestHooks", "ConnectionRequestRoot", "UdpConnectionRequestProtocol", "tracked_nonces_for"]
+
+
+def tracked_nonces_for(phones: int) -> int:
+    """How many nonces the fleet's one shared DigestVerifier tracks (max_tracked_nonces).
+
+    The ACS reuses each phone's last nonce for up to 240 s (RFC 7616 nc, connreq/
+    digest_cache.py), within the 300 s nonce lifetime, so up to one live nonce per phone
+    is in use, and a few more when jobs overlap. A tracker smaller than that drops live
+    nonces under pressure: their reuse, and the first use of any nonce issued no later
+    than a dropped one, is answered stale (httpauth/nonces.py), an extra request per
+    phone. Two per phone keeps a fleet below the pressure point; ~100 bytes an entry.
+    """
+    return max(10_000, 2 * phones)
 
 
 class ConnectionRequestHooks(Protocol):

@@ -168,3 +168,11 @@ def test_one_problem_reads_as_before():
         load_config(environ={}, overrides={"max_sessions": 0})
     assert str(caught.value) == "max_sessions must be at least 1"
     assert caught.value.problems == ("max_sessions must be at least 1",)
+
+
+def test_connection_request_nonce_reuse_is_on_by_default_and_can_be_turned_off(tmp_path):
+    assert load_config(environ={}).connection_request_nonce_reuse is True
+    f = tmp_path / "acs.toml"
+    f.write_text("connection_request_nonce_reuse = false\n")
+    assert load_config(config_file=f, environ={}).connection_request_nonce_reuse is False
+    assert load_config(environ={"ACS_CONNECTION_REQUEST_NONCE_REUSE": "false"}).connection_request_nonce_reuse is False

@@ -39,3 +39,20 @@ def test_connections_closed_refused_and_open_are_exported():
     assert 'acs_http_connections_closed_total{listener="cwmp",reason="header_timeout"} 1.0' in text
     assert 'acs_http_connections_refused_total{listener="cwmp",reason="max_connections"} 1.0' in text
     assert 'acs_http_open_connections{group="cwmp"} 1.0' in text
+
+
+def test_nonce_cache_outcomes_are_read_when_scraped():
+    from acs_security.connreq.digest_cache import DigestNonceCache, cache_key
+    from acs_security.httpauth.digest import DigestChallenge
+
+    metrics = AcsMetrics()
+    cache = DigestNonceCache()
+    metrics.watch_nonce_cache(cache)
+    cache.remember(cache_key("http://192.0.2.1:7547/", "acs"), DigestChallenge("r", "n"), 1, 0.0)
+    cache.record_outcome(True)
+    cache.record_outcome(True)
+    cache.record_outcome(False)
+    text = metrics.render().decode()
+    assert 'acs_connection_request_preemptive_digest_total{outcome="accepted"} 2.0' in text
+    assert 'acs_connection_request_preemptive_digest_total{outcome="refused"} 1.0' in text
+    assert "acs_connection_request_nonce_cache_entries 1.0" in text
