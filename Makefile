@@ -39,10 +39,11 @@ sim: $(STAMP) var/cr.pw
 	$(BIN)/acs-security simulate --acs http://acs.example.net:7547/ --resolve acs.example.net:127.0.0.1 \
 		--phones 1000 --inform-interval 60 --cr-password-mode shared --cr-username acs --cr-password-file var/cr.pw
 
-# ruff on the code, tests and benchmarks; mypy on the package (configured in pyproject.toml).
+# ruff and mypy on the code, tests and benchmarks (mypy's settings in pyproject.toml, the
+# same for all three).
 lint: $(STAMP)
 	$(BIN)/ruff check acs_security tests bench
-	$(BIN)/mypy acs_security
+	$(BIN)/mypy acs_security tests bench
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q

@@ -59,7 +59,7 @@ def measure_desired(workdir: Path, *, phones: int, rounds: int = 10, procs: int 
                     concurrency: int = 32) -> dict[str, Any]:
     """Figure 7 with ``phones`` periodic sessions per server. Raises RuntimeError when a round
     has failed sessions or the convergence round did not set every phone."""
-    kw = {"procs": procs, "concurrency": concurrency}
+    kw: dict[str, Any] = {"procs": procs, "concurrency": concurrency}
     plain = start_acs(workdir / "plain", f"sqlite:///{workdir}/plain.db")
     assigned = start_acs(workdir / "assigned", f"sqlite:///{workdir}/assigned.db")
     results: dict[str, dict[str, Any] | None] = {"none": None, "three": None}

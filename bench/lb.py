@@ -18,7 +18,9 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from twisted.internet.address import IPv4Address
 
 from acs_security.sim.balancer import TcpBalancer
 
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGUSR1, lambda *_: reactor.callFromThread(write_stats))
     port = balancer.listen(args.listen[1], interface=args.listen[0])
-    print(f"listening {port.getHost().port}", flush=True)
+    # A TCP port has an IPv4Address; IListeningPort.getHost promises only an IAddress.
+    print(f"listening {cast(IPv4Address, port.getHost()).port}", flush=True)
     reactor.run(installSignalHandlers=True)  # SIGTERM/SIGINT stop it
     write_stats()
     return 0

@@ -47,7 +47,7 @@ def _run_round(reactor: Any, ds: DeferredStore, serials: list[str], concurrency:
     now = datetime.now(UTC)
     until = now + timedelta(minutes=5)
     pending = iter(serials)
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}  # the seconds taken, and the failure if any
 
     async def worker() -> None:
         for serial in pending:

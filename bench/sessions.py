@@ -111,7 +111,7 @@ def measure_sessions(workdir: Path, *, phones: int, pushes: int, rounds: int = 3
     ``rounds`` rounds that alternate with the bare server's rounds, so that both see the same
     machine (this VM's speed drifts by tens of percent within a minute). Raises RuntimeError
     when a round has failed sessions or a push session got no SetParameterValues."""
-    kw = {"procs": procs, "concurrency": concurrency}
+    kw: dict[str, Any] = {"procs": procs, "concurrency": concurrency}
     acs = start_acs(workdir / "sessions", f"sqlite:///{workdir}/sessions/acs.db")
     bare_periodic, bare_periodic_url = _start_bare("periodic")
     bare_push, bare_push_url = _start_bare("push")

@@ -10,7 +10,7 @@ ports the OS picks, and the test's coroutine is responsible for stopping what it
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -57,7 +57,8 @@ def _as_global_reactor(reactor: Any) -> Iterator[None]:
             del twisted.internet.reactor  # type: ignore[attr-defined]
 
 
-def run_in_reactor(fn: Callable[[Any], Awaitable[T]], *, timeout: float = 60.0, many_sockets: bool = False) -> T:
+def run_in_reactor(fn: Callable[[Any], Coroutine[Any, Any, T]], *, timeout: float = 60.0,
+                   many_sockets: bool = False) -> T:
     """Run ``await fn(reactor)`` in a fresh reactor; return its result or raise its error.
 
     ``many_sockets``: a poll() reactor, for tests that open more sockets than select() takes
@@ -66,7 +67,7 @@ def run_in_reactor(fn: Callable[[Any], Awaitable[T]], *, timeout: float = 60.0, 
     outcome: dict[str, Any] = {}
 
     def start() -> None:
-        d = ensureDeferred(fn(reactor))
+        d: Deferred[T] = ensureDeferred(fn(reactor))
 
         def done(result: Any) -> None:
             outcome.setdefault("result", result)

@@ -39,7 +39,7 @@ def differences(a: str, b: str) -> list[tuple[str, str]]:
     anything else than words (line count, word count per line)."""
     lines_a, lines_b = a.splitlines(), b.splitlines()
     assert len(lines_a) == len(lines_b), "the configurations have different line counts"
-    out = []
+    out: list[tuple[str, str]] = []
     for la, lb in zip(lines_a, lines_b, strict=True):
         wa, wb = la.split(), lb.split()
         assert len(wa) == len(wb), f"{la!r} / {lb!r}"

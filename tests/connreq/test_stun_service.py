@@ -5,7 +5,7 @@ clock, no sockets."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
@@ -228,7 +228,7 @@ class _NoUdp:
 
 def test_serve_skips_the_stun_server_with_a_clear_line_when_the_port_is_taken() -> None:
     from twisted.internet.error import CannotListenError
-    from twisted.logger import globalLogPublisher
+    from twisted.logger import ILogObserver, globalLogPublisher
 
     from acs_security.server.config import ServerConfig, parse_endpoint
     from acs_security.server.stun import start_stun
@@ -240,7 +240,7 @@ def test_serve_skips_the_stun_server_with_a_clear_line_when_the_port_is_taken() 
 
         lines.append(formatEvent(event))
 
-    globalLogPublisher.addObserver(observer)
+    globalLogPublisher.addObserver(cast(ILogObserver, observer))
     try:
         config = ServerConfig(stun_listen=parse_endpoint("127.0.0.1:3478", setting="stun_listen"))
         taken = _NoUdp(CannotListenError("127.0.0.1", 3478, OSError(98, "Address already in use")))
@@ -254,7 +254,7 @@ def test_serve_skips_the_stun_server_with_a_clear_line_when_the_port_is_taken() 
         service.stop()
         assert start_stun(ServerConfig(stun_listen=None), free, SyncStore(), lambda n: b"\x00" * n) is None
     finally:
-        globalLogPublisher.removeObserver(observer)
+        globalLogPublisher.removeObserver(cast(ILogObserver, observer))
 
 
 def test_the_stun_server_is_exported_to_prometheus_without_usernames() -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.internet.testing import FakeDatagramTransport
-from twisted.logger import LogEvent, Logger, formatEvent
+from twisted.logger import ILogObserver, LogEvent, Logger, formatEvent
 
 from acs_security.connreq.udp import (
     UdpAddressError,
@@ -115,7 +115,7 @@ def test_cancel_stops_remaining_copies() -> None:
 
 def test_password_not_logged() -> None:
     events: list[LogEvent] = []
-    requester, _, clock = setup(log=Logger(observer=events.append))
+    requester, _, clock = setup(log=Logger(observer=cast(ILogObserver, events.append)))
     requester.send("192.0.2.1:7547", USER, PASSWORD)
     clock.advance(10)
     assert len(events) == 1

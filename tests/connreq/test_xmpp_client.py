@@ -30,7 +30,9 @@ class Server:
         host, port, factory, _timeout, _bind = reactor.tcpClients[index]
         self.address = (host, port)
         self.factory = factory
-        self.proto = factory.buildProtocol(None)
+        proto = factory.buildProtocol(None)
+        assert proto is not None
+        self.proto = proto
         self.transport = StringTransport()
         self.proto.makeConnection(self.transport)
 
@@ -63,7 +65,8 @@ class Server:
         from twisted.internet.error import ConnectionLost
         from twisted.python.failure import Failure
         self.proto.connectionLost(Failure(ConnectionLost()))
-        self.factory.clientConnectionLost(None, Failure(ConnectionLost()))
+        # No connector: the client schedules its own reconnection and never uses it.
+        self.factory.clientConnectionLost(None, Failure(ConnectionLost()))  # type: ignore[arg-type]
 
 
 def make(reactor: MemoryReactorClock, states: list[bool] | None = None, **opts: Any) -> XmppClient:
@@ -174,7 +177,7 @@ def test_lost_connection_fails_pending_and_reconnects_with_backoff() -> None:
     assert len(reactor.tcpClients) == 2
     # connection refused, refused again: 2 s, then 4 s (the cap), then 4 s
     for n, delay in ((3, 2.0), (4, 4.0), (5, 4.0)):
-        reactor.tcpClients[-1][2].clientConnectionFailed(None, _refused())
+        reactor.tcpClients[-1][2].clientConnectionFailed(None, _refused())  # type: ignore[arg-type]  # no connector
         reactor.advance(delay - 0.01)
         assert len(reactor.tcpClients) == n - 1
         reactor.advance(0.02)

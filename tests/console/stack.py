@@ -75,7 +75,7 @@ def chromium(download_dir: Path | None = None) -> Any:
         options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
                                                   "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.acs_profile = profile  # removed by the caller with the driver
+    driver.acs_profile = profile  # type: ignore[attr-defined]  # ours: removed by the caller with the driver
     return driver
 
 
@@ -160,7 +160,9 @@ class Stack:
         return blockingCallFromThread(self.reactor, fn, *args)
 
     def token(self, name: str, role: str) -> str:
-        return self.call(lambda: self._in_thread(self.server.issue_token, name, role))
+        server = self.server
+        assert server is not None
+        return self.call(lambda: self._in_thread(server.issue_token, name, role))
 
     @staticmethod
     def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:

@@ -90,7 +90,9 @@ class Console:
         client = StubTreq(self.api)
 
         async def go() -> Answer:
-            resp = await client.request(method, BASE + path, headers=hdrs, data=data, allow_redirects=False)
+            # StubTreq sets its request methods (treq's) as attributes in __init__.
+            resp = await client.request(method, BASE + path, headers=hdrs, data=data,  # type: ignore[attr-defined]
+                                        allow_redirects=False)
             body = await resp.content()
             headers_out = {k.decode().lower(): [v.decode() for v in vs]
                            for k, vs in resp.headers.getAllRawHeaders()}

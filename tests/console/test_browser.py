@@ -144,6 +144,7 @@ def test_sign_in_and_watch_a_push_to_200_phones_live(stack: Stack, browser: Any,
     live = [f for mark, f in seen if mark == "same page" and 0 < f < PHONES]
     assert live, f"no progress seen without a reload: {seen[:5]} ... {seen[-5:]}"
     assert len({f for _, f in seen}) >= 2  # the numbers moved on the page
+    assert stack.fleet is not None
     rejecting = {p.serial for p in stack.fleet.phones if p.faults & FaultKind.REJECT}
     counts = {s: int(el(browser, f"#count-{s}").text) for s in ("applied", "applied_pending_reboot", "faulted")}
     assert counts["faulted"] == len(rejecting) > 0
@@ -182,6 +183,7 @@ def test_open_a_faulted_phone(stack: Stack, browser: Any, shots: Path) -> None:
     el(browser, "#tasks-faulted").click()
     wait_for(lambda: "tasks=faulted" in browser.current_url, what="the faulted phones")
     rows = els(browser, "#tasks tbody tr.task-faulted")
+    assert stack.fleet is not None
     rejecting = {p.serial for p in stack.fleet.phones if p.faults & FaultKind.REJECT}
     assert len(rows) == len(rejecting)
     link = el(browser, "#tasks tbody tr.task-faulted a.device")
@@ -223,6 +225,7 @@ def test_lint_a_lockout_policy_live_and_see_it_refused(stack: Stack, browser: An
     assert "acs.example.net" in finding.text and "Fix:" in finding.text and "Why:" in finding.text
     shoot(browser, shots, "policy-lint")
     el(browser, "#policy").send_keys(" ")  # typed, not pasted: the lint still runs on each change
+    assert stack.server is not None
     jobs_before = stack.server.store.count_jobs()
     el(browser, "#push").click()
     browser.switch_to.alert.accept()
@@ -254,10 +257,12 @@ def test_assign_a_policy_and_see_compliance_by_model(stack: Stack, browser: Any,
     el(browser, "#assignment").send_keys("hardening-8851")
     el(browser, "#assign").click()
     wait_for(lambda: "/compliance/" in browser.current_url and els(browser, "#by-model"), what="the assignment")
+    assert stack.fleet is not None and stack.server is not None
     selected = [p for p in stack.fleet.phones if p.product_class == "CP-8851-3PCC"]
     assert f"{len(selected)} selected device(s)" in browser.page_source
     # The phones took the same values from the push: an audit reads them back and judges them.
     desired = stack.server.desired_service
+    assert desired is not None
     stack.call(lambda: Deferred.fromCoroutine(desired.submit_audit({"select": "product_class=CP-8851-3PCC"})))
     rejecting = {p.serial for p in selected if p.faults & FaultKind.REJECT}
 
@@ -293,6 +298,7 @@ def test_a_viewer_cannot_press_operator_buttons_and_forged_requests_are_refused(
         assert not el(browser, button).is_enabled()
     assert el(browser, "#lint-button").is_enabled()  # linting is a viewer's right, as on the API
     shoot(browser, shots, "policies-viewer")
+    assert stack.server is not None
     jobs_before = stack.server.store.count_jobs()
     forged = browser.execute_script("""
         const csrf = document.querySelector('input[name="csrf"]').value;

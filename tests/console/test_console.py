@@ -5,6 +5,7 @@ hostile input. No browser here (tests/console/test_browser.py has one)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -12,6 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from acs_security.console import security as sec
+from acs_security.console.resource import ConsoleResource
 from acs_security.store import InformRecord, make_device_id
 from tests.console.support import BASE, Browser, Console, make_console_harness
 
@@ -21,7 +23,7 @@ HARDENING = (REPO / "datamodel" / "examples" / "hardening.toml").read_text()
 
 
 @pytest.fixture
-def console() -> Console:
+def console() -> Iterator[Console]:
     c = make_console_harness()
     yield c
     c.store.close()
@@ -158,7 +160,7 @@ def test_sign_out_needs_the_csrf_token_and_then_ends_the_session_everywhere(cons
     assert done.status == 303 and done.header("location") == "/signin?why=signed-out"
     assert "acs_console" not in browser.cookies
     replay = console.request("GET", "/fleet", cookies=cookie)  # the old cookie, e.g. from another tab
-    assert replay.status == 303 and replay.header("location").startswith("/signin")
+    assert replay.status == 303 and (replay.header("location") or "").startswith("/signin")
     assert console.store.count_console_sessions() == 0
 
 
@@ -189,12 +191,12 @@ def test_sessions_expire_when_idle_and_at_their_maximum_age() -> None:
         assert browser.get("/fleet").status == 200
         console.clock.advance(600)
         idle = browser.get("/fleet")
-        assert idle.status == 303 and idle.header("location").endswith("why=idle")
+        assert idle.status == 303 and (idle.header("location") or "").endswith("why=idle")
         browser = signed_in(console, name="again")
         for _ in range(8):
             console.clock.advance(500)
             last = browser.get("/fleet")
-        assert last.status == 303 and last.header("location").endswith("why=expired")  # ...not the maximum
+        assert last.status == 303 and (last.header("location") or "").endswith("why=expired")  # ...not the maximum
     finally:
         console.store.close()
 
@@ -204,7 +206,9 @@ def test_a_viewer_sees_operator_buttons_disabled_and_a_forged_push_is_refused(co
     page = viewer.get("/policies?example=hardening")
     assert page.status == 200
     for button in ("push", "dry-run"):
-        tag = re.search(rf'<button[^>]*id="{button}"[^>]*>', page.body).group(0)
+        match = re.search(rf'<button[^>]*id="{button}"[^>]*>', page.body)
+        assert match is not None
+        tag = match.group(0)
         assert re.search(r"\sdisabled[\s>]", tag) and 'title="needs the operator role"' in tag
     forged = viewer.post("/policies/push", {"csrf": page.csrf(), "policy": HARDENING, "select": "all"})
     assert forged.status == 403 and "needs the operator role" in forged.body
@@ -213,7 +217,9 @@ def test_a_viewer_sees_operator_buttons_disabled_and_a_forged_push_is_refused(co
     # An operator passes the same checks: this harness runs no job engine, which the service says.
     operator = signed_in(console, "operator")
     page = operator.get("/policies?example=hardening")
-    tag = re.search(r'<button[^>]*id="push"[^>]*>', page.body).group(0)
+    match = re.search(r'<button[^>]*id="push"[^>]*>', page.body)
+    assert match is not None
+    tag = match.group(0)
     assert "disabled" not in tag
     pushed = operator.post("/policies/push", {"csrf": page.csrf(), "policy": HARDENING, "select": "all"})
     assert pushed.status == 503 and "no job engine" in pushed.body
@@ -221,6 +227,7 @@ def test_a_viewer_sees_operator_buttons_disabled_and_a_forged_push_is_refused(co
 
 def test_every_console_route_takes_its_role_from_a_real_api_route(console: Console) -> None:
     resource = console.api.console
+    assert isinstance(resource, ConsoleResource)
     checked = 0
     for r in resource.routes:
         if r.api is not None:
@@ -342,7 +349,9 @@ def test_an_assignment_from_the_editor_shows_on_the_compliance_pages(console: Co
     assert 'id="device-assignments"' in device.body and ">harden<" in device.body
     assert "acs.example.net,sip.example.net,prov.example.net" in device.body  # the desired value
     viewer = signed_in(console, "viewer")
-    tag = re.search(r'<button[^>]*id="toggle"[^>]*>', viewer.get(f"/compliance/{assignment_id}").body).group(0)
+    match = re.search(r'<button[^>]*id="toggle"[^>]*>', viewer.get(f"/compliance/{assignment_id}").body)
+    assert match is not None
+    tag = match.group(0)
     assert re.search(r"\sdisabled[\s>]", tag)
     csrf = viewer.get("/compliance").csrf()
     assert viewer.post(f"/compliance/{assignment_id}/disable", {"csrf": csrf}).status == 403

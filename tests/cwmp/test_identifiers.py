@@ -60,7 +60,9 @@ def test_an_inform_with_such_a_serial_is_fault_8003_naming_field_and_reason(raw:
     # The session answers with the fault, its FaultString saying what was wrong.
     event = Session().receive(body)
     assert isinstance(event, ProtocolViolation) and event.reply.status == 200
-    fault = parse_envelope(event.reply.body).message
+    envelope = parse_envelope(event.reply.body)
+    assert envelope is not None
+    fault = envelope.message
     assert isinstance(fault, m.Fault) and fault.code == 8003
     assert fault.string.startswith("Invalid arguments: ") and "SerialNumber holds " + named in fault.string
     assert len(fault.string) <= 256

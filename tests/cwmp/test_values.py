@@ -109,7 +109,7 @@ def _through_envelope(param: m.ParameterValue) -> m.ParameterValue:
     return envelope.message.parameters[0]
 
 
-_XML_TEXT = st.text(st.characters(blacklist_categories=("Cs",),
+_XML_TEXT = st.text(st.characters(blacklist_categories=["Cs"],
                                   blacklist_characters="\x00\ufffe\uffff")
                     .filter(lambda c: c in "\t\n\r" or ord(c) >= 0x20), max_size=80)
 

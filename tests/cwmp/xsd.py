@@ -34,10 +34,12 @@ _V14_HEADERS = (b"SupportedCWMPVersions", b"UseCWMPVersion")
 
 
 class _LocalResolver(etree.Resolver):
-    def resolve(self, url: str, pubid: str | None, context: object) -> object:
+    # lxml calls resolve(url, pubid, context) and Resolver has resolve_filename: lxml-stubs
+    # 0.5 lacks the context argument and the resolve_* helpers.
+    def resolve(self, url: str, pubid: str | None, context: object) -> object:  # type: ignore[override]
         path = _LOCAL.get(url)
         if path is not None:
-            return self.resolve_filename(str(path), context)
+            return self.resolve_filename(str(path), context)  # type: ignore[attr-defined]
         if url.startswith(("http:", "https:", "ftp:")):
             raise AssertionError(f"schema wants {url}, which has no local copy")
         return None
@@ -75,7 +77,8 @@ class CwmpSchemas:
         doc = etree.fromstring(data)
         if schema.validate(doc):
             return []
-        return [f"cwmp-{version}: line {e.line}: {e.message}" for e in schema.error_log]
+        # An _ErrorLog iterates over its entries (lxml-stubs 0.5 does not say so).
+        return [f"cwmp-{version}: line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
 
     def assert_valid(self, data: bytes, namespace: str) -> None:
         errors = self.errors(data, namespace)

@@ -47,7 +47,9 @@ def test_assign_show_compliance_drift_desired_and_audit_tables(tmp_path: Path, c
             phone = fleet.phones[0]
             await wait_until(reactor, lambda: all(p.active_notification() for p in fleet.phones), timeout=30,
                              what="enforced")
-            path, value = web_page_change(phone, random.Random(2), phone.env.catalogue)
+            change = web_page_change(phone, random.Random(2), phone.env.catalogue)
+            assert change is not None
+            path, value = change
             await wait_until(reactor, lambda: phone.value(path) != value, timeout=30, what="corrected")
             await cli("list", "assignments", "list")
             await cli("show", "assignments", "show", "hardening")

@@ -80,7 +80,10 @@ def test_the_memory_is_bounded_oldest_first():
 
 class Part:
     def __init__(self, name: str, requests: list[str]) -> None:
-        self.name, self.requests, self.seen, self.observed, self.ended = name, list(requests), [], [], None
+        self.name, self.requests = name, list(requests)
+        self.seen: list[tuple[Any, Any]] = []
+        self.observed: list[Any] = []
+        self.ended: tuple[Any, str] | None = None
 
     async def session_started(self, ctx: Any) -> None:
         ctx.provisioner_state = f"{self.name}-state"

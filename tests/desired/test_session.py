@@ -63,6 +63,7 @@ class Phone:
         seen = []
         while resp.code == 200:
             env = parse_envelope(await resp.content())
+            assert env is not None
             req = env.message
             seen.append(type(req).__name__)
             reply: m.Message

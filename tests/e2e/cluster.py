@@ -96,11 +96,11 @@ class Cluster:
 
     async def boot(self, url: str, n: int, seed: int, timeout: float, **kwargs: Any) -> SimulatedFleet:
         """Simulated phones through ``url``, once each completed its boot session."""
-        self.sims = self.fleet(url, n, seed, **kwargs)
-        await self.sims.start()
-        await wait_until(self.reactor, lambda: all(p.sessions_completed for p in self.sims.phones),
+        self.sims = sims = self.fleet(url, n, seed, **kwargs)
+        await sims.start()
+        await wait_until(self.reactor, lambda: all(p.sessions_completed for p in sims.phones),
                          timeout=timeout, what="boot informs")
-        return self.sims
+        return sims
 
     async def push(self, node: str, **options: Any) -> dict[str, Any]:
         """The hardening policy to every phone, submitted on ``node``'s API."""
@@ -124,8 +124,8 @@ class Cluster:
         store = open_store(self.db)
         try:
             with store.engine.connect() as conn:
-                return conn.execute(sa.select(t.tasks.c.device_id, t.tasks.c.state, t.tasks.c.node,
-                                              t.tasks.c.claimed_by).where(t.tasks.c.job_id == job_id)).all()
+                return list(conn.execute(sa.select(t.tasks.c.device_id, t.tasks.c.state, t.tasks.c.node,
+                                                   t.tasks.c.claimed_by).where(t.tasks.c.job_id == job_id)).all())
         finally:
             store.close()
 

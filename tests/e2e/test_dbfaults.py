@@ -25,14 +25,14 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 
 from acs_security.server.app import AcsServer
 from acs_security.server.config import load_config
@@ -74,11 +74,11 @@ class Watch:
         self.sessions: list[tuple[float, dict[str, Any]]] = []
 
     def __enter__(self) -> Watch:
-        globalLogPublisher.addObserver(self.events.append)
+        globalLogPublisher.addObserver(cast(ILogObserver, self.events.append))
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        globalLogPublisher.removeObserver(self.events.append)
+        globalLogPublisher.removeObserver(cast(ILogObserver, self.events.append))
 
     def session(self, entry: dict[str, Any]) -> None:
         self.sessions.append((self.reactor.seconds(), entry))
@@ -123,6 +123,7 @@ async def settled(reactor: Any, server: AcsServer, watch: Watch) -> None:
 
 
 async def job_state(server: AcsServer, job_id: int) -> str:
+    assert server.deferred_store is not None
     return (await server.deferred_store.call("get_job", job_id)).state
 
 

@@ -45,6 +45,7 @@ def device_id(phone: Any) -> str:
 
 def desired_values(server: AcsServer, phone: Any) -> dict[str, str]:
     """The assignment's desired values on this phone's model and firmware (TR-069 text)."""
+    assert server.live is not None
     aset = server.live.current
     sel = aset.select(product_class=phone.product_class, firmware=phone.table.software_version, serial=phone.serial)
     return {path: p.value for path, p in aset.desired(phone.product_class, phone.table.software_version,

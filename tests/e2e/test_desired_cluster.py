@@ -26,8 +26,8 @@ class DesiredCluster(Cluster):
         store = open_store(self.db)
         try:
             with store.engine.connect() as conn:
-                return conn.execute(sa.select(t.device_assignments.c.device_id, t.device_assignments.c.state,
-                                              t.device_assignments.c.node)).all()
+                return list(conn.execute(sa.select(t.device_assignments.c.device_id, t.device_assignments.c.state,
+                                                   t.device_assignments.c.node)).all())
         finally:
             store.close()
 

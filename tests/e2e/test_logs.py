@@ -4,10 +4,10 @@ no per-connection noise, phones named by serial and model."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
 from tests.e2e.test_push import HARDENING, booted, fleet_for, server_for
 from tests.support import run_in_reactor, wait_until
@@ -29,6 +29,7 @@ def test_a_500_phone_push_logs_the_job_and_one_line_per_session(tmp_path) -> Non
         fleet = fleet_for(reactor, server, 500)
         try:
             await booted(reactor, server, fleet, 500)
+            assert server.service is not None and server.engine is not None
             pushing["on"] = True
             result = await server.service.submit_job({"policy": HARDENING.read_text(), "select": "all",
                                                       "canary": "5%", "wave": 250})
@@ -42,11 +43,11 @@ def test_a_500_phone_push_logs_the_job_and_one_line_per_session(tmp_path) -> Non
             await fleet.stop()
             await server.stop()
 
-    globalLogPublisher.addObserver(observe)
+    globalLogPublisher.addObserver(cast(ILogObserver, observe))
     try:
         serials = run_in_reactor(go, timeout=180)
     finally:
-        globalLogPublisher.removeObserver(observe)
+        globalLogPublisher.removeObserver(cast(ILogObserver, observe))
 
     namespaces = Counter(e.get("log_namespace") for e in events)
     texts = [formatEvent(e) for e in events]

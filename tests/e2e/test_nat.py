@@ -89,6 +89,7 @@ def nat_push(tmp_path: Path, count: int, *, moved_count: int, db: str | None = N
         fleet.nat.notify_hold = 600
         try:
             await boot_and_register(reactor, server, fleet)
+            assert server.service is not None and server.engine is not None
             periodic_before = sum(1 for p in fleet.phones if p.next_periodic <= reactor.seconds())
             started = reactor.seconds()
             result = await server.service.submit_job({"policy": HARDENING.read_text(), "select": "all"})

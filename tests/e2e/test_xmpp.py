@@ -86,6 +86,7 @@ async def boot(reactor: Any, server: AcsServer, fleet: SimulatedFleet) -> None:
 
 
 async def push(reactor: Any, server: AcsServer) -> dict[str, Any]:
+    assert server.service is not None and server.engine is not None
     result = await server.service.submit_job({"policy": HARDENING.read_text(), "select": "all"})
     job = server.engine.jobs[result["id"]]
     await wait_until(reactor, lambda: job.state == "completed", timeout=180, interval=0.2, what="push")
@@ -149,13 +150,15 @@ def test_wrong_phone_credential_is_not_authorized(tmp_path: Path, prosody: Proso
         fleet = xmpp_fleet(reactor, server, prosody, 4, xmpp=1.0)
         try:
             await boot(reactor, server, fleet)
+            service, engine = server.service, server.engine
+            assert service is not None and engine is not None
             victim = fleet.phones[0]
             server.store.put_connection_request_credential(device_id(victim), victim.cr_credentials()[0], "wrong")
-            result = await server.service.submit_job({"policy": HARDENING.read_text(), "select": "all"})
-            job = server.engine.jobs[result["id"]]
+            result = await service.submit_job({"policy": HARDENING.read_text(), "select": "all"})
+            job = engine.jobs[result["id"]]
 
             async def detail() -> str:
-                report = await server.service.job_report(job.id)
+                report = await service.job_report(job.id)
                 assert isinstance(report, dict)
                 row = next(d for d in report["devices"] if d["serial_number"] == victim.serial)
                 return f"{row['state']}: {row['detail']}"
@@ -163,7 +166,7 @@ def test_wrong_phone_credential_is_not_authorized(tmp_path: Path, prosody: Proso
             seen: list[str] = []
             await wait_until(reactor, lambda: fleet.xmpp.answers["not-authorized"] >= 1, timeout=60, interval=0.2,
                              what="the phone's not-authorized")
-            await server.engine.flush()
+            await engine.flush()
             for _ in range(50):
                 seen.append(await detail())
                 if "not-authorized" in seen[-1]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 
 from acs_security.fleet.joblog import job_event, maybe_progress
 from acs_security.fleet.live import JobOptions, LiveJob
@@ -28,7 +28,7 @@ def _capture() -> tuple[list[dict[str, Any]], Any]:
         if event.get("log_namespace") == "acs_security.jobs":
             seen.append(event)
 
-    globalLogPublisher.addObserver(observe)
+    globalLogPublisher.addObserver(cast(ILogObserver, observe))
     return seen, observe
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,12 @@ def test_rpc_is_built_once_per_batch_and_key() -> None:
 
 def test_rpcs_past_the_limit_are_built_every_time() -> None:
     cache = PlanCache(lambda *a: None, max_entries=1)
-    calls = []
+    calls: list[tuple[int, ...]] = []
+
+    def build(b: tuple[int, ...]) -> tuple[int, ...]:
+        calls.append(b)
+        return b
+
     for batch in ((1,), (2,), (2,)):
-        cache.rpc(batch, "k", lambda b=batch: calls.append(b) or b)  # type: ignore[func-returns-value]
+        cache.rpc(batch, "k", partial(build, batch))
     assert calls == [(1,), (2,), (2,)]

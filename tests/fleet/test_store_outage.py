@@ -83,6 +83,7 @@ class Phones:
         resp = await client.post("http://acs/", data=b"", cookies=cookies)
         while resp.code == 200:
             env = parse_envelope(await resp.content())
+            assert env is not None
             req = env.message
             assert isinstance(req, m.SetParameterValues)
             self.spv[serial] += req.parameter_key.count("-job-")

@@ -75,11 +75,13 @@ class Phones:
                                     m.UNKNOWN_TIME, m.UNKNOWN_TIME)
             resp = await client.post("http://acs/", data=build_envelope(tc, namespace=CWMP_1_0, cwmp_id=f"t{n}"),
                                      cookies=cookies)
-            assert isinstance(parse_envelope(await resp.content()).message, m.TransferCompleteResponse)
+            answer = parse_envelope(await resp.content())
+            assert answer is not None and isinstance(answer.message, m.TransferCompleteResponse)
         resp = await client.post("http://acs/", data=b"", cookies=cookies)
         after: list[Any] = []
         while resp.code == 200:
             env = parse_envelope(await resp.content())
+            assert env is not None
             req = env.message
             if isinstance(req, m.SetParameterValues):
                 self.spv.setdefault(serial, []).append(req.parameter_key)

@@ -99,7 +99,7 @@ def test_password_never_in_repr_str_or_errors() -> None:
 
 
 _safe_text = st.text(
-    st.characters(min_codepoint=0x20, blacklist_characters="\x7f", blacklist_categories=("Cs",)), max_size=30
+    st.characters(min_codepoint=0x20, blacklist_characters="\x7f", blacklist_categories=["Cs"]), max_size=30
 )
 
 

@@ -144,6 +144,7 @@ def test_round_trip_each_algorithm(algorithm: str) -> None:
     assert f"algorithm={algorithm}," in header
     result = verifier.verify("POST", "/cwmp", header, NOW + 1, lookup)
     nonce = parse_authorization(header).get("nonce")
+    assert nonce is not None
     # The accepted use comes back for the record every node sees (store/nonces.py).
     use = NonceUse(nonce, 1, NOW + 300)
     assert result == AuthResult(ok=True, username="acs", algorithm=algorithm, nonce_use=use)

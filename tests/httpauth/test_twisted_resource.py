@@ -42,10 +42,11 @@ def setup(lifetime: float = 300) -> tuple[StubTreq, Clock, list[AuthResult]]:
 
 def fetch(stub: StubTreq, headers: dict[bytes, bytes] | None = None) -> tuple[int, list[bytes], bytes]:
     out: list[object] = []
-    d = stub.get("http://phone.example:7547/cr?x=1", headers=headers)
+    # StubTreq sets its request methods (treq's) as attributes in __init__.
+    d = stub.get("http://phone.example:7547/cr?x=1", headers=headers)  # type: ignore[attr-defined]
 
     def collect(response: object) -> object:
-        body = stub.content(response)
+        body = stub.content(response)  # type: ignore[attr-defined]
         challenges = response.headers.getRawHeaders(b"www-authenticate") or []  # type: ignore[attr-defined]
         body.addCallback(lambda b: out.append((response.code, challenges, b)))  # type: ignore[attr-defined]
         return body

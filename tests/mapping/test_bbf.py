@@ -39,6 +39,12 @@ def test_the_schema_check_catches_a_broken_document(schema, document: bytes) -> 
     assert list(schema.iter_errors(broken))
 
 
+def _find(element: etree._Element, path: str, ns: dict[str, str] | None = None) -> etree._Element:
+    found = element.find(path, ns)
+    assert found is not None, path
+    return found
+
+
 def test_every_vendor_parameter_is_exported_with_its_syntax(document: bytes) -> None:
     root = etree.fromstring(document)
     ns = {"dm": DM_NAMESPACE}
@@ -46,17 +52,19 @@ def test_every_vendor_parameter_is_exported_with_its_syntax(document: bytes) -> 
     exported = set()
     for obj in root.iterfind("model/object[@name]", ns):
         for param in obj.iterfind("parameter"):
-            exported.add(obj.get("name") + param.get("name"))
+            object_name, name = obj.get("name"), param.get("name")
+            assert object_name is not None and name is not None
+            exported.add(object_name + name)
     cat = load_catalogue()
     vendor = {s.path.replace("{n}", "{i}") for s in cat.settings if s.path.startswith("Device.X_")}
     assert exported == vendor
-    cipher = root.find("model/object[@name='Device.X_CISCO_SecuritySettings.']/parameter[@name='TLSCipherList']", ns)
-    assert cipher.find("syntax/string/size").get("maxLength") == "521"
-    assert "published in the Cisco seed document" in cipher.findtext("description")
-    password = root.find("model/object[@name='Device.X_CISCO_VPNSettings.']/parameter[@name='VPNPassword']", ns)
-    assert password.find("syntax").get("hidden") == "true"
-    table = root.find("model/object[@name='Device.X_CISCO_Ext.{i}.']", ns)
+    cipher = _find(root, "model/object[@name='Device.X_CISCO_SecuritySettings.']/parameter[@name='TLSCipherList']", ns)
+    assert _find(cipher, "syntax/string/size").get("maxLength") == "521"
+    assert "published in the Cisco seed document" in (cipher.findtext("description") or "")
+    password = _find(root, "model/object[@name='Device.X_CISCO_VPNSettings.']/parameter[@name='VPNPassword']", ns)
+    assert _find(password, "syntax").get("hidden") == "true"
+    table = _find(root, "model/object[@name='Device.X_CISCO_Ext.{i}.']", ns)
     assert table.get("maxEntries") == "16" and table.get("numEntriesParameter") == "X_CISCO_ExtNumberOfEntries"
-    transport = table.find("parameter[@name='SIPTransport']")
+    transport = _find(table, "parameter[@name='SIPTransport']")
     assert [e.get("value") for e in transport.iterfind("syntax/string/enumeration")] == ["UDP", "TCP", "TLS", "Auto"]
-    assert root.find("import/model").get("name") == "Device:2.17"
+    assert _find(root, "import/model").get("name") == "Device:2.17"

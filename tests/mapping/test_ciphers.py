@@ -34,6 +34,7 @@ def test_seed_table_6_keywords_are_all_accepted() -> None:
 
 def test_xmpp_default_and_seed_default_suite_names() -> None:
     xmpp = next(d for d in FACTS.defaults if d.application == "xmpp")
+    assert xmpp.cipher_string is not None
     validate_value("TLS_Cipher_List", xmpp.cipher_string)
     curl = next(d for d in FACTS.defaults if d.application == "curl")
     assert len(curl.seed_names) == 28 and len(curl.suites) == 27  # less the renegotiation SCSV

@@ -95,12 +95,19 @@ def test_validate_tr069_answers_like_the_phone(path: str, value: str, xsi: str, 
         assert isinstance(fault, Tr069Fault) and fault.message
 
 
+def _fault(path: str, value: str, xsi: str, *, product_class: str, software_version: str | None = None) -> Tr069Fault:
+    """The fault validate_tr069 answers for a value the phone refuses (None for one it takes)."""
+    fault = validate_tr069(path, value, xsi, product_class=product_class, software_version=software_version)
+    assert fault is not None, (path, value)
+    return fault
+
+
 def test_validate_tr069_knows_models_and_firmware_and_hides_secrets() -> None:
-    assert validate_tr069("Device.X_CISCO_VPNSettings.VPNServer", "vpn.example.com", "string",
+    assert _fault("Device.X_CISCO_VPNSettings.VPNServer", "vpn.example.com", "string",
                           product_class="CP-8832-3PCC").code == 9005
-    assert validate_tr069("Device.X_CISCO_SecuritySettings.TLSMinVersion", "TLS 1.2", "string",
+    assert _fault("Device.X_CISCO_SecuritySettings.TLSMinVersion", "TLS 1.2", "string",
                           product_class=PC, software_version="sip88xx.12-0-1MPP-1").code == 9005
-    fault = validate_tr069("Device.X_CISCO_VPNSettings.VPNPassword", "TopSecret" * 5, "string", product_class=PC)
+    fault = _fault("Device.X_CISCO_VPNSettings.VPNPassword", "TopSecret" * 5, "string", product_class=PC)
     assert fault.code == 9007 and "TopSecret" not in fault.message
-    code, message = validate_tr069("Device.ManagementServer.ParameterKey", "k", "string", product_class=PC)
+    code, message = _fault("Device.ManagementServer.ParameterKey", "k", "string", product_class=PC)
     assert code == 9008 and "ParameterKey" in message

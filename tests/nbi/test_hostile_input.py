@@ -10,12 +10,12 @@ import logging
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from lxml import etree
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 
 from tests.nbi.support import start_server
 from tests.support import run_in_reactor
@@ -142,14 +142,14 @@ def test_hostile_bodies_get_client_errors_and_no_crash(tmp_path: Path, caplog: p
         # Every refusal line of this test's many requests from one address is wanted here
         # (test_refusal_log.py tests the rate limit).
         server = start_server(reactor, tmp_path, refusal_log_burst=1000)
-        globalLogPublisher.addObserver(events.append)
+        globalLogPublisher.addObserver(cast(ILogObserver, events.append))
         try:
             admin = server.issue_token("admin", "admin")
             viewer = server.issue_token("viewer", "viewer")
             base = server.url("api").rstrip("/")
             return await deferToThreadPool(reactor, reactor.getThreadPool(), probe, base, admin, viewer)
         finally:
-            globalLogPublisher.removeObserver(events.append)
+            globalLogPublisher.removeObserver(cast(ILogObserver, events.append))
             await server.stop()
 
     caplog.set_level(logging.WARNING)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 
 from tests.nbi.support import http, start_server
 from tests.support import run_in_reactor, wait_until
@@ -63,7 +63,7 @@ def test_api_refusals_are_counted_and_their_lines_limited(tmp_path: Path) -> Non
         # A window longer than the test: the summary is written when the server stops, so
         # a slow machine cannot split the flood over two windows.
         server = start_server(reactor, tmp_path, refusal_log_burst=3, refusal_log_window=600)
-        globalLogPublisher.addObserver(events.append)
+        globalLogPublisher.addObserver(cast(ILogObserver, events.append))
         try:
             viewer = server.issue_token("viewer", "viewer")
             base = server.url("api").rstrip("/")
@@ -77,7 +77,7 @@ def test_api_refusals_are_counted_and_their_lines_limited(tmp_path: Path) -> Non
             return codes, body.decode()
         finally:
             await server.stop()
-            globalLogPublisher.removeObserver(events.append)
+            globalLogPublisher.removeObserver(cast(ILogObserver, events.append))
 
     codes, text = run_in_reactor(go, timeout=90)
     assert codes == [401] * 25 + [403] * 4 + [401] * 3 + [500] * 2  # SOAP 1.1: a Client fault is HTTP 500

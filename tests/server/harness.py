@@ -66,7 +66,8 @@ class Harness:
         hdrs = {"Content-Type": ["text/xml"]}
         for k, v in (headers or {}).items():
             hdrs[k] = [v]
-        resp = await self.client.post(URL, data=body, headers=hdrs, cookies=cookies)
+        # StubTreq sets its request methods (treq's) as attributes in __init__.
+        resp = await self.client.post(URL, data=body, headers=hdrs, cookies=cookies)  # type: ignore[attr-defined]
         content = await resp.content()
         return resp.code, resp, content
 

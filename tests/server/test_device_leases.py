@@ -50,7 +50,8 @@ class Node:
         hdrs = {"Content-Type": ["text/xml"]}
         for k, v in (headers or {}).items():
             hdrs[k] = [v]
-        resp = await self.client.post(URL, data=body, headers=hdrs)
+        # StubTreq sets its request methods (treq's) as attributes in __init__.
+        resp = await self.client.post(URL, data=body, headers=hdrs)  # type: ignore[attr-defined]
         return resp.code, resp, await resp.content()
 
     def new_connection(self) -> None:
@@ -75,7 +76,7 @@ class Cluster:
             log: list[dict[str, Any]] = []
             resource = CwmpResource(
                 clock=self.reactor, store=ds, session_timeout=TIMEOUT, retry_after=7,
-                token_source=lambda tokens=tokens: next(tokens), session_observer=log.append,
+                token_source=tokens.__next__, session_observer=log.append,
                 device_leases=leases,
                 authenticator=authenticator(name, ds, self.reactor) if authenticator else None)
             self.nodes[name] = Node(name, resource, leases, StubTreq(resource), log)

@@ -86,13 +86,15 @@ class Env:
     def request(self, method: str, url: str, *, body: bytes | None = None,
                 auth: tuple[str, str] | None = None) -> tuple[int, bytes, Any]:
         async def go() -> tuple[int, bytes, Any]:
-            resp = await self.client.request(method, url, data=body)
+            # StubTreq sets its request methods (treq's) as attributes in __init__.
+            resp = await self.client.request(method, url, data=body)  # type: ignore[attr-defined]
             if resp.code == 401 and auth is not None:
                 await resp.content()
                 challenges = [v.decode() for v in resp.headers.getRawHeaders(b"www-authenticate", [])]
                 header = digest_authorization(challenges, method, urlsplit(url).path, auth[0], auth[1],
                                               cnonce="c0ffee", nc=1)
-                resp = await self.client.request(method, url, data=body, headers={"Authorization": [header]})
+                resp = await self.client.request(method, url, data=body,  # type: ignore[attr-defined]
+                                                 headers={"Authorization": [header]})
             return resp.code, await resp.content(), resp.headers
 
         return self.run(go())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any, cast
+
 import pytest
 from twisted.internet.task import Clock
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 
 from acs_security.server.ratelog import OTHER_SOURCES, RefusalLimiter, Summary
 from acs_security.server.refusals import RefusalLog
@@ -73,11 +76,12 @@ def test_invalid_limits_are_refused(kwargs: dict[str, float]) -> None:
 
 def test_refusal_log_writes_lines_then_a_summary_on_the_clock() -> None:
     clock = Clock()
-    events: list[dict[str, object]] = []
-    rl = RefusalLog(clock, burst=2, window=60, logger=Logger(namespace="test", observer=events.append))
+    events: list[dict[str, Any]] = []
+    observer = cast(ILogObserver, events.append)
+    rl = RefusalLog(clock, burst=2, window=60, logger=Logger(namespace="test", observer=observer))
     lines: list[int] = []
     for i in range(25):
-        rl.refused("198.51.100.7", "auth: wrong token", lambda i=i: lines.append(i))
+        rl.refused("198.51.100.7", "auth: wrong token", partial(lines.append, i))
         clock.advance(1)
     assert lines == [0, 1]
     assert events == []  # nothing but the two lines until the window ends
@@ -96,8 +100,9 @@ def test_refusal_log_writes_lines_then_a_summary_on_the_clock() -> None:
 
 def test_stop_writes_pending_summaries_and_cancels_the_timer() -> None:
     clock = Clock()
-    events: list[dict[str, object]] = []
-    rl = RefusalLog(clock, burst=0, window=60, logger=Logger(namespace="test", observer=events.append))
+    events: list[dict[str, Any]] = []
+    observer = cast(ILogObserver, events.append)
+    rl = RefusalLog(clock, burst=0, window=60, logger=Logger(namespace="test", observer=observer))
     rl.refused("a", "r", lambda: None)
     assert len(clock.getDelayedCalls()) == 1
     rl.stop()

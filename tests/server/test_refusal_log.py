@@ -3,9 +3,9 @@ real envelopes over in-memory HTTP, a fake clock, the log observed."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 
 from acs_security.server.metrics import AcsMetrics
 from acs_security.server.refusals import RefusalLog
@@ -16,7 +16,7 @@ def test_a_flood_of_unauthenticated_informs_makes_n_lines_then_one_summary() -> 
     h = make_harness(cpe_auth=True, refusal_log=lambda clock: RefusalLog(clock, burst=3, window=60))
     metrics = AcsMetrics()
     events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
+    globalLogPublisher.addObserver(cast(ILogObserver, events.append))
     try:
         async def flood(n: int) -> None:
             for i in range(n):
@@ -39,7 +39,7 @@ def test_a_flood_of_unauthenticated_informs_makes_n_lines_then_one_summary() -> 
         assert summaries[0]["summary"].startswith("47 more refusals from ")
         assert summaries[0]["log_level"].name == "warn"
     finally:
-        globalLogPublisher.removeObserver(events.append)
+        globalLogPublisher.removeObserver(cast(ILogObserver, events.append))
         h.close()
     # Every refusal is still counted (acs_cwmp_refusals_total), lines or not.
     for entry in h.log:

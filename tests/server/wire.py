@@ -26,7 +26,7 @@ class Response:
 
 def parse_responses(data: bytes) -> list[Response]:
     """Every complete HTTP/1.1 response in ``data`` (Content-Length or chunked framing)."""
-    out = []
+    out: list[Response] = []
     while data:
         head, sep, rest = data.partition(b"\r\n\r\n")
         if not sep:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from acs_security.mapping import load_catalogue
 from acs_security.sim.phone import Phone, PhoneEnvironment
 from acs_security.sim.table import ModelTables
@@ -20,7 +22,7 @@ class FixedClock:
 
 
 def environment(clock: FixedClock | None = None, **kwargs) -> PhoneEnvironment:
-    base = dict(acs_url=ACS_URL, acs_username="cpe", acs_password="acs-secret",
+    base: dict[str, Any] = dict(acs_url=ACS_URL, acs_username="cpe", acs_password="acs-secret",
                 periodic_interval=300, cr_secret=b"k" * 32,
                 cr_url_base="http://127.0.0.1:9000/", udp_address="127.0.0.1:7999")
     base.update(kwargs)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, ITCPTransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from zope.interface import implementer
@@ -28,6 +28,8 @@ pytestmark = pytest.mark.e2e
 class Echo(Protocol):
     """Says its server's name, echoes what it reads, and closes after the client's FIN (so a
     reply can still follow a half-close)."""
+
+    transport: ITCPTransport  # set before connectionMade (Protocol has it as ITransport | None)
 
     def connectionMade(self) -> None:  # noqa: N802
         self.factory.opened.append(self)
@@ -64,6 +66,10 @@ class Flood(Protocol):
     """Sends ``size`` bytes as fast as the socket takes them, pausing when told to (the
     transport's producer protocol); records whether it was ever held back."""
 
+    # Set before connectionMade: a TCP transport, which is also the IConsumer this registers
+    # with (Protocol has it as ITransport | None).
+    transport: Any
+
     def connectionMade(self) -> None:  # noqa: N802
         self.sent = 0
         self.paused = False
@@ -99,6 +105,7 @@ class FloodFactory(Factory):
 
     def buildProtocol(self, addr: Any) -> Flood:  # noqa: N802
         p = super().buildProtocol(addr)
+        assert isinstance(p, Flood)
         self.opened.append(p)
         return p
 
@@ -109,6 +116,8 @@ class FloodFactory(Factory):
 @implementer(IHalfCloseableProtocol)
 class Client(Protocol):
     """Collects what it reads; ``done`` fires with it when the connection is lost."""
+
+    transport: ITCPTransport  # set before connectionMade (Protocol has it as ITransport | None)
 
     def __init__(self) -> None:
         self.data = bytearray()

@@ -288,13 +288,15 @@ def _tls_listener(reactor: Any, server: AcsServer, tmp_path: Path) -> tuple[Any,
     now = datetime.now(UTC)
     ca, ca_key = certs.make_ca("Sim Test CA", now=now)
     cert, key = certs.make_server_cert(ca, ca_key, cn="acs.example.net", now=now)
+    # pyOpenSSL takes cryptography's keys and certificates; Twisted's hints name only its own.
     options = ssl.CertificateOptions(
-        privateKey=key,
-        certificate=cert,
+        privateKey=key,  # type: ignore[arg-type]
+        certificate=cert,  # type: ignore[arg-type]
         raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
         lowerMaximumSecurityTo=ssl.TLSVersion.TLSv1_2,  # an ACS that speaks TLS 1.2 at most
     )
-    site = server.ports["cwmp"].factory  # the ACS's own CWMP site, behind TLS
+    # The ACS's own CWMP site, behind TLS (a tcp.Port has it; IListeningPort does not say so).
+    site = server.ports["cwmp"].factory  # type: ignore[attr-defined]
     port = reactor.listenSSL(0, site, options, interface="127.0.0.1")
     return port, certs.pem_bytes(ca)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from treq.testing import RequestTraversalAgent
@@ -25,7 +26,7 @@ def make(phones: int = 3, **kwargs):
     clock = Clock()
     clock.advance(T0)
     acs = StubAcs(clock)
-    options = dict(phones=phones, inform_interval=60, boot_ramp_s=1.0, cr_listen=None,
+    options: dict[str, Any] = dict(phones=phones, inform_interval=60, boot_ramp_s=1.0, cr_listen=None,
                    udp_listen=None, agent=RequestTraversalAgent(acs), seed=1)
     options.update(kwargs)
     fleet = SimulatedFleet(clock, "http://acs.example.net:7547/", **options)

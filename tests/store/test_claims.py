@@ -88,6 +88,7 @@ def test_job_decisions_are_conditional(store: Store) -> None:
     assert store.transition_job(job_id, from_states=["halted"], state="running", brake_released=1,
                                 clear_reason=True)
     job = store.get_job(job_id)
+    assert job is not None
     assert (job.state, job.current_wave, job.brake_released, job.reason) == ("running", 1, 1, None)
     store.update_tasks([_update(job_id, ids[0], "in_session")])
     assert store.contactable_tasks(job_id, 1) == 3  # the last device reported no URL
@@ -101,7 +102,9 @@ def test_job_decisions_are_conditional(store: Store) -> None:
 
 def test_job_timing_from_the_task_rows(store: Store) -> None:
     job_id, ids = _job(store)
-    created = store.get_job(job_id).created_at
+    job = store.get_job(job_id)
+    assert job is not None
+    created = job.created_at
     store.update_tasks([
         TaskUpdate(job_id=job_id, device_id=d, state="applied", attempts=0, sent=1, cr_exhausted=False,
                    updated_at=T0, finished_at=created + timedelta(seconds=i + 1))
@@ -129,6 +132,7 @@ def _skip_locked(store: Store, store_url: str) -> None:
     job_id, ids = _job(store)
     url = sa.engine.make_url(store_url)
     options = url.query.get("options")
+    assert options is None or isinstance(options, str)  # one options= parameter in the URL
     # Another node's claim in progress: its transaction holds the first two rows.
     with psycopg.connect(url.set(drivername="postgresql", query={}).render_as_string(hide_password=False),
                          options=options) as other:

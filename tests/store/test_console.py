@@ -30,7 +30,8 @@ def test_a_session_reads_back_with_its_token_and_ends_at_sign_out(store: Store) 
     assert (rec.created_at, rec.expires_at, rec.last_seen) == (T0, T0 + timedelta(hours=8), T0)
     assert "alice" in repr(rec) and _hash("s1") not in repr(rec)
     store.touch_console_session(_hash("s1"), T0 + timedelta(minutes=5))
-    assert store.console_session(_hash("s1")).last_seen == T0 + timedelta(minutes=5)
+    rec = store.console_session(_hash("s1"))
+    assert rec is not None and rec.last_seen == T0 + timedelta(minutes=5)
     assert store.end_console_session(_hash("s1")) is True
     assert store.console_session(_hash("s1")) is None
     assert store.end_console_session(_hash("s1")) is False

@@ -4,6 +4,7 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from acs_security.secrets import EncryptingCodec, KeyRing
 from acs_security.store import InvalidArgument, Store, UnknownDevice, open_store
 from acs_security.store import schema as t
+from acs_security.store.files import BackupRecord, FileRecord
 from acs_security.store.jobs import TaskUpdate
 from tests.store.conftest import T0, inform
 
@@ -22,6 +24,25 @@ def _device(store: Store, serial: str = "F1") -> str:
     record = inform(serial)
     store.record_informs([record])
     return record.device_id
+
+
+def _file(store: Store, file_id: int) -> FileRecord:
+    """A file row the test made (get_file answers None for an unknown id)."""
+    rec = store.get_file(file_id)
+    assert rec is not None
+    return rec
+
+
+def _device_file(store: Store, device_id: str, **kwargs: Any) -> FileRecord:
+    rec = store.device_file(device_id, **kwargs)
+    assert rec is not None
+    return rec
+
+
+def _backup(store: Store, device_id: str, version: int | None = None) -> BackupRecord:
+    rec = store.get_backup(device_id, version)
+    assert rec is not None
+    return rec
 
 
 def _job(store: Store, device_id: str) -> int:
@@ -41,17 +62,17 @@ def test_a_file_is_offered_fetched_and_finished(store: Store, clock) -> None:
                             expires_at=T0 + timedelta(minutes=15), content=CFG)
     assert rec.state == "offered" and rec.size == len(CFG.encode()) and rec.content == CFG
     assert "p4ss-word" not in repr(rec)
-    assert store.get_file(rec.id).content == CFG
+    assert _file(store, rec.id).content == CFG
     assert store.note_fetch(rec.id, now=T0, single_use=False) == "ok"
     assert store.note_fetch(rec.id, now=T0, single_use=False) == "ok"  # digest: fetched again
-    got = store.get_file(rec.id)
+    got = _file(store, rec.id)
     assert got.state == "fetched" and got.fetches == 2 and got.fetched_at == T0
-    assert store.device_file(device, kind="download", command_key="k-1", live=True).id == rec.id
+    assert _device_file(store, device, kind="download", command_key="k-1", live=True).id == rec.id
     assert store.finish_file(rec.id, state="completed") is True
     assert store.finish_file(rec.id, state="failed") is False  # over already
     assert store.note_fetch(rec.id, now=T0, single_use=False) == "gone"
     assert store.device_file(device, kind="download", live=True) is None
-    assert store.device_file(device, kind="download").state == "completed"
+    assert _device_file(store, device, kind="download").state == "completed"
 
 
 def test_live_files_of_a_key_prefix_are_found_and_like_wildcards_are_not(store: Store) -> None:
@@ -119,8 +140,8 @@ def test_file_contents_are_encoded_with_the_store_codec(store_url, clock) -> Non
             raw = conn.execute(sa.select(t.device_files.c.content)).scalar_one()
             blob = conn.execute(sa.select(t.config_blobs.c.content)).scalar_one()
         assert raw.startswith("acs1:") and "p4ss" not in raw and blob.startswith("acs1:")
-        assert store.get_file(rec.id).content == CFG
-        assert store.get_backup(device, backup.version).content == CFG
+        assert _file(store, rec.id).content == CFG
+        assert _backup(store, device, backup.version).content == CFG
     finally:
         store.close()
 
@@ -142,19 +163,19 @@ def test_overdue_transfers_retry_unfetched_files_and_fault_silent_ones(store: St
     out = store.overdue_transfers(now=T0 + timedelta(minutes=16), transfer_timeout=3600)
     assert sorted((d, e) for _, d, e, _ in out) == [(a, "transfer_lost"), (c, "transfer_lost")]
     tasks = {r.device_id: r for r in store.list_tasks(job.id)}
-    assert tasks[a].state == "pending" and "did not fetch its file" in tasks[a].detail
-    assert tasks[c].state == "pending" and "upload place" in tasks[c].detail
-    assert store.get_file(unfetched.id).state == "expired"
+    assert tasks[a].state == "pending" and "did not fetch its file" in (tasks[a].detail or "")
+    assert tasks[c].state == "pending" and "upload place" in (tasks[c].detail or "")
+    assert _file(store, unfetched.id).state == "expired"
     out = store.overdue_transfers(now=T0 + timedelta(hours=1, seconds=1), transfer_timeout=3600)
     assert out == [(job.id, b, "transfer_failed", "no TransferComplete within 3600 s of the Download")]
     tasks = {r.device_id: r for r in store.list_tasks(job.id)}
     assert tasks[b].state == "faulted" and tasks[b].finished_at is not None
-    assert store.get_file(fetched.id).state == "failed"
+    assert _file(store, fetched.id).state == "failed"
     # A task that is no longer waiting is left alone; the file ends all the same.
     again = store.create_file(device_id=a, kind="download", command_key=job.parameter_key, auth="signed",
                               job_id=job.id, expires_at=T0 + timedelta(minutes=1), content=CFG)
     assert store.overdue_transfers(now=T0 + timedelta(minutes=2), transfer_timeout=3600) == []
-    assert store.get_file(again.id).state == "expired"
+    assert _file(store, again.id).state == "expired"
 
 
 def test_transferring_tasks_are_active(store: Store) -> None:
@@ -188,9 +209,9 @@ def test_backups_are_versioned_deduplicated_and_pruned(store: Store, clock) -> N
         assert new and rec.version == i
     assert [r.version for r in store.list_backups(device_id=a)] == [5, 4, 3]
     assert store.count_backups(device_id=a) == 3 and store.count_backups() == 4
-    assert store.get_backup(a).version == 5 and store.get_backup(a).content == contents[-1]
+    assert _backup(store, a).version == 5 and _backup(store, a).content == contents[-1]
     assert store.get_backup(a, 1) is None  # pruned
-    assert store.get_backup(b, 1).content == CFG  # still used by b
+    assert _backup(store, b, 1).content == CFG  # still used by b
     with store.engine.connect() as conn:
         # Contents of pruned versions nobody uses are gone: 3 of a, 1 shared with b.
         assert conn.execute(sa.select(sa.func.count()).select_from(t.config_blobs)).scalar_one() == 4
@@ -202,7 +223,7 @@ def test_an_upload_links_its_file_row(store: Store) -> None:
     place = store.create_file(device_id=device, kind="upload", command_key="k-9", auth="digest",
                               expires_at=T0 + timedelta(minutes=15))
     rec, _ = store.store_backup(device_id=device, content=CFG, report={}, keep=5, file_id=place.id)
-    got = store.get_file(place.id)
+    got = _file(store, place.id)
     assert got.backup_id == rec.id and got.state == "fetched" and got.sha256 == rec.sha256
     assert got.content is None
 
