@@ -5,6 +5,7 @@ requests cost one HTTP request per phone instead of two (connreq/digest_cache.py
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ REPO = Path(__file__).resolve().parents[2]
 HARDENING = REPO / "datamodel" / "examples" / "hardening.toml"
 CR_USER, CR_PASS = "acs-cr", "cr-secret-9f3a"
 PHONES = 30
+
+
+def _completed(job: Any) -> bool:
+    return bool(job.state == "completed")
 
 
 def run_two_pushes(tmp_path: Path, reuse: bool) -> tuple[list[Counter[str]], list[str], dict[str, int]]:
@@ -58,13 +63,14 @@ def run_two_pushes(tmp_path: Path, reuse: bool) -> tuple[list[Counter[str]], lis
         states: list[str] = []
         try:
             await fleet.start()
+            assert server.service is not None and server.engine is not None
             await wait_until(reactor, lambda: server.store.count_devices() >= PHONES, timeout=60, what="boot")
             for _ in range(2):
                 seen.clear()
                 submitted = await server.service.submit_job(
                     {"policy": HARDENING.read_text(), "select": "all", "force_all": True})
                 job = server.engine.jobs[submitted["id"]]
-                await wait_until(reactor, lambda job=job: job.state == "completed", timeout=60, what="job end")
+                await wait_until(reactor, partial(_completed, job), timeout=60, what="job end")
                 per_job.append(Counter(seen))
                 states.append(job.state)
             text = server.metrics.render().decode()
