@@ -53,6 +53,11 @@ class CompositeProvisioner:
             shared.states[i] = ctx.provisioner_state
             ctx.provisioner_state = shared
 
+    def wants_known_values(self, device_id: str) -> bool:
+        """Whether a part will plan against the device's stored values (server/provisioning.py)."""
+        return any(getattr(part, "wants_known_values", None) is not None and part.wants_known_values(device_id)
+                   for part in self.parts)
+
     async def session_started(self, ctx: Any) -> None:
         shared = _Shared(len(self.parts))
         ctx.provisioner_state = shared

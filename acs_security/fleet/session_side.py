@@ -85,6 +85,21 @@ class SessionSide(TransferSide):
     _plan_cache: Any
     _batch_size: Any
 
+    def wants_known_values(self, device_id: str) -> bool:
+        """Whether this device's session will likely plan a push against its stored values
+        (server/provisioning.py): a task of a running push job waits for it. Only without a
+        cluster, where the engine holds every task; in cluster mode the tasks are read with
+        the session (session_started) and the plan reads the values itself."""
+        if self._cluster is not None:
+            return False
+        for task in self._by_device.get(device_id, ()):
+            job = task.job
+            if (job.kind == "push" and job.state == "running"
+                    and task.state in (TaskState.PENDING, TaskState.REQUESTED)
+                    and (not job.options.force_all or job.options.file_content == "full")):
+                return True
+        return False
+
     async def session_started(self, ctx: SessionContext) -> None:
         if self._starting is not None:  # the engine is still loading its jobs (engine.start)
             waiter: Deferred[None] = Deferred()
@@ -150,7 +165,12 @@ class SessionSide(TransferSide):
                 device = self.devices.get(task.device_id)
                 known = None
                 if not job.options.force_all or job.options.file_content == "full":
-                    params = await self._store.call("device_parameters", task.device_id)
+                    # Read with the Inform when this session asked for them (wants_known_values):
+                    # no store hop of its own; otherwise (another job after the first, cluster
+                    # mode) read now. Taken once: a later plan of the session reads afresh.
+                    params, ctx.known_values = ctx.known_values, None
+                    if params is None:
+                        params = await self._store.call("device_parameters", task.device_id)
                     known = work.known = {name: value for name, (value, _t) in params.items()}
                 plan = (self._plan_cache(job).plan(device.product_class, device.software_version,
                                                    None if job.options.force_all else known,

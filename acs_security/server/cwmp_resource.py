@@ -250,7 +250,12 @@ class CwmpResource(Resource):
                 return
             # The InformResponse only once the Inform is committed (TR-069 A.3.3.1: the CPE
             # then drops its events); a store failure up to there is a 503, see the module doc.
-            await self._store.record_inform(record)
+            wants = getattr(self._provisioner, "wants_known_values", None)
+            if wants is not None and wants(record.device_id):
+                # Read with the Inform's commit, in the same store hop (store/deferred.py).
+                ctx.known_values = await self._store.record_inform(record, read_parameters=True)
+            else:
+                await self._store.record_inform(record)
             await self._provisioner.session_started(ctx)
             # IRequest.addCookie omits httpOnly, which twisted.web's Request takes.
             request.addCookie(COOKIE_NAME, ctx.token.encode(), path=b"/", httpOnly=True,  # type: ignore[call-arg]
@@ -314,6 +319,8 @@ class CwmpResource(Resource):
             self._send(request, out)
             return
         ctx.rpcs.append(type(nxt).__name__)
+        # Once a request may change the device, the values read with its Inform are stale.
+        ctx.known_values = None
         self._send(request, ctx.session.send_request(nxt))
 
     async def _cpe_request(self, ctx: SessionContext, message: Any) -> None:

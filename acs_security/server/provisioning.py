@@ -9,6 +9,11 @@ Inform -> InformResponse -> empty POST -> 204.
 Optionally a provisioner has ``session_refused(device_id)``, called when a device's
 session is refused with 503 because the store is unavailable (the fleet engine then
 requests the device again: fleet/session_side.py).
+
+Optionally a provisioner has ``wants_known_values(device_id) -> bool``, asked before the
+Inform is recorded: when True, the device's stored values are read in the same store hop as
+the Inform's commit and handed over in ``ctx.known_values`` (store/deferred.py), so that the
+plan of a push needs no store call of its own.
 """
 
 from __future__ import annotations

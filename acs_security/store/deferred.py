@@ -8,6 +8,12 @@ does not report those events again, so the ACS must not lose them. Commit
 latency is thus on every session's path; group commit keeps the number of
 commits (fsyncs) per second flat as sessions grow.
 
+A session that is going to plan a push reads the device's stored values; it asks for
+them with its Inform (``record_inform(record, read_parameters=True)``), and they are read
+in the same pool job, right after the batch commits, instead of one more thread hop and
+query of its own per session (issue 17; docs/performance.md "Push sessions: one store
+hop").
+
 Writes that a session waits for (``set_device_parameters`` after a
 SetParameterValues, the job engine's ``update_tasks``) are group-committed the
 same way: while one group runs, the calls that arrive queue up and go in the next
@@ -106,25 +112,37 @@ def _commit_group(store: Store, calls: Sequence[tuple[str, tuple[Any, ...], dict
     return out
 
 
-def _commit(store: Store, records: Sequence[InformRecord]) -> list[BaseException | None]:
-    """Runs in the pool: one transaction for the batch. If the batch fails for
-    a reason other than an unreachable database, retry record by record so that
-    one bad record fails alone instead of failing every caller."""
+def _commit(store: Store, records: Sequence[InformRecord], reads: Sequence[bool]
+            ) -> list[tuple[bool, Any]]:
+    """Runs in the pool: one transaction for the batch, then the stored values of the devices
+    whose record asked for them (``reads``): (ok, None or values or error) per record. If the
+    batch fails for a reason other than an unreachable database, retry record by record so
+    that one bad record fails alone instead of failing every caller."""
     try:
         store.record_informs(records)
-        return [None] * len(records)
+        committed = [True] * len(records)
+        results: list[tuple[bool, Any]] = [(True, None)] * len(records)
     except StoreUnavailable:
         raise
     except StoreError:
         if len(records) == 1:
             raise
-    results: list[BaseException | None] = []
-    for record in records:
-        try:
-            store.record_informs([record])
-            results.append(None)
-        except StoreError as exc:
-            results.append(exc)
+        committed, results = [], []
+        for record in records:
+            try:
+                store.record_informs([record])
+                committed.append(True)
+                results.append((True, None))
+            except StoreError as exc:
+                committed.append(False)
+                results.append((False, exc))
+    for i, (record, read, ok) in enumerate(zip(records, reads, committed, strict=True)):
+        if read and ok:
+            try:
+                # Read after the commit: the values as the Inform left them.
+                results[i] = (True, store.device_parameters(record.device_id))
+            except StoreError as exc:
+                results[i] = (False, exc)
     return results
 
 
@@ -157,7 +175,7 @@ class DeferredStore:
         )
         self._max_batch = max_batch
         self._on_result = on_result
-        self._queue: deque[tuple[InformRecord, Deferred[None]]] = deque()
+        self._queue: deque[tuple[InformRecord, bool, Deferred[Any]]] = deque()
         self._flushing = False
         self._group_queue: deque[tuple[str, tuple[Any, ...], dict[str, Any], Deferred[Any]]] = deque()
         self._group_running = False
@@ -200,16 +218,19 @@ class DeferredStore:
 
     # -- informs ----------------------------------------------------------
 
-    def record_inform(self, record: InformRecord) -> Deferred[None]:
-        """Queue an inform; the Deferred fires (None) once THIS record is
-        committed, or errbacks with the StoreError that prevented it
-        (StoreClosed after close(), InvalidArgument for a non-InformRecord)."""
+    def record_inform(self, record: InformRecord, *, read_parameters: bool = False
+                      ) -> Deferred[dict[str, tuple[str, str]] | None]:
+        """Queue an inform; the Deferred fires once THIS record is committed, or errbacks
+        with the StoreError that prevented it (StoreClosed after close(), InvalidArgument
+        for a non-InformRecord). It fires with None, or with read_parameters the device's
+        stored values as ``Store.device_parameters`` gives them, read in the same pool job
+        after the commit (the module doc)."""
         if self._closing:
             return fail(StoreClosed("cannot record an inform: the store is closing"))
         if not isinstance(record, InformRecord):
             return fail(InvalidArgument(f"record_inform takes an InformRecord, not {type(record).__name__}"))
-        d: Deferred[None] = Deferred()
-        self._queue.append((record, d))
+        d: Deferred[dict[str, tuple[str, str]] | None] = Deferred()
+        self._queue.append((record, read_parameters, d))
         self._flush()
         return d
 
@@ -221,20 +242,21 @@ class DeferredStore:
             return
         batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
         self._flushing = True
-        self._run(_commit, self._store, [record for record, _ in batch]).addBoth(self._flushed, batch)
+        self._run(_commit, self._store, [record for record, _, _ in batch],
+                  [read for _, read, _ in batch]).addBoth(self._flushed, batch)
 
-    def _flushed(self, result: list[BaseException | None] | Failure,
-                 batch: list[tuple[InformRecord, Deferred[None]]]) -> None:
+    def _flushed(self, result: list[tuple[bool, Any]] | Failure,
+                 batch: list[tuple[InformRecord, bool, Deferred[Any]]]) -> None:
         try:
             if isinstance(result, Failure):
-                for _, d in batch:
+                for *_, d in batch:
                     d.errback(result)
             else:
-                for (_, d), outcome in zip(batch, result, strict=True):
-                    if outcome is None:
-                        d.callback(None)
+                for (*_, d), (ok, value) in zip(batch, result, strict=True):
+                    if ok:
+                        d.callback(value)
                     else:
-                        d.errback(outcome)
+                        d.errback(value)
         finally:
             # Informs queued meanwhile (even by the callbacks above) go now.
             self._flushing = False
