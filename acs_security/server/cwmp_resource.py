@@ -250,10 +250,11 @@ class CwmpResource(Resource):
                 return
             # The InformResponse only once the Inform is committed (TR-069 A.3.3.1: the CPE
             # then drops its events); a store failure up to there is a 503, see the module doc.
-            wants = getattr(self._provisioner, "wants_known_values", None)
-            if wants is not None and wants(record.device_id):
+            hook = getattr(self._provisioner, "inform_reads", None)
+            reads = hook(record.device_id) if hook is not None else ()
+            if reads:
                 # Read with the Inform's commit, in the same store hop (store/deferred.py).
-                ctx.known_values = await self._store.record_inform(record, read_parameters=True)
+                ctx.inform_reads = await self._store.record_inform(record, reads=reads)
             else:
                 await self._store.record_inform(record)
             await self._provisioner.session_started(ctx)
@@ -320,7 +321,7 @@ class CwmpResource(Resource):
             return
         ctx.rpcs.append(type(nxt).__name__)
         # Once a request may change the device, the values read with its Inform are stale.
-        ctx.known_values = None
+        ctx.inform_reads = None
         self._send(request, ctx.session.send_request(nxt))
 
     async def _cpe_request(self, ctx: SessionContext, message: Any) -> None:

@@ -10,10 +10,10 @@ Optionally a provisioner has ``session_refused(device_id)``, called when a devic
 session is refused with 503 because the store is unavailable (the fleet engine then
 requests the device again: fleet/session_side.py).
 
-Optionally a provisioner has ``wants_known_values(device_id) -> bool``, asked before the
-Inform is recorded: when True, the device's stored values are read in the same store hop as
-the Inform's commit and handed over in ``ctx.known_values`` (store/deferred.py), so that the
-plan of a push needs no store call of its own.
+Optionally a provisioner has ``inform_reads(device_id) -> tuple[str, ...]``, asked before
+the Inform is recorded: the store reads (store/deferred.py INFORM_READS, e.g. the device's
+stored values for the plan of a push) to run in the same store hop as the Inform's commit;
+their results are in ``ctx.inform_reads``, so that the session needs no store call for them.
 """
 
 from __future__ import annotations

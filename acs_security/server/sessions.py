@@ -48,11 +48,10 @@ class SessionContext:
     timeout_call: IDelayedCall | None = None
     # Whatever the provisioner keeps for this session (e.g. the task it is applying).
     provisioner_state: Any = None
-    # The device's stored values (name -> (value, xsi type)) as its Inform left them, read
-    # in the Inform's store hop when the provisioner asked for them (wants_known_values,
-    # server/provisioning.py); the provisioner takes them (sets None) before it sends anything
-    # that could change them.
-    known_values: dict[str, tuple[str, str]] | None = None
+    # The store reads the provisioner asked to run with the Inform's commit, in its store
+    # hop (inform_reads, server/provisioning.py), by read name: the device as its Inform
+    # left it. Dropped once the session sends a request, which could change the device.
+    inform_reads: dict[str, Any] | None = None
     # Clock time this node last took or renewed the device's lease in the store
     # (server/leases.py); None while the session holds no lease.
     lease_at: float | None = None

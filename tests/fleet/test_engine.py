@@ -297,7 +297,7 @@ def test_a_push_session_reads_the_stored_values_with_its_inform(world):
     # (store/deferred.py), not from a device_parameters call of their own.
     h, phones, engine, service = world
     calls: list[str] = []
-    reads: list[bool] = []
+    reads: list[tuple[str, ...]] = []
     real_call, real_record = h.dstore.call, h.dstore.record_inform
 
     def call(method, *args, **kwargs):
@@ -305,19 +305,19 @@ def test_a_push_session_reads_the_stored_values_with_its_inform(world):
         return real_call(method, *args, **kwargs)
 
     def record_inform(record, **kwargs):
-        reads.append(kwargs.get("read_parameters", False))
+        reads.append(tuple(kwargs.get("reads", ())))
         return real_record(record, **kwargs)
 
     h.dstore.call, h.dstore.record_inform = call, record_inform
     job = submit(engine, h)
     advance(h, 5)
     assert job.counts["applied"] == 10
-    assert reads == [True] * 10
+    assert reads == [("device_parameters",)] * 10
     assert "device_parameters" not in calls
     # Its task done, a phone's periodic session asks for nothing more than its Inform.
     ensureDeferred(phones.session("P000", "2 PERIODIC"))
     h.client.flush()
-    assert reads[-1] is False and len(reads) == 11
+    assert reads[-1] == () and len(reads) == 11
 
 
 def test_a_push_plans_against_the_values_read_with_the_inform(world):

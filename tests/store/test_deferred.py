@@ -180,14 +180,14 @@ def test_read_parameters_gives_the_values_as_the_inform_left_them_in_the_same_ho
 ) -> None:
     dstore.record_inform(inform("A", params=((P, "300", "xsd:unsignedInt"),)))
     fired = _results([dstore.record_inform(inform("A", params=((P, "600", "xsd:unsignedInt"),)),
-                                           read_parameters=True),
+                                           reads=("device_parameters",)),
                       dstore.record_inform(inform("B"))])
     _step(pool, reactor)
     assert len(pool.jobs) == 1 and fired == []
     _step(pool, reactor)
     # One pool job, one batch: the commit and the read, newer value included; B read nothing.
     assert real.batches == [["A"], ["A", "B"]] and pool.jobs == []
-    assert fired == [{P: ("600", "xsd:unsignedInt")}, None]
+    assert fired == [{"device_parameters": {P: ("600", "xsd:unsignedInt")}}, None]
 
 
 def test_read_parameters_of_a_record_that_failed_is_not_attempted(
@@ -195,11 +195,18 @@ def test_read_parameters_of_a_record_that_failed_is_not_attempted(
 ) -> None:
     dstore.record_inform(inform("A"))
     real.poison = "C"
-    fired = _results([dstore.record_inform(inform(s), read_parameters=True) for s in ("B", "C")])
+    fired = _results([dstore.record_inform(inform(s), reads=("device_parameters", "device_tasks"))
+                      for s in ("B", "C")])
     _step(pool, reactor)
     _step(pool, reactor)
-    assert fired[0] == {}
+    assert fired[0] == {"device_parameters": {}, "device_tasks": []}
     assert isinstance(fired[1], Failure) and fired[1].check(StoreError)
+
+
+def test_only_the_known_reads_run_with_an_inform(dstore: DeferredStore, pool: FakeThreadPool) -> None:
+    fired = _results([dstore.record_inform(inform("A"), reads=("delete_device",))])
+    assert isinstance(fired[0], Failure) and fired[0].check(InvalidArgument)
+    assert pool.jobs == []
 
 
 def test_a_bad_record_fails_alone(
