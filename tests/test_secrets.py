@@ -321,3 +321,24 @@ def test_a_full_push_leaks_no_secret_to_logs_outputs_or_database_files(tmp_path,
     write_key_file(key, KeyRing((b"w" * 32,)))
     with pytest.raises(ConfigError, match="restore the key file"):
         AcsServer(config=load_config(environ={}, overrides=settings), reactor=None).start()
+
+
+def test_the_secret_names_remembered_give_the_same_sealing_and_stay_bounded(tmp_path, monkeypatch):
+    # SecretStore remembers is_secret_parameter per name (issue 17); a second write of the
+    # same paths is sealed alike, and the memory starts over at its bound.
+    import acs_security.secrets as secrets_module
+
+    codec = EncryptingCodec(KeyRing((b"a" * 32,)), random_bytes=counter_bytes())
+    store = SecretStore(open_store(f"sqlite:///{tmp_path}/acs.db", secret_codec=codec), codec)
+    device = _device(store, "SEC0002")
+    params = [("Device.X_CISCO_HTTPProxySettings.Password", "Proxy-Secret-333", "string"),
+              ("Device.X_CISCO_SecuritySettings.Firewall", "Enabled", "string")]
+    for _ in range(2):
+        store.set_device_parameters(device, params)
+        raw = store.inner.device_parameters(device)
+        assert raw["Device.X_CISCO_HTTPProxySettings.Password"][0].startswith(PREFIX)
+        assert raw["Device.X_CISCO_SecuritySettings.Firewall"][0] == "Enabled"
+    monkeypatch.setattr(secrets_module, "_SECRET_NAMES_MAX", 3)
+    store.set_device_parameters(device, [(f"Device.X.P{i}", "v", "string") for i in range(7)])
+    assert len(store._secret_names) <= 3
+    store.close()

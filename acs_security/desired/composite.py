@@ -53,6 +53,15 @@ class CompositeProvisioner:
             shared.states[i] = ctx.provisioner_state
             ctx.provisioner_state = shared
 
+    def inform_reads(self, device_id: str) -> tuple[str, ...]:
+        """The store reads the parts want with the Inform (server/provisioning.py), once each."""
+        reads: dict[str, None] = {}
+        for part in self.parts:
+            hook = getattr(part, "inform_reads", None)
+            if hook is not None:
+                reads.update(dict.fromkeys(hook(device_id)))
+        return tuple(reads)
+
     async def session_started(self, ctx: Any) -> None:
         shared = _Shared(len(self.parts))
         ctx.provisioner_state = shared

@@ -128,13 +128,15 @@ class ClusterMode:
 
     # -- sessions (any role that serves CWMP) -------------------------------------------
 
-    async def session_tasks(self, device_id: str) -> list[LiveTask]:
+    async def session_tasks(self, device_id: str, rows: Any = None) -> list[LiveTask]:
         """The device's active tasks, from the store: the session may be on any node.
-        With no unfinished job known here (refreshed every sync), the store is not asked:
-        periodic sessions of a quiet fleet cost no query."""
-        if not any(j.state in ("running", "halted") for j in self.engine.jobs.values()):
-            return []
-        rows = await self._store.call("device_tasks", device_id)
+        ``rows``: ``device_tasks`` as read with the Inform (fleet/session_side.py
+        inform_reads), else it is read now. With no unfinished job known here (refreshed
+        every sync), the store is not asked: periodic sessions of a quiet fleet cost no query."""
+        if rows is None:
+            if not any(j.state in ("running", "halted") for j in self.engine.jobs.values()):
+                return []
+            rows = await self._store.call("device_tasks", device_id)
         out: list[LiveTask] = []
         for rec, job_state, wave, brake in rows:
             job = await self.job(rec.job_id)

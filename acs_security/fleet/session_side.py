@@ -85,6 +85,25 @@ class SessionSide(TransferSide):
     _plan_cache: Any
     _batch_size: Any
 
+    def inform_reads(self, device_id: str) -> tuple[str, ...]:
+        """The store reads to run with the device's Inform (server/provisioning.py). Without a
+        cluster the engine holds every task: the stored values when a task of a running push
+        job waits for this device (its plan compares against them). In cluster mode the tasks
+        are in the store: while a job of this node's view is running or halted, the device's
+        tasks (session_started), and the stored values too while a push that plans against
+        them runs (read for a device without a task as well: one query in the same pool job,
+        no hop)."""
+        if self._cluster is not None:
+            active = [j for j in self.jobs.values() if j.state in ("running", "halted")]
+            if not active:
+                return ()
+            return (("device_tasks", "device_parameters") if any(_plans(j) for j in active)
+                    else ("device_tasks",))
+        for task in self._by_device.get(device_id, ()):
+            if _plans(task.job) and task.state in (TaskState.PENDING, TaskState.REQUESTED):
+                return ("device_parameters",)
+        return ()
+
     async def session_started(self, ctx: SessionContext) -> None:
         if self._starting is not None:  # the engine is still loading its jobs (engine.start)
             waiter: Deferred[None] = Deferred()
@@ -95,8 +114,9 @@ class SessionSide(TransferSide):
             # another job's task) go over the same tasks.
             tasks = self._session_tasks.get(ctx.token)
             if tasks is None:
+                rows = ctx.inform_reads.get("device_tasks") if ctx.inform_reads else None
                 tasks = self._session_tasks[ctx.token] = await self._cluster.session_tasks(
-                    ctx.device_id or "")
+                    ctx.device_id or "", rows)
         else:
             tasks = self._by_device.get(ctx.device_id or "")
         if not tasks:
@@ -150,7 +170,11 @@ class SessionSide(TransferSide):
                 device = self.devices.get(task.device_id)
                 known = None
                 if not job.options.force_all or job.options.file_content == "full":
-                    params = await self._store.call("device_parameters", task.device_id)
+                    # Read with the Inform when this session asked for them (inform_reads): no
+                    # store hop of its own. Taken once: a later plan of the session reads afresh.
+                    params = ctx.inform_reads.pop("device_parameters", None) if ctx.inform_reads else None
+                    if params is None:
+                        params = await self._store.call("device_parameters", task.device_id)
                     known = work.known = {name: value for name, (value, _t) in params.items()}
                 plan = (self._plan_cache(job).plan(device.product_class, device.software_version,
                                                    None if job.options.force_all else known,
@@ -305,6 +329,12 @@ class SessionSide(TransferSide):
         if self._cluster is not None and task.state is not TaskState.IN_SESSION:
             self._cluster.settled(task)
         ctx.provisioner_state = None
+
+
+def _plans(job: LiveJob) -> bool:
+    """A running push whose plan compares against the device's stored values."""
+    return (job.kind == "push" and job.state == "running"
+            and (not job.options.force_all or job.options.file_content == "full"))
 
 
 def _same(got: m.ParameterValue, sent: Any) -> bool:

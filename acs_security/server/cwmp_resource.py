@@ -250,7 +250,13 @@ class CwmpResource(Resource):
                 return
             # The InformResponse only once the Inform is committed (TR-069 A.3.3.1: the CPE
             # then drops its events); a store failure up to there is a 503, see the module doc.
-            await self._store.record_inform(record)
+            hook = getattr(self._provisioner, "inform_reads", None)
+            reads = hook(record.device_id) if hook is not None else ()
+            if reads:
+                # Read with the Inform's commit, in the same store hop (store/deferred.py).
+                ctx.inform_reads = await self._store.record_inform(record, reads=reads)
+            else:
+                await self._store.record_inform(record)
             await self._provisioner.session_started(ctx)
             # IRequest.addCookie omits httpOnly, which twisted.web's Request takes.
             request.addCookie(COOKIE_NAME, ctx.token.encode(), path=b"/", httpOnly=True,  # type: ignore[call-arg]
@@ -314,6 +320,8 @@ class CwmpResource(Resource):
             self._send(request, out)
             return
         ctx.rpcs.append(type(nxt).__name__)
+        # Once a request may change the device, the values read with its Inform are stale.
+        ctx.inform_reads = None
         self._send(request, ctx.session.send_request(nxt))
 
     async def _cpe_request(self, ctx: SessionContext, message: Any) -> None:

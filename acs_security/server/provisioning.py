@@ -9,6 +9,11 @@ Inform -> InformResponse -> empty POST -> 204.
 Optionally a provisioner has ``session_refused(device_id)``, called when a device's
 session is refused with 503 because the store is unavailable (the fleet engine then
 requests the device again: fleet/session_side.py).
+
+Optionally a provisioner has ``inform_reads(device_id) -> tuple[str, ...]``, asked before
+the Inform is recorded: the store reads (store/deferred.py INFORM_READS, e.g. the device's
+stored values for the plan of a push) to run in the same store hop as the Inform's commit;
+their results are in ``ctx.inform_reads``, so that the session needs no store call for them.
 """
 
 from __future__ import annotations

@@ -48,6 +48,10 @@ class SessionContext:
     timeout_call: IDelayedCall | None = None
     # Whatever the provisioner keeps for this session (e.g. the task it is applying).
     provisioner_state: Any = None
+    # The store reads the provisioner asked to run with the Inform's commit, in its store
+    # hop (inform_reads, server/provisioning.py), by read name: the device as its Inform
+    # left it. Dropped once the session sends a request, which could change the device.
+    inform_reads: dict[str, Any] | None = None
     # Clock time this node last took or renewed the device's lease in the store
     # (server/leases.py); None while the session holds no lease.
     lease_at: float | None = None

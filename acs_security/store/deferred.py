@@ -8,6 +8,12 @@ does not report those events again, so the ACS must not lose them. Commit
 latency is thus on every session's path; group commit keeps the number of
 commits (fsyncs) per second flat as sessions grow.
 
+A session that is going to plan a push reads the device's stored values, and in cluster
+mode its tasks; it asks for them with its Inform (``record_inform(record, reads=(...))``,
+names of INFORM_READS), and they are read in the same pool job, right after the batch
+commits, instead of one more thread hop and query each per session (issue 17;
+docs/performance.md "Push sessions: one store hop").
+
 Writes that a session waits for (``set_device_parameters`` after a
 SetParameterValues, the job engine's ``update_tasks``) are group-committed the
 same way: while one group runs, the calls that arrive queue up and go in the next
@@ -106,25 +112,42 @@ def _commit_group(store: Store, calls: Sequence[tuple[str, tuple[Any, ...], dict
     return out
 
 
-def _commit(store: Store, records: Sequence[InformRecord]) -> list[BaseException | None]:
-    """Runs in the pool: one transaction for the batch. If the batch fails for
-    a reason other than an unreachable database, retry record by record so that
-    one bad record fails alone instead of failing every caller."""
+#: Store reads that a session may have run with its Inform's commit (record_inform's
+#: ``reads``): each takes the device id.
+INFORM_READS: frozenset[str] = frozenset({"device_parameters", "device_tasks"})
+
+
+def _commit(store: Store, records: Sequence[InformRecord], reads: Sequence[tuple[str, ...]]
+            ) -> list[tuple[bool, Any]]:
+    """Runs in the pool: one transaction for the batch, then the reads each record asked for
+    (``reads``): (ok, None or {read: result} or error) per record. If the
+    batch fails for a reason other than an unreachable database, retry record by record so
+    that one bad record fails alone instead of failing every caller."""
     try:
         store.record_informs(records)
-        return [None] * len(records)
+        committed = [True] * len(records)
+        results: list[tuple[bool, Any]] = [(True, None)] * len(records)
     except StoreUnavailable:
         raise
     except StoreError:
         if len(records) == 1:
             raise
-    results: list[BaseException | None] = []
-    for record in records:
-        try:
-            store.record_informs([record])
-            results.append(None)
-        except StoreError as exc:
-            results.append(exc)
+        committed, results = [], []
+        for record in records:
+            try:
+                store.record_informs([record])
+                committed.append(True)
+                results.append((True, None))
+            except StoreError as exc:
+                committed.append(False)
+                results.append((False, exc))
+    for i, (record, read, ok) in enumerate(zip(records, reads, committed, strict=True)):
+        if read and ok:
+            try:
+                # Read after the commit: the device as the Inform left it.
+                results[i] = (True, {name: getattr(store, name)(record.device_id) for name in read})
+            except StoreError as exc:
+                results[i] = (False, exc)
     return results
 
 
@@ -157,7 +180,7 @@ class DeferredStore:
         )
         self._max_batch = max_batch
         self._on_result = on_result
-        self._queue: deque[tuple[InformRecord, Deferred[None]]] = deque()
+        self._queue: deque[tuple[InformRecord, tuple[str, ...], Deferred[Any]]] = deque()
         self._flushing = False
         self._group_queue: deque[tuple[str, tuple[Any, ...], dict[str, Any], Deferred[Any]]] = deque()
         self._group_running = False
@@ -200,16 +223,22 @@ class DeferredStore:
 
     # -- informs ----------------------------------------------------------
 
-    def record_inform(self, record: InformRecord) -> Deferred[None]:
-        """Queue an inform; the Deferred fires (None) once THIS record is
-        committed, or errbacks with the StoreError that prevented it
-        (StoreClosed after close(), InvalidArgument for a non-InformRecord)."""
+    def record_inform(self, record: InformRecord, *, reads: Sequence[str] = ()
+                      ) -> Deferred[dict[str, Any] | None]:
+        """Queue an inform; the Deferred fires once THIS record is committed, or errbacks
+        with the StoreError that prevented it (StoreClosed after close(), InvalidArgument
+        for a non-InformRecord or a read not in INFORM_READS). It fires with None, or with
+        ``reads`` a dict of each read's result (``Store.<read>(device_id)``), run in the same
+        pool job after the commit (the module doc)."""
         if self._closing:
             return fail(StoreClosed("cannot record an inform: the store is closing"))
         if not isinstance(record, InformRecord):
             return fail(InvalidArgument(f"record_inform takes an InformRecord, not {type(record).__name__}"))
-        d: Deferred[None] = Deferred()
-        self._queue.append((record, d))
+        unknown = set(reads) - INFORM_READS
+        if unknown:
+            return fail(InvalidArgument(f"record_inform cannot read {sorted(unknown)}"))
+        d: Deferred[dict[str, Any] | None] = Deferred()
+        self._queue.append((record, tuple(reads), d))
         self._flush()
         return d
 
@@ -221,20 +250,21 @@ class DeferredStore:
             return
         batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
         self._flushing = True
-        self._run(_commit, self._store, [record for record, _ in batch]).addBoth(self._flushed, batch)
+        self._run(_commit, self._store, [record for record, _, _ in batch],
+                  [read for _, read, _ in batch]).addBoth(self._flushed, batch)
 
-    def _flushed(self, result: list[BaseException | None] | Failure,
-                 batch: list[tuple[InformRecord, Deferred[None]]]) -> None:
+    def _flushed(self, result: list[tuple[bool, Any]] | Failure,
+                 batch: list[tuple[InformRecord, tuple[str, ...], Deferred[Any]]]) -> None:
         try:
             if isinstance(result, Failure):
-                for _, d in batch:
+                for *_, d in batch:
                     d.errback(result)
             else:
-                for (_, d), outcome in zip(batch, result, strict=True):
-                    if outcome is None:
-                        d.callback(None)
+                for (*_, d), (ok, value) in zip(batch, result, strict=True):
+                    if ok:
+                        d.callback(value)
                     else:
-                        d.errback(outcome)
+                        d.errback(value)
         finally:
             # Informs queued meanwhile (even by the callbacks above) go now.
             self._flushing = False

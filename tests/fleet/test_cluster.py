@@ -195,3 +195,29 @@ def test_a_node_stopped_cleanly_hands_its_devices_over_at_once(cluster):
     assert {r.state for r in tasks(h)} == {"applied"}
     assert {s: len(k) for s, k in phones.spv.items()} == {f"P{i:03d}": 1 for i in range(12)}
     assert drive(h, b.service.job_summary(job.id))["state"] == "completed"
+
+
+def test_a_cluster_push_session_reads_its_tasks_and_values_with_its_inform(cluster):
+    # Issue 17: in cluster mode the device's tasks and stored values are read in the
+    # Inform's store hop (store/deferred.py), not by calls of their own per session.
+    h, phones, a, b = cluster
+    calls: list[str] = []
+    reads: list[tuple[str, ...]] = []
+    real_call, real_record = h.dstore.call, h.dstore.record_inform
+
+    def call(method, *args, **kwargs):
+        calls.append(method)
+        return real_call(method, *args, **kwargs)
+
+    def record_inform(record, **kwargs):
+        reads.append(tuple(kwargs.get("reads", ())))
+        return real_record(record, **kwargs)
+
+    h.dstore.call, h.dstore.record_inform = call, record_inform
+    start(h, a, b)
+    drive(h, a.engine.submit(POLICY, parse_selector("all"), JobOptions(), deadline=timedelta(hours=1)))
+    advance(h, 20)
+    assert {r.state for r in tasks(h)} == {"applied"}
+    assert {s: len(keys) for s, keys in phones.spv.items()} == {f"P{i:03d}": 1 for i in range(12)}
+    assert reads and all(r == ("device_tasks", "device_parameters") for r in reads[:12])
+    assert "device_tasks" not in calls and "device_parameters" not in calls

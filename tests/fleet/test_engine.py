@@ -290,3 +290,49 @@ def test_invalid_job_options_are_refused_and_nothing_is_created(world, field, va
     assert d.result.value.status == 400
     d.addErrback(lambda _: None)
     assert h.store.count_jobs() == 0
+
+
+def test_a_push_session_reads_the_stored_values_with_its_inform(world):
+    # Issue 17: the plan's known values come from the Inform's store hop
+    # (store/deferred.py), not from a device_parameters call of their own.
+    h, phones, engine, service = world
+    calls: list[str] = []
+    reads: list[tuple[str, ...]] = []
+    real_call, real_record = h.dstore.call, h.dstore.record_inform
+
+    def call(method, *args, **kwargs):
+        calls.append(method)
+        return real_call(method, *args, **kwargs)
+
+    def record_inform(record, **kwargs):
+        reads.append(tuple(kwargs.get("reads", ())))
+        return real_record(record, **kwargs)
+
+    h.dstore.call, h.dstore.record_inform = call, record_inform
+    job = submit(engine, h)
+    advance(h, 5)
+    assert job.counts["applied"] == 10
+    assert reads == [("device_parameters",)] * 10
+    assert "device_parameters" not in calls
+    # Its task done, a phone's periodic session asks for nothing more than its Inform.
+    ensureDeferred(phones.session("P000", "2 PERIODIC"))
+    h.client.flush()
+    assert reads[-1] == () and len(reads) == 11
+
+
+def test_a_push_plans_against_the_values_read_with_the_inform(world):
+    # A phone whose Inform already reports the policy's values gets no SetParameterValues:
+    # the values read with the Inform are the ones the plan compares (not stale ones).
+    h, phones, engine, service = world
+    first = submit(engine, h, select="serial=P000")
+    advance(h, 5)
+    assert first.counts["applied"] == 1 and len(phones.spv["P000"]) == 1
+    params = h.store.device_parameters(make_device_id("00000C", "CP-8851-3PCC", "P000"))
+    phones.extra["P000"] = tuple(m.ParameterValue(name, value, "string")
+                                 for name, (value, _t) in params.items()
+                                 if name.startswith("Device.X_CISCO_SecuritySettings."))
+    assert phones.extra["P000"]
+    second = submit(engine, h, select="serial=P000")
+    advance(h, 5)
+    assert second.counts["applied"] == 1
+    assert len(phones.spv["P000"]) == 1  # already compliant: nothing sent the second time

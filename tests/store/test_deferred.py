@@ -172,6 +172,43 @@ def test_informs_queued_by_a_callback_join_the_next_flush(
     assert _results(later) == [None]
 
 
+P = "Device.ManagementServer.PeriodicInformInterval"
+
+
+def test_read_parameters_gives_the_values_as_the_inform_left_them_in_the_same_hop(
+    dstore: DeferredStore, real: RecordingStore, pool: FakeThreadPool, reactor: ThreadHopReactor
+) -> None:
+    dstore.record_inform(inform("A", params=((P, "300", "xsd:unsignedInt"),)))
+    fired = _results([dstore.record_inform(inform("A", params=((P, "600", "xsd:unsignedInt"),)),
+                                           reads=("device_parameters",)),
+                      dstore.record_inform(inform("B"))])
+    _step(pool, reactor)
+    assert len(pool.jobs) == 1 and fired == []
+    _step(pool, reactor)
+    # One pool job, one batch: the commit and the read, newer value included; B read nothing.
+    assert real.batches == [["A"], ["A", "B"]] and pool.jobs == []
+    assert fired == [{"device_parameters": {P: ("600", "xsd:unsignedInt")}}, None]
+
+
+def test_read_parameters_of_a_record_that_failed_is_not_attempted(
+    dstore: DeferredStore, real: RecordingStore, pool: FakeThreadPool, reactor: ThreadHopReactor
+) -> None:
+    dstore.record_inform(inform("A"))
+    real.poison = "C"
+    fired = _results([dstore.record_inform(inform(s), reads=("device_parameters", "device_tasks"))
+                      for s in ("B", "C")])
+    _step(pool, reactor)
+    _step(pool, reactor)
+    assert fired[0] == {"device_parameters": {}, "device_tasks": []}
+    assert isinstance(fired[1], Failure) and fired[1].check(StoreError)
+
+
+def test_only_the_known_reads_run_with_an_inform(dstore: DeferredStore, pool: FakeThreadPool) -> None:
+    fired = _results([dstore.record_inform(inform("A"), reads=("delete_device",))])
+    assert isinstance(fired[0], Failure) and fired[0].check(InvalidArgument)
+    assert pool.jobs == []
+
+
 def test_a_bad_record_fails_alone(
     dstore: DeferredStore, real: RecordingStore, pool: FakeThreadPool, reactor: ThreadHopReactor
 ) -> None:
