@@ -163,8 +163,12 @@ def test_max_batch_splits_the_queue(
 def test_informs_queued_by_a_callback_join_the_next_flush(
     dstore: DeferredStore, real: RecordingStore, pool: FakeThreadPool, reactor: ThreadHopReactor
 ) -> None:
-    later: list[Deferred[None]] = []
-    dstore.record_inform(inform("A")).addCallback(lambda _: later.append(dstore.record_inform(inform("B"))))
+    later: list[Deferred[Any]] = []
+
+    def queue_b(_: object) -> None:
+        later.append(dstore.record_inform(inform("B")))
+
+    dstore.record_inform(inform("A")).addCallback(queue_b)
     dstore.record_inform(inform("C"))  # queued behind A
     _step(pool, reactor)
     _step(pool, reactor)
