@@ -146,8 +146,10 @@ def _commit(store: Store, records: Sequence[InformRecord], reads: Sequence[tuple
             try:
                 # Read after the commit: the device as the Inform left it.
                 results[i] = (True, {name: getattr(store, name)(record.device_id) for name in read})
-            except StoreError as exc:
-                results[i] = (False, exc)
+            except StoreError:
+                # The Inform is committed, so it is acknowledged: a failed read leaves the
+                # session to read on its own (and meet the store's state then).
+                results[i] = (True, None)
     return results
 
 

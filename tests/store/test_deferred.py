@@ -207,6 +207,22 @@ def test_read_parameters_of_a_record_that_failed_is_not_attempted(
     assert isinstance(fired[1], Failure) and fired[1].check(StoreError)
 
 
+def test_a_read_that_fails_after_the_commit_still_acknowledges_the_inform(
+    dstore: DeferredStore, real: RecordingStore, pool: FakeThreadPool, reactor: ThreadHopReactor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The Inform is committed: answering it 503 would make the phone send its events again.
+    # The session reads on its own instead (it gets None for its reads).
+    def broken(device_id: str) -> Any:
+        raise StoreUnavailable("cannot read a device's parameters: the database is unavailable")
+
+    monkeypatch.setattr(real, "device_parameters", broken)
+    fired = _results([dstore.record_inform(inform("A"), reads=("device_parameters",))])
+    _step(pool, reactor)
+    assert fired == [None]
+    assert real.count_devices() == 1
+
+
 def test_only_the_known_reads_run_with_an_inform(dstore: DeferredStore, pool: FakeThreadPool) -> None:
     fired = _results([dstore.record_inform(inform("A"), reads=("delete_device",))])
     assert isinstance(fired[0], Failure) and fired[0].check(InvalidArgument)
