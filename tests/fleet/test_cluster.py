@@ -20,7 +20,7 @@ from acs_security.fleet.selector import parse_selector
 from acs_security.server.cwmp_resource import CwmpResource
 from acs_security.service import FleetService
 from acs_security.store import schema as t
-from tests.fleet.test_engine import POLICY, ScriptedPhones
+from tests.fleet.test_engine import POLICY, ScriptedPhones, watch_store_calls
 from tests.server.harness import make_harness
 
 
@@ -201,19 +201,7 @@ def test_a_cluster_push_session_reads_its_tasks_and_values_with_its_inform(clust
     # Issue 17: in cluster mode the device's tasks and stored values are read in the
     # Inform's store hop (store/deferred.py), not by calls of their own per session.
     h, phones, a, b = cluster
-    calls: list[str] = []
-    reads: list[tuple[str, ...]] = []
-    real_call, real_record = h.dstore.call, h.dstore.record_inform
-
-    def call(method, *args, **kwargs):
-        calls.append(method)
-        return real_call(method, *args, **kwargs)
-
-    def record_inform(record, **kwargs):
-        reads.append(tuple(kwargs.get("reads", ())))
-        return real_record(record, **kwargs)
-
-    h.dstore.call, h.dstore.record_inform = call, record_inform
+    calls, reads = watch_store_calls(h.dstore)
     start(h, a, b)
     drive(h, a.engine.submit(POLICY, parse_selector("all"), JobOptions(), deadline=timedelta(hours=1)))
     advance(h, 20)

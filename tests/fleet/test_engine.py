@@ -292,23 +292,30 @@ def test_invalid_job_options_are_refused_and_nothing_is_created(world, field, va
     assert h.store.count_jobs() == 0
 
 
+def watch_store_calls(dstore: Any) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Record the DeferredStore's calls (method names) and the reads asked with each Inform,
+    both still carried out."""
+    calls: list[str] = []
+    reads: list[tuple[str, ...]] = []
+    real_call, real_record = dstore.call, dstore.record_inform
+
+    def call(method: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(method)
+        return real_call(method, *args, **kwargs)
+
+    def record_inform(record: Any, **kwargs: Any) -> Any:
+        reads.append(tuple(kwargs.get("reads", ())))
+        return real_record(record, **kwargs)
+
+    dstore.call, dstore.record_inform = call, record_inform
+    return calls, reads
+
+
 def test_a_push_session_reads_the_stored_values_with_its_inform(world):
     # Issue 17: the plan's known values come from the Inform's store hop
     # (store/deferred.py), not from a device_parameters call of their own.
     h, phones, engine, service = world
-    calls: list[str] = []
-    reads: list[tuple[str, ...]] = []
-    real_call, real_record = h.dstore.call, h.dstore.record_inform
-
-    def call(method, *args, **kwargs):
-        calls.append(method)
-        return real_call(method, *args, **kwargs)
-
-    def record_inform(record, **kwargs):
-        reads.append(tuple(kwargs.get("reads", ())))
-        return real_record(record, **kwargs)
-
-    h.dstore.call, h.dstore.record_inform = call, record_inform
+    calls, reads = watch_store_calls(h.dstore)
     job = submit(engine, h)
     advance(h, 5)
     assert job.counts["applied"] == 10
