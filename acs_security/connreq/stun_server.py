@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
@@ -43,6 +43,8 @@ from acs_security.connreq.stun import (
     encode_message,
     verify_integrity,
 )
+from acs_security.store.errors import InvalidArgument
+from acs_security.store.records import check_text
 
 __all__ = ["MISSING", "LoginCache", "StunBinding", "StunServerProtocol"]
 
@@ -107,7 +109,16 @@ class LoginCache:
         return entry[1]
 
     def want(self, username: str) -> Deferred[None]:
-        """Look ``username`` up with the next batch; fires when that batch is in."""
+        """Look ``username`` up with the next batch; fires when that batch is in. A name
+        the store cannot hold (a NUL, off the wire) is known at once to name no device: in
+        a batch, it would fail the look-up of every phone's name with it."""
+        try:
+            check_text("username", username, empty=False)
+        except InvalidArgument:
+            if len(self._known) >= self._max:
+                self._known.clear()  # the same crude bound as a batch's
+            self._known[username] = (self._clock.seconds(), None)
+            return succeed(None)
         self._wanted.add(username)
         d: Deferred[None] = Deferred()
         self._waiters.append(d)

@@ -19,6 +19,7 @@ keep-alives, without waiting for the batch or an Inform.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,9 +32,33 @@ from acs_security.connreq.stun_server import MISSING, LoginCache, StunBinding, S
 from acs_security.connreq.udp_client import UdpConnectionRequester, UdpSendResult
 from acs_security.store.bindings import UdpBindingRecord
 
-__all__ = ["RateLimitedUdpRequester", "StunService"]
+__all__ = ["RECEIVE_BUFFER_BYTES", "RateLimitedUdpRequester", "StunService", "widen_receive_buffer"]
 
 log = Logger(namespace="acs_security.connreq.stun")
+
+# The STUN socket's receive buffer, asked of the kernel. Linux's default (rmem_default,
+# 208 KiB) holds about 256 small datagrams, and what arrives while the reactor is busy
+# elsewhere waits there: 100,000 phones at a 30 s keep-alive send 3,300 Binding Requests a
+# second, so a 100 ms pause of the reactor already overflows the default and drops phones'
+# keep-alives. Linux caps the size at net.core.rmem_max (docs/nat.md says how to raise it).
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+def widen_receive_buffer(port: Any, wanted: int = RECEIVE_BUFFER_BYTES) -> int | None:
+    """Ask for a ``wanted``-byte receive buffer on a listening UDP port; returns the size
+    the kernel granted (Linux reports twice what it books), or None when the port has no
+    socket to set it on."""
+    get_handle = getattr(port, "getHandle", None)
+    handle = get_handle() if get_handle is not None else None
+    if not isinstance(handle, socket.socket):
+        return None
+    try:
+        handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+        granted: int = handle.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    except OSError as exc:
+        log.warn("cannot size the STUN socket's receive buffer: {error}", error=exc)
+        return None
+    return granted
 
 
 class RateLimitedUdpRequester:
@@ -126,6 +151,11 @@ class StunService:
             twisted.internet.error.CannotListenError: the port cannot be bound.
         """
         self._port = reactor.listenUDP(port, self.protocol, interface=host)
+        granted = widen_receive_buffer(self._port)
+        if granted is not None and granted < RECEIVE_BUFFER_BYTES:
+            log.info("the STUN socket's receive buffer is {granted} bytes (asked {wanted}; "
+                     "net.core.rmem_max caps it): a burst of Binding Requests beyond it is dropped",
+                     granted=granted, wanted=RECEIVE_BUFFER_BYTES)
         self.requester = RateLimitedUdpRequester(
             UdpConnectionRequester(self._port, self._clock, first_id=int.from_bytes(self._random_bytes(4), "big"),
                                    nonce_source=self._random_bytes, repeat=self._udp_repeat,

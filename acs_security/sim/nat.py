@@ -195,10 +195,21 @@ class SimulatedNat:
     def _tick(self) -> None:
         now = self._reactor.seconds()
         for mapping in list(self._mappings.values()):
-            if mapping.next_due <= now:
+            due = mapping.next_due
+            if due <= now:
                 self.send_binding(mapping)
+                # Each phone keeps its own phase (its boot, its last rebinding), as the
+                # phones' own timers do: a tick that ran late (the reactor was busy) sends
+                # every overdue phone at once, and scheduling them all from that tick would
+                # keep them in one burst for good. A burst larger than the STUN server's
+                # socket buffer (256 small datagrams by Linux's default) loses its tail,
+                # the same phones each time.
+                period = self._keepalive_of(mapping.phone)
+                mapping.next_due = due + period * (int((now - due) // period) + 1)
 
     def send_binding(self, mapping: _Mapping) -> None:
+        """Send the phone's Binding Request now; its next one is due a keep-alive period
+        later (the tick moves that back to the phone's phase)."""
         if self._stun is None:
             return
         phone = mapping.phone

@@ -306,3 +306,14 @@ def test_a_flush_during_a_write_waits_for_it_and_writes_what_came_since() -> Non
     assert fired == [None]
     (target,) = store.store.target_devices([DEV])
     assert target.udp_connection_request_address == "198.51.100.7:40002"
+
+
+def test_a_username_the_store_cannot_hold_does_not_spoil_the_phones_looked_up_with_it() -> None:
+    """USERNAME comes off the wire: one with a NUL (which neither store backend takes) sent
+    with a phone's request must not make the batch's look-up fail for the phone."""
+    clock, store, service, transport, noted = _world()
+    service.protocol.datagramReceived(_request("cr-\x00nat1", key=b"s3cret"), ("203.0.113.9", 5000))
+    service.protocol.datagramReceived(_request("cr-nat1", key=b"s3cret", n=2), PHONE)
+    clock.advance(0)
+    assert [addr for _, addr in transport.written] == [PHONE]
+    assert service.protocol.refused == {"unknown_username": 1}

@@ -8,11 +8,13 @@ is followed. A forged, replayed or foreign UDP request is dropped."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from acs_security.connreq.stun_service import RECEIVE_BUFFER_BYTES
 from acs_security.connreq.udp import build_udp_connection_request
 from acs_security.server.app import AcsServer
 from acs_security.server.config import load_config
@@ -22,6 +24,11 @@ from tests.support import run_in_reactor, sleep, wait_until
 
 pytestmark = pytest.mark.e2e
 MS = "Device.ManagementServer."
+
+
+def _sysctl(name: str) -> int:
+    """net.core.<name> (Linux: the socket buffer default and cap, in bytes)."""
+    return int(Path(f"/proc/sys/net/core/{name}").read_text())
 
 
 def nat_server(reactor: Any, tmp_path: Path, db: str | None = None) -> AcsServer:
@@ -65,9 +72,14 @@ async def boot_and_register(reactor: Any, server: AcsServer, fleet: SimulatedFle
                          if p.lookup(MS + "UDPConnectionRequestAddress") == fleet.nat.public_address(p))
         acs_side = sum(1 for p in natted
                        if targets[device_id(p)].udp_connection_request_address == fleet.nat.public_address(p))
+        unknown = [p.serial for p in natted
+                   if p.lookup(MS + "UDPConnectionRequestAddress") != fleet.nat.public_address(p)]
+        stun = server.stun
         raise AssertionError(f"of {len(natted)} phones behind NAT, {phone_side} know their mapping, the ACS "
-                             f"knows {acs_side}; NAT {dict(fleet.nat.stats)}; STUN refused "
-                             f"{dict(server.stun.protocol.refused) if server.stun else None}") from None
+                             f"knows {acs_side}; not known: {unknown[:5]}...; NAT {dict(fleet.nat.stats)}; STUN "
+                             f"answered {stun.bindings_seen if stun else None}, dropped "
+                             f"{stun.protocol.dropped if stun else None}, refused "
+                             f"{dict(stun.protocol.refused) if stun else None}") from None
 
 
 def test_push_to_1000_phones_60_percent_behind_nat_with_rebinding_mid_push(tmp_path: Path) -> None:
@@ -155,6 +167,10 @@ def test_forged_replayed_and_foreign_udp_requests_are_dropped(tmp_path: Path) ->
 
             sent_from_stun = stun.protocol.transport
             assert sent_from_stun is not None
+            # A burst of keep-alives larger than the kernel's default buffer would lose its tail.
+            granted = cast(Any, sent_from_stun).getHandle().getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            assert granted >= min(RECEIVE_BUFFER_BYTES, 2 * _sysctl("rmem_max")), granted
+            assert granted > _sysctl("rmem_default"), granted
             before = fleet.stats.udp_accepted
             # Forged: signed with a guessed password, from the STUN server's own socket.
             sent_from_stun.write(datagram("guess", 1), (host, int(port)))
