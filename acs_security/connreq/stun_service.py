@@ -56,7 +56,7 @@ def widen_receive_buffer(port: Any, wanted: int = RECEIVE_BUFFER_BYTES) -> int |
         handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
         granted: int = handle.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     except OSError as exc:
-        log.warn("cannot size the STUN socket's receive buffer: {error}", error=exc)
+        log.warn("cannot size a UDP socket's receive buffer: {error}", error=exc)
         return None
     return granted
 

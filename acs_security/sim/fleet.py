@@ -32,6 +32,7 @@ from twisted.internet.task import deferLater
 from twisted.web.iweb import IAgent
 from twisted.web.server import Site
 
+from acs_security.connreq.stun_service import widen_receive_buffer
 from acs_security.cwmp import messages as m
 from acs_security.httpauth.digest import DigestVerifier
 from acs_security.httpauth.result import AuthFailure, AuthResult
@@ -199,6 +200,9 @@ class SimulatedFleet:
             host, port = self._udp_listen
             listening = self._reactor.listenUDP(port, UdpConnectionRequestProtocol(self),
                                                 interface=host)
+            # One port takes every phone's UDP requests: a wave of them (three copies
+            # each, Annex G) would overflow the kernel's default buffer.
+            widen_receive_buffer(listening)
             self._ports.append(listening)
             shown = self._advertise or (host if host not in ("0.0.0.0", "::") else "127.0.0.1")
             self.env.udp_address = f"{shown}:{listening.getHost().port}"
