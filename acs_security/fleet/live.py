@@ -234,6 +234,13 @@ class LiveJob:
         rate = done / elapsed if done else 0.0
         remaining = self.active
         eta = remaining / rate if rate and self.state == "running" else None
+        if eta is not None and remaining <= _ETA_SCAN_LIMIT:
+            # Near the end the rate says "a second left" while the last phones wait for a
+            # retry of their connection request: the job cannot end before the last one.
+            waits = [t.next_attempt - now for t in self.tasks.values()
+                     if t.state is TaskState.PENDING and not t.cr_exhausted and t.next_attempt > now]
+            if waits:
+                eta = max(eta, max(waits))
         durations = sorted(self.durations)
         return {
             "counts": counts,
@@ -244,6 +251,10 @@ class LiveJob:
             "p50_s": round(durations[len(durations) // 2], 3) if durations else None,
             "p99_s": round(durations[min(len(durations) - 1, int(len(durations) * 0.99))], 3) if durations else None,
         }
+
+
+# Tasks left below which the ETA also looks at their retry times (a scan of the job's tasks).
+_ETA_SCAN_LIMIT = 5_000
 
 
 def _reachable(device: TargetDevice | None) -> bool:

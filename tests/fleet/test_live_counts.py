@@ -54,3 +54,19 @@ def test_counted_task_moves_the_counts() -> None:
     job.apply(task, TaskEvent.SESSION, 2.0)
     job.apply(task, TaskEvent.APPLIED, 3.0)
     assert +job.counts == {TaskState.APPLIED: 1}
+
+
+def test_the_eta_waits_for_the_last_phones_retry() -> None:
+    """The rate alone says a fraction of a second is left when the last phone waits 30 s
+    for the retry of its connection request ("about 0.1s left" at the demo's end)."""
+    job = _job()
+    tasks = [job.add(_rec(f"d{i}")) for i in range(11)]
+    for i, task in enumerate(tasks[:10]):
+        job.apply(task, TaskEvent.CR_SENT, float(i))
+        job.apply(task, TaskEvent.SESSION, i + 0.1)
+        job.apply(task, TaskEvent.APPLIED, i + 0.2)
+    assert job.summary(10.0)["eta_s"] == 0.9  # 10 done in 9.2 s, one left
+    tasks[10].next_attempt = 40.0
+    assert job.summary(10.0)["eta_s"] == 30.0
+    tasks[10].cr_exhausted = True  # no more requests: it waits for its periodic Inform
+    assert job.summary(10.0)["eta_s"] == 0.9
