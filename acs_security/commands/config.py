@@ -25,7 +25,8 @@ from typing import Any
 
 from acs_security.commands import UsageError
 from acs_security.deploy_config import COMPOSE_LAYOUT, HaproxyLayout, LayoutError, parse_node, render_haproxy
-from acs_security.server.config import FIELDS, ConfigError, Endpoint, ServerConfig, load_config, mask_db_url
+from acs_security.server.config import FIELDS, ConfigError, Endpoint, ServerConfig, load_config
+from acs_security.store.engine import mask_db_url
 
 __all__ = ["register", "render_example", "render_reference", "render_effective", "defaults", "EXAMPLES"]
 

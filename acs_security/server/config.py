@@ -583,19 +583,9 @@ def describe(config: ServerConfig) -> dict[str, Any]:
             continue
         value = getattr(config, f.name)
         out[f.name] = str(value) if isinstance(value, (Path, Endpoint)) else value
+    from acs_security.store.engine import mask_db_url  # SQLAlchemy: only when described
+
     out["db"] = mask_db_url(config.db)
     out["node"], out["clustered"] = config.node, config.clustered
     return out
 
-
-def mask_db_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (unparseable URLs are shown as given,
-    the store refuses them with its own message)."""
-    import sqlalchemy as sa
-
-    from acs_security.store.engine import safe_url
-
-    try:
-        return safe_url(sa.engine.make_url(url))
-    except sa.exc.ArgumentError:
-        return url

@@ -33,6 +33,7 @@ __all__ = [
     "backend_name",
     "is_sqlite_memory",
     "make_engine",
+    "mask_db_url",
     "parse_store_url",
     "safe_url",
 ]
@@ -75,6 +76,15 @@ def parse_store_url(url: str) -> URL:
 def safe_url(url: URL) -> str:
     """The URL as text with any password replaced by ``***`` (fit for messages and logs)."""
     return url.render_as_string(hide_password=True)
+
+
+def mask_db_url(url: str) -> str:
+    """``url`` (as configured) with its password replaced by ``***``; an unparseable URL is
+    shown as given (the store refuses it with its own message)."""
+    try:
+        return safe_url(sa.engine.make_url(url))
+    except sa.exc.ArgumentError:
+        return url
 
 
 def is_sqlite_memory(url: URL) -> bool:
