@@ -25,6 +25,7 @@ from acs_security.display import label_of
 from acs_security.fleet.live import LiveJob, LiveTask
 from acs_security.fleet.reach import ReachChoice, WakeOutcome, choose_method, send_wake
 from acs_security.fleet.tasks import TaskEvent, TaskState
+from acs_security.store.credentials import MAX_CREDENTIALS_PER_READ
 from acs_security.store.errors import StoreError, StoreUnavailable
 from acs_security.store.jobs import TargetDevice
 
@@ -47,7 +48,7 @@ class RequestSide:
     _http: Any
     _udp: Any
     _xmpp: XmppRequester | None
-    _cr_credentials: Callable[[str], Deferred[Any]] | None
+    _cr_credentials: Callable[[list[str]], Deferred[dict[str, Any]]] | None
     _default_cr: tuple[str, str] | None
     _cr_in_flight: int
     _store_down: bool
@@ -64,6 +65,8 @@ class RequestSide:
         budget = min(self.limits.max_cr_in_flight - self._cr_in_flight,
                      job.options.max_in_progress - in_progress)
         scanned, size = 0, len(job.queue)
+        # The tick's requests read their credentials in one store call (not one each).
+        batch: list[tuple[LiveTask, TargetDevice, ReachChoice]] = []
         while budget > 0 and scanned < size and job.queue:
             task = job.queue.popleft()
             scanned += 1
@@ -90,8 +93,16 @@ class RequestSide:
             task.requested_at = now
             task.reached_by = choice.method.value
             self._cr_in_flight += 1
-            d = Deferred.fromCoroutine(self._connection_request(task, device, choice))
-            d.addErrback(lambda f: log.failure("connection request crashed", f))
+            batch.append((task, device, choice))
+            if len(batch) == MAX_CREDENTIALS_PER_READ:
+                self._send_batch(batch)
+                batch = []
+        if batch:
+            self._send_batch(batch)
+
+    def _send_batch(self, batch: list[tuple[LiveTask, TargetDevice, ReachChoice]]) -> None:
+        d = Deferred.fromCoroutine(self._connection_requests(batch))
+        d.addErrback(lambda f: log.failure("connection requests crashed", f))
 
     def _choose(self, device: TargetDevice, now: float, *, has_credential: bool = True) -> ReachChoice:
         address = device.udp_connection_request_address
@@ -123,13 +134,28 @@ class RequestSide:
             waiting.job.queue.append(waiting)
             self._writer.mark(waiting.update(seen))
 
-    async def _connection_request(self, task: LiveTask, device: TargetDevice, choice: ReachChoice) -> None:
+    async def _connection_requests(self, batch: list[tuple[LiveTask, TargetDevice, ReachChoice]]) -> None:
+        found: dict[str, tuple[str, str]] | None = None
+        error: StoreError | None = None
         try:
-            try:
-                creds = await self._credential(device.device_id)
-            except StoreError as exc:
-                self._store_failed_request(task, exc)
-                return
+            found = await self._credentials([device.device_id for _, device, _ in batch])
+        except StoreError as exc:
+            error = exc
+        finally:
+            if found is None:  # nothing is sent: the budget of in-flight requests comes back
+                self._cr_in_flight -= len(batch)
+        if found is None:
+            for task, _, _ in batch:
+                if error is not None:
+                    self._store_failed_request(task, error)
+            return
+        for task, device, choice in batch:
+            d = Deferred.fromCoroutine(self._connection_request(task, device, choice, found.get(device.device_id)))
+            d.addErrback(lambda f: log.failure("connection request crashed", f))
+
+    async def _connection_request(self, task: LiveTask, device: TargetDevice, choice: ReachChoice,
+                                  creds: tuple[str, str] | None) -> None:
+        try:
             if creds is None and choice.method is not ReachMethod.HTTP:
                 # UDP and XMPP carry the credential; HTTP may go without one (issue 19).
                 choice = self._choose(device, self._clock.seconds(), has_credential=False)
@@ -162,12 +188,21 @@ class RequestSide:
             log.warn("cannot read the connection-request credential of {label}: {error}",
                      device=task.device_id, label=label_of(task.device_id), error=str(exc))
 
-    async def _credential(self, device_id: str) -> tuple[str, str] | None:
+    async def _credentials(self, device_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """(username, password) by device id: the device's own credential, else the
+        server-wide one; a device with neither is left out."""
+        found: dict[str, Any] = {}
         if self._cr_credentials is not None:
-            cred = await self._cr_credentials(device_id)
+            found = await self._cr_credentials(device_ids)
+        default = self._default_cr
+        out: dict[str, tuple[str, str]] = {}
+        for device_id in device_ids:
+            cred = found.get(device_id)
             if cred is not None:
-                return cred.username, cred.password
-        return self._default_cr
+                out[device_id] = (cred.username, cred.password)
+            elif default is not None:
+                out[device_id] = default
+        return out
 
     def _failed_attempt(self, task: LiveTask, now: float, why: str, *, final: bool = False) -> None:
         task.attempts += 1

@@ -35,6 +35,7 @@ class Switch:
         self.down = False
         self.failing: set[str] = set()
         self.failed: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
@@ -42,6 +43,7 @@ class Switch:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
             if self.down or name in self.failing:
                 self.failed[name] += 1
                 raise StoreUnavailable(f"cannot {name}: the database at test is unavailable: down")
@@ -62,10 +64,12 @@ class Phones:
         self.spv: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self.answers: Counter[int] = Counter()
+        self.logins: dict[str, tuple[str, str]] = {}
 
     def request(self, url: str, username: str, password: str) -> Any:
         serial = url.rsplit("/", 1)[-1]
         self.requests[serial] += 1
+        self.logins[serial] = (username, password)
         self.h.clock.callLater(0.1, lambda: ensureDeferred(self.session(serial, "6 CONNECTION REQUEST")))
         return succeed(ConnectionRequestResult(ResultKind.ACCEPTED, status=200))
 
@@ -103,7 +107,7 @@ def world():
     h.resource._store = h.dstore
     phones = Phones(h)
     engine = FleetEngine(store=h.dstore, clock=h.clock, http_requester=phones,
-                         cr_credentials=lambda d: h.dstore.call("get_connection_request_credential", d),
+                         cr_credentials=lambda ids: h.dstore.call("connection_request_credentials", ids),
                          default_cr_credential=("cr", "pw"), limits=EngineLimits(tick=0.5, cr_session_wait=20),
                          random=lambda: 0.5, store_available=lambda: not switch.down)
     h.resource._provisioner = engine
@@ -181,7 +185,7 @@ def test_a_store_failure_mid_session_is_a_503_and_the_device_is_applied_once(wor
 
 def test_a_credential_read_failing_postpones_the_request_and_crashes_nothing(world):
     h, switch, phones, engine, events = world
-    switch.failing.add("get_connection_request_credential")
+    switch.failing.add("connection_request_credentials")
     job = submit(engine, h)
     advance(h, 0.6)
     assert phones.requests == Counter()
@@ -191,6 +195,22 @@ def test_a_credential_read_failing_postpones_the_request_and_crashes_nothing(wor
     switch.failing.clear()
     advance(h, 15)
     assert job.state == "completed" and job.counts[TaskState.APPLIED] == 6
+    assert tracebacks(events) == []
+
+
+def test_one_credential_read_serves_a_ticks_connection_requests(world):
+    """The six requests of the first tick read their credentials in one store call; a
+    phone with a credential of its own is woken with it, the others with the server's."""
+    h, switch, phones, engine, events = world
+    h.store.put_connection_request_credential(device("P003"), "cr-p003", "Own-Secret-3")
+    job = submit(engine, h)
+    advance(h, 0.6)
+    assert sum(phones.requests.values()) == 6
+    assert switch.calls["connection_request_credentials"] == 1
+    assert phones.logins["P003"] == ("cr-p003", "Own-Secret-3")
+    assert {phones.logins[f"P{i:03d}"] for i in (0, 1, 2, 4, 5)} == {("cr", "pw")}
+    advance(h, 5)
+    assert job.state == "completed"
     assert tracebacks(events) == []
 
 
