@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from acs_security.store import schema as t
-from acs_security.store.errors import InvalidArgument, StoreError
-from acs_security.store.records import Credential, CredentialInfo, check_text
+from acs_security.store.errors import StoreError
+from acs_security.store.records import Credential, CredentialInfo, check_text, checked_keys
 from acs_security.store.statements import created_at_result
 
 __all__ = ["MAX_CREDENTIALS_PER_READ", "SHARED_CREDENTIAL_KEY", "CredentialsMixin"]
@@ -168,11 +168,7 @@ class CredentialsMixin:
 
         Raises InvalidArgument for a bad id or too many; StoreUnavailable/StoreError.
         """
-        ids = sorted(set(device_ids))
-        if len(ids) > MAX_CREDENTIALS_PER_READ:
-            raise InvalidArgument(f"at most {MAX_CREDENTIALS_PER_READ} devices per credential read")
-        for device_id in ids:
-            check_text("device_id", device_id, empty=False)
+        ids = checked_keys("device_id", device_ids, limit=MAX_CREDENTIALS_PER_READ, what="devices per credential read")
         if not ids:
             return {}
         c = t.connection_request_credentials.c
