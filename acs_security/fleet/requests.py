@@ -146,8 +146,11 @@ class RequestSide:
                 self._cr_in_flight -= len(batch)
         if found is None:
             for task, _, _ in batch:
-                if error is not None:
-                    self._store_failed_request(task, error)
+                self._store_failed_request(task)
+            if error is not None and not isinstance(error, StoreUnavailable):
+                first = batch[0][0].device_id
+                log.warn("cannot read the connection-request credentials of {n} device(s) ({label}, ...): {error}",
+                         n=len(batch), device=first, label=label_of(first), error=str(error))
             return
         for task, device, choice in batch:
             d = Deferred.fromCoroutine(self._connection_request(task, device, choice, found.get(device.device_id)))
@@ -173,7 +176,7 @@ class RequestSide:
             task.job.apply(task, TaskEvent.CR_LOST, now)
             self._failed_attempt(task, now, f"connection request failed ({outcome.detail})", final=outcome.final)
 
-    def _store_failed_request(self, task: LiveTask, exc: StoreError) -> None:
+    def _store_failed_request(self, task: LiveTask) -> None:
         """The device's connection-request credential could not be read: nothing was sent,
         so the attempt does not count (an outage must not use up a device's attempts and
         leave it to its next periodic Inform); the task waits and is requested again."""
@@ -184,9 +187,6 @@ class RequestSide:
         task.detail = "connection request postponed: the store is unavailable"
         task.next_attempt = now + self.limits.backoff.delay(1, self._random())
         self._writer.mark(task.update(now))
-        if not isinstance(exc, StoreUnavailable):
-            log.warn("cannot read the connection-request credential of {label}: {error}",
-                     device=task.device_id, label=label_of(task.device_id), error=str(exc))
 
     async def _credentials(self, device_ids: list[str]) -> dict[str, tuple[str, str]]:
         """(username, password) by device id: the device's own credential, else the
