@@ -20,7 +20,7 @@ from acs_security.fleet.live import JobOptions
 from acs_security.fleet.selector import parse_selector
 from acs_security.fleet.tasks import TaskState
 from acs_security.store.deferred import DeferredStore
-from acs_security.store.errors import StoreUnavailable
+from acs_security.store.errors import StoreError, StoreUnavailable
 from acs_security.store.records import make_device_id
 from tests.fleet.test_engine import POLICY
 from tests.server.harness import InlineThreadPool, inform, make_harness
@@ -36,6 +36,7 @@ class Switch:
         self.failing: set[str] = set()
         self.failed: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
+        self.error: type[StoreError] = StoreUnavailable  # what a failing call raises
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
@@ -46,7 +47,7 @@ class Switch:
             self.calls[name] += 1
             if self.down or name in self.failing:
                 self.failed[name] += 1
-                raise StoreUnavailable(f"cannot {name}: the database at test is unavailable: down")
+                raise self.error(f"cannot {name}: the database at test is unavailable: down")
             return attr(*args, **kwargs)
 
         return call
@@ -196,6 +197,20 @@ def test_a_credential_read_failing_postpones_the_request_and_crashes_nothing(wor
     advance(h, 15)
     assert job.state == "completed" and job.counts[TaskState.APPLIED] == 6
     assert tracebacks(events) == []
+
+
+def test_a_credential_read_that_fails_otherwise_is_logged_once_for_its_batch(world):
+    h, switch, phones, engine, events = world
+    switch.error = StoreError
+    switch.failing.add("connection_request_credentials")
+    job = submit(engine, h)
+    advance(h, 0.6)
+    lines = [e for e in events if "credentials of" in (e.get("log_format") or "")]
+    assert [(e["n"], e["label"]) for e in lines] == [(6, "P000 CP-8851-3PCC")], lines
+    assert phones.requests == Counter() and job.counts[TaskState.PENDING] == 6
+    switch.failing.clear()
+    advance(h, 15)
+    assert job.state == "completed"
 
 
 def test_one_credential_read_serves_a_ticks_connection_requests(world):
