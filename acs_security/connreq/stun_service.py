@@ -30,6 +30,7 @@ from twisted.logger import Logger
 
 from acs_security.connreq.stun_server import MISSING, LoginCache, StunBinding, StunServerProtocol
 from acs_security.connreq.udp_client import UdpConnectionRequester, UdpSendResult
+from acs_security.connreq.udp_drops import socket_drops
 from acs_security.store.bindings import UdpBindingRecord
 
 __all__ = ["RECEIVE_BUFFER_BYTES", "RateLimitedUdpRequester", "StunService", "widen_receive_buffer"]
@@ -170,6 +171,13 @@ class StunService:
             self._loop = LoopingCall(self.flush)
             self._loop.clock = self._clock
             self._loop.start(self._flush_interval, now=False)
+
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped at the STUN socket because its receive buffer was
+        full (connreq/udp_drops.py), or None when not listening or the system does not say."""
+        get_handle = getattr(self._port, "getHandle", None)
+        handle = get_handle() if get_handle is not None else None
+        return socket_drops(handle) if isinstance(handle, socket.socket) else None
 
     @property
     def address(self) -> tuple[str, int] | None:

@@ -145,6 +145,10 @@ class _StunCollector:
                                   "store", value=service.bindings_written)
         yield CounterMetricFamily("acs_stun_write_failures", "Batches of bindings the store refused (the "
                                   "phones' next keep-alives bring them again)", value=service.write_failures)
+        drops = service.kernel_drops()
+        if drops is not None:
+            yield CounterMetricFamily("acs_stun_receive_drops", "Datagrams the kernel dropped at the STUN socket, its "
+                                      "receive buffer full (raise net.core.rmem_max: docs/nat.md)", value=drops)
         limited = service.requester.limited if service.requester is not None else 0
         yield CounterMetricFamily("acs_udp_connection_requests_limited", "UDP connection requests not sent: "
                                   "the same address was sent one less than the minimum interval ago",

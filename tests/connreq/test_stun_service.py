@@ -277,6 +277,9 @@ def test_the_stun_server_is_exported_to_prometheus_without_usernames() -> None:
     assert "acs_stun_bindings_written_total 2.0" in text
     assert "acs_stun_write_failures_total 0.0" in text
     assert "cr-nat1" not in text and "198.51.100.7" not in text
+    assert "acs_stun_receive_drops" not in text  # a fake transport: the kernel has no count to give
+    service.kernel_drops = lambda: 344  # type: ignore[method-assign]
+    assert "acs_stun_receive_drops_total 344.0" in metrics.render().decode()
 
 
 def test_a_flush_during_a_write_waits_for_it_and_writes_what_came_since() -> None:

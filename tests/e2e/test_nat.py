@@ -171,6 +171,7 @@ def test_forged_replayed_and_foreign_udp_requests_are_dropped(tmp_path: Path) ->
             granted = cast(Any, sent_from_stun).getHandle().getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             assert granted >= min(RECEIVE_BUFFER_BYTES, 2 * _sysctl("rmem_max")), granted
             assert granted > _sysctl("rmem_default"), granted
+            assert stun.kernel_drops() == 0  # read from /proc/net/udp by the socket's inode
             before = fleet.stats.udp_accepted
             # Forged: signed with a guessed password, from the STUN server's own socket.
             sent_from_stun.write(datagram("guess", 1), (host, int(port)))
