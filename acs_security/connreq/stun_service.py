@@ -45,13 +45,19 @@ log = Logger(namespace="acs_security.connreq.stun")
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 
+def socket_of(port: Any) -> socket.socket | None:
+    """The socket of a listening UDP port, or None (not listening, or a test's fake)."""
+    get_handle = getattr(port, "getHandle", None)
+    handle = get_handle() if get_handle is not None else None
+    return handle if isinstance(handle, socket.socket) else None
+
+
 def widen_receive_buffer(port: Any, wanted: int = RECEIVE_BUFFER_BYTES) -> int | None:
     """Ask for a ``wanted``-byte receive buffer on a listening UDP port; returns the size
     the kernel granted (Linux reports twice what it books), or None when the port has no
     socket to set it on."""
-    get_handle = getattr(port, "getHandle", None)
-    handle = get_handle() if get_handle is not None else None
-    if not isinstance(handle, socket.socket):
+    handle = socket_of(port)
+    if handle is None:
         return None
     try:
         handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
@@ -175,9 +181,8 @@ class StunService:
     def kernel_drops(self) -> int | None:
         """Datagrams the kernel dropped at the STUN socket because its receive buffer was
         full (connreq/udp_drops.py), or None when not listening or the system does not say."""
-        get_handle = getattr(self._port, "getHandle", None)
-        handle = get_handle() if get_handle is not None else None
-        return socket_drops(handle) if isinstance(handle, socket.socket) else None
+        handle = socket_of(self._port)
+        return socket_drops(handle) if handle is not None else None
 
     @property
     def address(self) -> tuple[str, int] | None:
