@@ -135,10 +135,17 @@ class RequestSide:
             self._writer.mark(waiting.update(seen))
 
     async def _connection_requests(self, batch: list[tuple[LiveTask, TargetDevice, ReachChoice]]) -> None:
+        device_ids = [device.device_id for _, device, _ in batch]
         found: dict[str, tuple[str, str]] | None = None
         error: StoreError | None = None
         try:
-            found = await self._credentials([device.device_id for _, device, _ in batch])
+            try:
+                found = await self._credentials(device_ids)
+            except StoreUnavailable:
+                # A connection the database dropped fails the call that finds it, and the
+                # pool connects anew: one more try before the whole batch waits a back-off
+                # (reads of their own used to lose only the requests that met the dead one).
+                found = await self._credentials(device_ids)
         except StoreError as exc:
             error = exc
         finally:

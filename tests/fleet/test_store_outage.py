@@ -37,6 +37,7 @@ class Switch:
         self.failed: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self.error: type[StoreError] = StoreUnavailable  # what a failing call raises
+        self.fail_next: Counter[str] = Counter()  # calls that fail once more, by name
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
@@ -45,7 +46,10 @@ class Switch:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] += 1
-            if self.down or name in self.failing:
+            once = self.fail_next[name] > 0
+            if once:
+                self.fail_next[name] -= 1
+            if self.down or name in self.failing or once:
                 self.failed[name] += 1
                 raise self.error(f"cannot {name}: the database at test is unavailable: down")
             return attr(*args, **kwargs)
@@ -210,6 +214,20 @@ def test_a_credential_read_that_fails_otherwise_is_logged_once_for_its_batch(wor
     assert phones.requests == Counter() and job.counts[TaskState.PENDING] == 6
     switch.failing.clear()
     advance(h, 15)
+    assert job.state == "completed"
+
+
+def test_a_credential_read_that_meets_a_dropped_connection_is_tried_once_more(world):
+    """The database dropped the pool's connection: the first read fails, the second (on a
+    new connection) serves the tick, and no request waits a back-off for it."""
+    h, switch, phones, engine, events = world
+    switch.fail_next["connection_request_credentials"] = 1
+    job = submit(engine, h)
+    advance(h, 0.6)
+    assert switch.calls["connection_request_credentials"] == 2
+    assert sum(phones.requests.values()) == 6
+    assert all(t.attempts == 0 for t in job.tasks.values())
+    advance(h, 5)
     assert job.state == "completed"
 
 
