@@ -62,7 +62,7 @@ class FleetEngine(SessionSide, RequestSide):
         http_requester: Any = None,
         udp_requester: Any = None,
         xmpp_requester: XmppRequester | None = None,
-        cr_credentials: Callable[[list[str]], Deferred[dict[str, Any]]] | None = None,
+        cr_credentials: Callable[[str], Deferred[Any]] | None = None,
         default_cr_credential: tuple[str, str] | None = None,
         catalogue: Catalogue | None = None,
         limits: EngineLimits | None = None,

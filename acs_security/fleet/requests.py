@@ -25,7 +25,6 @@ from acs_security.display import label_of
 from acs_security.fleet.live import LiveJob, LiveTask
 from acs_security.fleet.reach import ReachChoice, WakeOutcome, choose_method, send_wake
 from acs_security.fleet.tasks import TaskEvent, TaskState
-from acs_security.store.credentials import MAX_CREDENTIALS_PER_READ
 from acs_security.store.errors import StoreError, StoreUnavailable
 from acs_security.store.jobs import TargetDevice
 
@@ -48,7 +47,7 @@ class RequestSide:
     _http: Any
     _udp: Any
     _xmpp: XmppRequester | None
-    _cr_credentials: Callable[[list[str]], Deferred[dict[str, Any]]] | None
+    _cr_credentials: Callable[[str], Deferred[Any]] | None
     _default_cr: tuple[str, str] | None
     _cr_in_flight: int
     _store_down: bool
@@ -65,8 +64,6 @@ class RequestSide:
         budget = min(self.limits.max_cr_in_flight - self._cr_in_flight,
                      job.options.max_in_progress - in_progress)
         scanned, size = 0, len(job.queue)
-        # The tick's requests read their credentials in one store call (not one each).
-        batch: list[tuple[LiveTask, TargetDevice, ReachChoice]] = []
         while budget > 0 and scanned < size and job.queue:
             task = job.queue.popleft()
             scanned += 1
@@ -93,16 +90,8 @@ class RequestSide:
             task.requested_at = now
             task.reached_by = choice.method.value
             self._cr_in_flight += 1
-            batch.append((task, device, choice))
-            if len(batch) == MAX_CREDENTIALS_PER_READ:
-                self._send_batch(batch)
-                batch = []
-        if batch:
-            self._send_batch(batch)
-
-    def _send_batch(self, batch: list[tuple[LiveTask, TargetDevice, ReachChoice]]) -> None:
-        d = Deferred.fromCoroutine(self._connection_requests(batch))
-        d.addErrback(lambda f: log.failure("connection requests crashed", f))
+            d = Deferred.fromCoroutine(self._connection_request(task, device, choice))
+            d.addErrback(lambda f: log.failure("connection request crashed", f))
 
     def _choose(self, device: TargetDevice, now: float, *, has_credential: bool = True) -> ReachChoice:
         address = device.udp_connection_request_address
@@ -134,38 +123,13 @@ class RequestSide:
             waiting.job.queue.append(waiting)
             self._writer.mark(waiting.update(seen))
 
-    async def _connection_requests(self, batch: list[tuple[LiveTask, TargetDevice, ReachChoice]]) -> None:
-        device_ids = [device.device_id for _, device, _ in batch]
-        found: dict[str, tuple[str, str]] | None = None
-        error: StoreError | None = None
+    async def _connection_request(self, task: LiveTask, device: TargetDevice, choice: ReachChoice) -> None:
         try:
             try:
-                found = await self._credentials(device_ids)
-            except StoreUnavailable:
-                # A connection the database dropped fails the call that finds it, and the
-                # pool connects anew: one more try before the whole batch waits a back-off
-                # (reads of their own used to lose only the requests that met the dead one).
-                found = await self._credentials(device_ids)
-        except StoreError as exc:
-            error = exc
-        finally:
-            if found is None:  # nothing is sent: the budget of in-flight requests comes back
-                self._cr_in_flight -= len(batch)
-        if found is None:
-            for task, _, _ in batch:
-                self._store_failed_request(task)
-            if error is not None and not isinstance(error, StoreUnavailable):
-                first = batch[0][0].device_id
-                log.warn("cannot read the connection-request credentials of {n} device(s) ({label}, ...): {error}",
-                         n=len(batch), device=first, label=label_of(first), error=str(error))
-            return
-        for task, device, choice in batch:
-            d = Deferred.fromCoroutine(self._connection_request(task, device, choice, found.get(device.device_id)))
-            d.addErrback(lambda f: log.failure("connection request crashed", f))
-
-    async def _connection_request(self, task: LiveTask, device: TargetDevice, choice: ReachChoice,
-                                  creds: tuple[str, str] | None) -> None:
-        try:
+                creds = await self._credential(device.device_id)
+            except StoreError as exc:
+                self._store_failed_request(task, exc)
+                return
             if creds is None and choice.method is not ReachMethod.HTTP:
                 # UDP and XMPP carry the credential; HTTP may go without one (issue 19).
                 choice = self._choose(device, self._clock.seconds(), has_credential=False)
@@ -183,7 +147,7 @@ class RequestSide:
             task.job.apply(task, TaskEvent.CR_LOST, now)
             self._failed_attempt(task, now, f"connection request failed ({outcome.detail})", final=outcome.final)
 
-    def _store_failed_request(self, task: LiveTask) -> None:
+    def _store_failed_request(self, task: LiveTask, exc: StoreError) -> None:
         """The device's connection-request credential could not be read: nothing was sent,
         so the attempt does not count (an outage must not use up a device's attempts and
         leave it to its next periodic Inform); the task waits and is requested again."""
@@ -194,22 +158,16 @@ class RequestSide:
         task.detail = "connection request postponed: the store is unavailable"
         task.next_attempt = now + self.limits.backoff.delay(1, self._random())
         self._writer.mark(task.update(now))
+        if not isinstance(exc, StoreUnavailable):
+            log.warn("cannot read the connection-request credential of {label}: {error}",
+                     device=task.device_id, label=label_of(task.device_id), error=str(exc))
 
-    async def _credentials(self, device_ids: list[str]) -> dict[str, tuple[str, str]]:
-        """(username, password) by device id: the device's own credential, else the
-        server-wide one; a device with neither is left out."""
-        found: dict[str, Any] = {}
+    async def _credential(self, device_id: str) -> tuple[str, str] | None:
         if self._cr_credentials is not None:
-            found = await self._cr_credentials(device_ids)
-        default = self._default_cr
-        out: dict[str, tuple[str, str]] = {}
-        for device_id in device_ids:
-            cred = found.get(device_id)
+            cred = await self._cr_credentials(device_id)
             if cred is not None:
-                out[device_id] = (cred.username, cred.password)
-            elif default is not None:
-                out[device_id] = default
-        return out
+                return cred.username, cred.password
+        return self._default_cr
 
     def _failed_attempt(self, task: LiveTask, now: float, why: str, *, final: bool = False) -> None:
         task.attempts += 1

@@ -239,7 +239,7 @@ class AcsServer:
             store=ds, clock=self.reactor, http_requester=senders.http, udp_requester=senders.udp,
             xmpp_requester=senders.xmpp, cluster=cluster,
             node=cfg.node, files=self.files, store_available=self._store_available,
-            cr_credentials=lambda device_ids: ds.call("connection_request_credentials", device_ids),
+            cr_credentials=lambda device_id: ds.call("get_connection_request_credential", device_id),
             default_cr_credential=default,
             limits=EngineLimits(max_cr_in_flight=cfg.max_cr_in_flight,
                                 cr_session_wait=cfg.cr_session_wait, stun_keepalive=cfg.stun_keepalive),

@@ -7,20 +7,16 @@ quoted in an error. :class:`CredentialsMixin` uses the Store's ``_read``/``_writ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from acs_security.store import schema as t
 from acs_security.store.errors import StoreError
-from acs_security.store.records import Credential, CredentialInfo, check_text, checked_keys
+from acs_security.store.records import Credential, CredentialInfo, check_text
 from acs_security.store.statements import created_at_result
 
-__all__ = ["MAX_CREDENTIALS_PER_READ", "SHARED_CREDENTIAL_KEY", "CredentialsMixin"]
-
-#: Devices per connection_request_credentials call: one IN list, far below SQLite's limit.
-MAX_CREDENTIALS_PER_READ = 1000
+__all__ = ["SHARED_CREDENTIAL_KEY", "CredentialsMixin"]
 
 #: The key of the credential every CPE without its own may use.
 SHARED_CREDENTIAL_KEY = "*"
@@ -159,22 +155,3 @@ class CredentialsMixin:
                     return None
                 username, password, created_at = row.username, row.password, row.created_at
         return Credential(device_id, username, self._decode("connection-request", device_id, password), created_at)
-
-    def connection_request_credentials(self, device_ids: Sequence[str]) -> dict[str, Credential]:
-        """The connection-request credentials of ``device_ids`` (at most
-        MAX_CREDENTIALS_PER_READ), by device id; a device without one is left out. One
-        statement for all: the job engine reads those of a tick's connection requests at
-        once, where a read per request cost a thread hop and a round trip each.
-
-        Raises InvalidArgument for a bad id or too many; StoreUnavailable/StoreError.
-        """
-        ids = checked_keys("device_id", device_ids, limit=MAX_CREDENTIALS_PER_READ, what="devices per credential read")
-        if not ids:
-            return {}
-        c = t.connection_request_credentials.c
-        with self._read("read connection-request credentials") as conn:
-            rows = conn.execute(sa.select(c.device_id, c.username, c.password, c.created_at)
-                                .where(c.device_id.in_(ids))).all()
-        return {device_id: Credential(device_id, username, self._decode("connection-request", device_id, password),
-                                      created_at)
-                for device_id, username, password, created_at in rows}

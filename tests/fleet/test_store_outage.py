@@ -20,7 +20,7 @@ from acs_security.fleet.live import JobOptions
 from acs_security.fleet.selector import parse_selector
 from acs_security.fleet.tasks import TaskState
 from acs_security.store.deferred import DeferredStore
-from acs_security.store.errors import StoreError, StoreUnavailable
+from acs_security.store.errors import StoreUnavailable
 from acs_security.store.records import make_device_id
 from tests.fleet.test_engine import POLICY
 from tests.server.harness import InlineThreadPool, inform, make_harness
@@ -35,9 +35,6 @@ class Switch:
         self.down = False
         self.failing: set[str] = set()
         self.failed: Counter[str] = Counter()
-        self.calls: Counter[str] = Counter()
-        self.error: type[StoreError] = StoreUnavailable  # what a failing call raises
-        self.fail_next: Counter[str] = Counter()  # calls that fail once more, by name
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
@@ -45,13 +42,9 @@ class Switch:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            once = self.fail_next[name] > 0
-            if once:
-                self.fail_next[name] -= 1
-            if self.down or name in self.failing or once:
+            if self.down or name in self.failing:
                 self.failed[name] += 1
-                raise self.error(f"cannot {name}: the database at test is unavailable: down")
+                raise StoreUnavailable(f"cannot {name}: the database at test is unavailable: down")
             return attr(*args, **kwargs)
 
         return call
@@ -69,12 +62,10 @@ class Phones:
         self.spv: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self.answers: Counter[int] = Counter()
-        self.logins: dict[str, tuple[str, str]] = {}
 
     def request(self, url: str, username: str, password: str) -> Any:
         serial = url.rsplit("/", 1)[-1]
         self.requests[serial] += 1
-        self.logins[serial] = (username, password)
         self.h.clock.callLater(0.1, lambda: ensureDeferred(self.session(serial, "6 CONNECTION REQUEST")))
         return succeed(ConnectionRequestResult(ResultKind.ACCEPTED, status=200))
 
@@ -112,7 +103,7 @@ def world():
     h.resource._store = h.dstore
     phones = Phones(h)
     engine = FleetEngine(store=h.dstore, clock=h.clock, http_requester=phones,
-                         cr_credentials=lambda ids: h.dstore.call("connection_request_credentials", ids),
+                         cr_credentials=lambda d: h.dstore.call("get_connection_request_credential", d),
                          default_cr_credential=("cr", "pw"), limits=EngineLimits(tick=0.5, cr_session_wait=20),
                          random=lambda: 0.5, store_available=lambda: not switch.down)
     h.resource._provisioner = engine
@@ -190,7 +181,7 @@ def test_a_store_failure_mid_session_is_a_503_and_the_device_is_applied_once(wor
 
 def test_a_credential_read_failing_postpones_the_request_and_crashes_nothing(world):
     h, switch, phones, engine, events = world
-    switch.failing.add("connection_request_credentials")
+    switch.failing.add("get_connection_request_credential")
     job = submit(engine, h)
     advance(h, 0.6)
     assert phones.requests == Counter()
@@ -200,50 +191,6 @@ def test_a_credential_read_failing_postpones_the_request_and_crashes_nothing(wor
     switch.failing.clear()
     advance(h, 15)
     assert job.state == "completed" and job.counts[TaskState.APPLIED] == 6
-    assert tracebacks(events) == []
-
-
-def test_a_credential_read_that_fails_otherwise_is_logged_once_for_its_batch(world):
-    h, switch, phones, engine, events = world
-    switch.error = StoreError
-    switch.failing.add("connection_request_credentials")
-    job = submit(engine, h)
-    advance(h, 0.6)
-    lines = [e for e in events if "credentials of" in (e.get("log_format") or "")]
-    assert [(e["n"], e["label"]) for e in lines] == [(6, "P000 CP-8851-3PCC")], lines
-    assert phones.requests == Counter() and job.counts[TaskState.PENDING] == 6
-    switch.failing.clear()
-    advance(h, 15)
-    assert job.state == "completed"
-
-
-def test_a_credential_read_that_meets_a_dropped_connection_is_tried_once_more(world):
-    """The database dropped the pool's connection: the first read fails, the second (on a
-    new connection) serves the tick, and no request waits a back-off for it."""
-    h, switch, phones, engine, events = world
-    switch.fail_next["connection_request_credentials"] = 1
-    job = submit(engine, h)
-    advance(h, 0.6)
-    assert switch.calls["connection_request_credentials"] == 2
-    assert sum(phones.requests.values()) == 6
-    assert all(t.attempts == 0 for t in job.tasks.values())
-    advance(h, 5)
-    assert job.state == "completed"
-
-
-def test_one_credential_read_serves_a_ticks_connection_requests(world):
-    """The six requests of the first tick read their credentials in one store call; a
-    phone with a credential of its own is woken with it, the others with the server's."""
-    h, switch, phones, engine, events = world
-    h.store.put_connection_request_credential(device("P003"), "cr-p003", "Own-Secret-3")
-    job = submit(engine, h)
-    advance(h, 0.6)
-    assert sum(phones.requests.values()) == 6
-    assert switch.calls["connection_request_credentials"] == 1
-    assert phones.logins["P003"] == ("cr-p003", "Own-Secret-3")
-    assert {phones.logins[f"P{i:03d}"] for i in (0, 1, 2, 4, 5)} == {("cr", "pw")}
-    advance(h, 5)
-    assert job.state == "completed"
     assert tracebacks(events) == []
 
 

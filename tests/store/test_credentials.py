@@ -167,20 +167,3 @@ def test_connection_request_credentials(store: Store, clock: FakeClock) -> None:
     assert found is not None
     assert (found.key, found.username, found.password, found.created_at) == (DEVICE, "cr2", "Cr-Secret-2!", clock.now)
     assert "Cr-Secret-2!" not in repr(found)
-
-
-def test_connection_request_credentials_of_many_devices_in_one_read(store: Store) -> None:
-    serials = ("FCH1", "FCH2", "FCH3")
-    store.record_informs([inform(s) for s in serials])
-    ids = [make_device_id(CISCO_OUI, CISCO_CLASS, s) for s in serials]
-    store.put_connection_request_credential(ids[0], "cr-1", "Cr-Secret-1!")
-    store.put_connection_request_credential(ids[2], "cr-3", "Cr-Secret-3!")
-    found = store.connection_request_credentials([*ids, ids[0], make_device_id(CISCO_OUI, CISCO_CLASS, "NONE")])
-    assert sorted(found) == [ids[0], ids[2]]  # no credential, or no device: left out
-    assert (found[ids[2]].username, found[ids[2]].password) == ("cr-3", "Cr-Secret-3!")
-    assert found[ids[0]] == store.get_connection_request_credential(ids[0])
-    assert store.connection_request_credentials([]) == {}
-    with pytest.raises(InvalidArgument, match="NUL"):
-        store.connection_request_credentials([ids[0], "bad\x00id"])
-    with pytest.raises(InvalidArgument, match="at most 1000"):
-        store.connection_request_credentials([f"d{i}" for i in range(1001)])
