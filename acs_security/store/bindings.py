@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from acs_security.store import schema as t
 from acs_security.store.errors import InvalidArgument
-from acs_security.store.records import check_aware, check_text, checked_keys
+from acs_security.store.records import check_aware, check_text
 
 __all__ = ["BindingsMixin", "UdpBindingRecord"]
 
@@ -68,7 +68,11 @@ class BindingsMixin:
         """username -> (device id, connection-request password) for the usernames that name
         exactly one device's connection-request credential (a username shared by several
         devices identifies none of them and is left out)."""
-        names = checked_keys("username", usernames, limit=_MAX_LOGINS, what="usernames per lookup")
+        names = sorted(set(usernames))
+        if len(names) > _MAX_LOGINS:
+            raise InvalidArgument(f"at most {_MAX_LOGINS} usernames per lookup")
+        for name in names:
+            check_text("username", name, empty=False)
         if not names:
             return {}
         c = t.connection_request_credentials.c

@@ -12,7 +12,6 @@ product class ``CP-8841-3PCC`` becomes ``CP%2D8841%2D3PCC``.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import unquote
@@ -27,7 +26,6 @@ __all__ = [
     "TransferComplete",
     "check_aware",
     "check_text",
-    "checked_keys",
     "make_device_id",
     "parse_device_id",
 ]
@@ -104,21 +102,6 @@ def check_text(name: str, value: object, *, empty: bool = True) -> str:
             # A lone surrogate cannot be stored as UTF-8 by either driver.
             raise InvalidArgument(f"{name} is not valid Unicode (lone surrogate)") from None
     return value
-
-
-def checked_keys(name: str, values: Sequence[str], *, limit: int, what: str) -> list[str]:
-    """``values`` without repeats, sorted (one ``IN`` list for a batch read), each checked
-    as :func:`check_text` does and not empty; at most ``limit`` of them (``what``: the
-    error's words, e.g. "usernames per lookup").
-
-    Raises InvalidArgument.
-    """
-    keys = sorted(set(values))
-    if len(keys) > limit:
-        raise InvalidArgument(f"at most {limit} {what}")
-    for key in keys:
-        check_text(name, key, empty=False)
-    return keys
 
 
 def _check_optional_text(name: str, value: object) -> None:
